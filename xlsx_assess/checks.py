@@ -1,0 +1,371 @@
+"""Check one returned workbook against what the generator wrote for its township.
+
+Never trust a returned file: the identity is verified, every locked cell is compared with the
+layout, every input is validated and every total is recomputed in Python (`scoring`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from . import scoring
+from .issues import Issue, Report, issue
+from .layout import (COL_SCORE, FORM_MARK, FORM_SHEET, GUIDE_SHEET, IDENTITY_KEYS, META_SHEET, SHEETS, CellSpec,
+                     FormLayout, a1, computed_cells, form_layout)
+from .reader import Returned
+from .rubric import Rubric, format_points
+from .settings import Settings, Township
+
+MAX_CHANGED = 20          # locked-cell differences listed one by one before they are summed up
+MAX_NOTE = 32767          # what a spreadsheet cell can hold
+ERROR_VALUES = ("#DIV/0!", "#N/A", "#NAME?", "#NULL!", "#NUM!", "#REF!", "#VALUE!", "#GETTING_DATA", "#SPILL!",
+                "#CALC!")
+INJECTION_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass
+class Context:
+    """What returned files are checked against: the current rubric, settings and roster."""
+
+    rubric: Rubric
+    settings: Settings
+    townships: list[Township]
+    _layouts: dict[str, FormLayout] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def roster(self) -> dict[str, Township]:
+        return {t.code: t for t in self.townships}
+
+    def layout(self, code: str) -> FormLayout:
+        if code not in self._layouts:
+            self._layouts[code] = form_layout(self.rubric, self.roster[code], self.settings)
+        return self._layouts[code]
+
+
+@dataclass
+class Entries:
+    """What a township entered, as read and cleaned."""
+
+    values: dict[str, float | None] = field(default_factory=dict)    # item id -> score
+    zeroed: bool = False
+    notes: dict[str, str] = field(default_factory=dict)
+    evidence: dict[str, str] = field(default_factory=dict)
+    reporter: str = ""
+    phone: str = ""
+
+    def fingerprint(self) -> tuple:
+        """What two files must share to count as copies of each other."""
+        return (tuple(sorted(self.values.items(), key=lambda kv: kv[0])), self.zeroed,
+                tuple(sorted(self.notes.items())), tuple(sorted(self.evidence.items())))
+
+    @property
+    def blank(self) -> bool:
+        return not any(v is not None for v in self.values.values()) and not self.notes and not self.evidence
+
+
+@dataclass
+class FileResult:
+    """The verdict on one file."""
+
+    name: str
+    sha256: str = ""
+    format: str = ""
+    township: Township | None = None
+    entries: Entries | None = None
+    scores: scoring.Scores | None = None
+    saved: dt.datetime | None = None
+    mtime: dt.datetime | None = None
+    role: str = "used"            # used | superseded | duplicate
+    report: Report = field(default_factory=Report)
+
+    @property
+    def status(self) -> str:
+        return self.report.status
+
+    @property
+    def accepted(self) -> bool:
+        return self.role == "used" and self.report.ok and self.scores is not None
+
+    @property
+    def when(self) -> dt.datetime | None:
+        return self.saved or self.mtime
+
+    def add(self, code: str, **fields) -> None:
+        self.report.add(issue(code, file=self.name, **fields))
+
+
+def check_returned(ret: Returned, ctx: Context) -> FileResult:
+    """Check one file; every problem lands in the result's report, nothing raises."""
+    res = FileResult(ret.name, ret.sha256, ret.format, saved=ret.saved, mtime=ret.mtime)
+    res.report.extend(ret.issues)
+    if not ret.readable:
+        return res
+    township = _check_identity(ret, ctx, res)
+    if township is None:
+        return res
+    res.township = township
+    lay = ctx.layout(township.code)
+    if not _check_sheets(ret, res):
+        return res
+    _check_locked(ret, lay, res)
+    _check_structure(ret, lay, res)
+    res.entries = _read_entries(ret, lay, res)
+    s = ctx.settings
+    res.scores = scoring.score(ctx.rubric, res.entries.values, res.entries.zeroed, s.bonus_cap, s.deduction_cap)
+    _check_cached(ret, lay, res)
+    return res
+
+
+# -- identity -------------------------------------------------------------------------------------
+
+def read_identity(ret: Returned) -> tuple[dict[str, str], dict[str, str]]:
+    """Identity from the document properties and from the hidden sheet (either may be missing)."""
+    props = {k: v for k, v in ret.properties.items() if k in IDENTITY_KEYS}
+    sheet: dict[str, str] = {}
+    for row in ret.values.get(META_SHEET, [])[1:]:
+        if len(row) >= 2 and str(row[0]) in IDENTITY_KEYS:
+            sheet[str(row[0])] = _text(row[1])
+    return props, sheet
+
+
+def _check_identity(ret: Returned, ctx: Context, res: FileResult) -> Township | None:
+    props, sheet = read_identity(ret)
+    ident = sheet or props
+    if ident.get("xa_form") != FORM_MARK:
+        res.add("I201")
+        return None
+    if props and sheet:
+        differ = [k for k in IDENTITY_KEYS if props.get(k) != sheet.get(k) and k != "xa_tool_version"]
+        if differ:
+            res.add("I206", sheet=META_SHEET, detail="文档属性与隐藏表不一致：" + "、".join(differ))
+    code, name = ident.get("xa_township_code", ""), ident.get("xa_township", "")
+    township = ctx.roster.get(code)
+    if township is None:
+        res.add("I202", sheet=META_SHEET, value=f"{name}（{code}）")
+        return None
+    if name != township.name:
+        res.add("I207", sheet=META_SHEET, value=code, expected=township.name, detail=name)
+    if ident.get("xa_year") != str(ctx.settings.year):
+        res.add("I203", sheet=META_SHEET, value=ident.get("xa_year", "?"), expected=ctx.settings.year)
+        return None
+    if ident.get("xa_rubric_sha256") != ctx.rubric.fingerprint:
+        res.add("I204", sheet=META_SHEET, value=ident.get("xa_rubric_sha256", "?")[:12],
+                expected=ctx.rubric.fingerprint[:12])
+        return None
+    expected = ctx.layout(code).identity
+    if ident.get("xa_form_id") != expected["xa_form_id"]:
+        res.add("I206", sheet=META_SHEET, detail="表单编号不符")
+    other = _named_in_file_name(ret.name, ctx.townships)
+    if other is not None and other.code != code:
+        res.add("I205", value=other.name, expected=township.name)
+    return township
+
+
+def _named_in_file_name(name: str, townships: list[Township]) -> Township | None:
+    """The township a file name points to, if it names exactly one (by code or name)."""
+    base = name.rsplit("›", 1)[-1]
+    hits = {t.code: t for t in townships if t.code in base}
+    if not hits:
+        names = sorted((t for t in townships if t.name in base), key=lambda t: -len(t.name))
+        hits = {t.code: t for t in names[:1]}
+    return next(iter(hits.values())) if len(hits) == 1 else None
+
+
+# -- structure ------------------------------------------------------------------------------------
+
+def _check_sheets(ret: Returned, res: FileResult) -> bool:
+    for name in SHEETS:
+        if name not in ret.sheets and name != META_SHEET:
+            res.add("S301", sheet=name, value=name)
+    for name in ret.sheets:
+        if name not in SHEETS:
+            res.add("S302", sheet=name, value=name)
+    if ret.sheets.get(META_SHEET) == "visible":
+        res.add("S308", sheet=META_SHEET)
+    return FORM_SHEET in ret.sheets
+
+
+def _check_locked(ret: Returned, lay: FormLayout, res: FileResult) -> None:
+    changed: list[Issue] = []
+    for cell in lay.locked():
+        if cell.sheet == META_SHEET or cell.sheet not in ret.sheets:
+            continue
+        if cell.formula is not None:
+            problem = _formula_problem(ret, cell)
+            if problem:
+                changed.append(issue("S304", file=res.name, sheet=cell.sheet, cell=cell.ref, expected=problem))
+            continue
+        if cell.value is None:
+            continue
+        actual = ret.value(cell.sheet, cell.row, cell.col)
+        if not _same(cell.value, actual):
+            changed.append(issue("S303", file=res.name, sheet=cell.sheet, cell=cell.ref,
+                                 expected=_show(cell.value), value=_show(actual)))
+        elif ret.is_locked(cell.sheet, cell.ref) is False:
+            changed.append(issue("S307", file=res.name, sheet=cell.sheet, cell=cell.ref))
+    res.report.extend(changed[:MAX_CHANGED])
+    if len(changed) > MAX_CHANGED:
+        res.add("S309", sheet=FORM_SHEET, value=len(changed) - MAX_CHANGED)
+
+
+def _formula_problem(ret: Returned, cell: CellSpec) -> str:
+    """'' when the formula is intact (or the format cannot tell), else the expected formula."""
+    if ret.xml is None or cell.sheet not in ret.xml:
+        return ""
+    actual = ret.xml[cell.sheet].formulas.get(cell.ref)
+    if actual is None:
+        return "=" + cell.formula
+    if actual == "":                      # a shared formula's follower: the text lives elsewhere
+        return ""
+    return "" if normalize_formula(actual) == normalize_formula(cell.formula) else "=" + cell.formula
+
+
+def normalize_formula(text: str) -> str:
+    text = re.sub(r"_xlfn\.|_xlws\.|\$|\s", "", text.lstrip("="))
+    return text.upper()
+
+
+def _check_structure(ret: Returned, lay: FormLayout, res: FileResult) -> None:
+    if ret.xml is None:
+        return
+    for sheet in (GUIDE_SHEET, FORM_SHEET):
+        if sheet in ret.xml and not ret.xml[sheet].protected:
+            res.add("S305", sheet=sheet)
+    form = ret.xml.get(FORM_SHEET)
+    if form is None:
+        return
+    missing = [c.ref for c in lay.inputs() if c.sheet == FORM_SHEET and not form.validated(c.row, c.col)]
+    if missing:
+        shown = "、".join(missing[:5]) + (f" 等 {len(missing)} 个单元格" if len(missing) > 5 else "")
+        res.add("S306", sheet=FORM_SHEET, cell=missing[0], detail=shown)
+
+
+# -- values ---------------------------------------------------------------------------------------
+
+def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
+    entries = Entries()
+    formulas = ret.xml.get(FORM_SHEET).formulas if ret.xml and FORM_SHEET in ret.xml else {}
+    for item in lay.rubric.items:
+        row = lay.item_rows[item.id]
+        ref = a1(row, COL_SCORE)
+        raw = ret.value(FORM_SHEET, row, COL_SCORE)
+        where = {"sheet": FORM_SHEET, "cell": ref}
+        if ref in formulas:
+            res.add("V406", value="=" + formulas[ref][:40], **where)
+            entries.values[item.id] = None
+            continue
+        if item.kind == "zero":
+            answer = _text(raw).strip()
+            if answer not in ("", scoring.YES, scoring.NO):
+                res.add("V407", value=_show(raw), **where)
+            entries.zeroed = answer == scoring.YES
+            if entries.zeroed:
+                res.add("V413", **where)
+            continue
+        value = _number(raw, item.points, res, where, item.label)
+        if value is None and item.kind == "base" and _text(raw).strip() == "":
+            res.add("V401", label=item.label, limit=format_points(item.points), **where)
+        entries.values[item.id] = value
+        entries.notes.update(_note(ret, lay.note_cell(item.id), res, item.id))
+        entries.evidence.update(_note(ret, lay.evidence_cell(item.id), res, item.id))
+    entries.reporter = _text(ret.value(FORM_SHEET, *_rc(lay.reporter_cell))).strip()
+    entries.phone = _text(ret.value(FORM_SHEET, *_rc(lay.phone_cell))).strip()
+    if not entries.reporter:
+        res.add("V409", sheet=FORM_SHEET, cell=lay.reporter_cell)
+    if not entries.phone:
+        res.add("V410", sheet=FORM_SHEET, cell=lay.phone_cell)
+    return entries
+
+
+def _number(raw: Any, top: float, res: FileResult, where: dict, label: str) -> float | None:
+    """A score as a number, or None (blank or unusable, with an issue for the latter)."""
+    limit = format_points(top)
+    if isinstance(raw, bool) or isinstance(raw, (dt.date, dt.time, dt.timedelta)):
+        res.add("V402", value=_show(raw), limit=limit, **where)
+        return None
+    if isinstance(raw, (int, float)):
+        value = float(raw)
+    else:
+        text = str(raw).strip()
+        if text == "":
+            return None
+        if text.upper() in ERROR_VALUES:
+            res.add("V412", value=text, limit=limit, **where)
+            return None
+        folded = unicodedata.normalize("NFKC", text).replace("。", ".").strip()
+        try:
+            value = float(folded)
+        except ValueError:
+            res.add("V402", value=_show(text), limit=limit, **where)
+            return None
+        code = "V405" if folded != text else "V404"
+        res.add(code, value=text, detail=format_points(value), **where)
+    if not math.isfinite(value) or value < 0 or value > top + 1e-9:
+        res.add("V403", value=format_points(value), limit=limit, **where)
+        return None
+    return value
+
+
+def _note(ret: Returned, ref: str, res: FileResult, item_id: str) -> dict:
+    text = _text(ret.value(FORM_SHEET, *_rc(ref)))
+    if not text.strip():
+        return {}
+    if len(text) > MAX_NOTE:
+        res.add("V411", sheet=FORM_SHEET, cell=ref, value=len(text), limit=MAX_NOTE)
+        text = text[:MAX_NOTE]
+    if text.startswith(INJECTION_START[:4]):
+        res.add("V414", sheet=FORM_SHEET, cell=ref, value=text[:1])
+    return {item_id: text}
+
+
+def _check_cached(ret: Returned, lay: FormLayout, res: FileResult) -> None:
+    """Where the file shows totals (a spreadsheet program saved it), they must agree with ours."""
+    labels = {lay.total_cells[k]: k for k in lay.total_cells}
+    labels.update({lay.subtotal_cell(c): f"{c}小计" for c in lay.subtotal_rows})
+    labels[lay.completion_cell] = "填报进度"
+    for ref, expected in computed_cells(lay, res.scores).items():
+        actual = ret.value(FORM_SHEET, *_rc(ref))
+        if isinstance(expected, str):
+            same = _text(actual) == expected
+        else:
+            same = isinstance(actual, (int, float)) and not isinstance(actual, bool) and abs(actual - expected) < 0.005
+        if not same:
+            res.add("V408", sheet=FORM_SHEET, cell=ref, label=labels.get(ref, ""), value=_show(actual),
+                    expected=_show(expected if isinstance(expected, str) else round(expected, 2)))
+
+
+# -- small helpers --------------------------------------------------------------------------------
+
+def _rc(ref: str) -> tuple[int, int]:
+    from .reader import parse_range
+
+    r1, c1, _, _ = parse_range(ref)
+    return r1, c1
+
+
+def _same(expected: Any, actual: Any) -> bool:
+    if isinstance(expected, (int, float)):
+        return isinstance(actual, (int, float)) and not isinstance(actual, bool) and math.isclose(
+            float(actual), float(expected), abs_tol=1e-9)
+    return _text(actual) == str(expected)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _show(value: Any, width: int = 40) -> str:
+    text = _text(value)
+    if text == "":
+        return "（空）"
+    return text if len(text) <= width else text[:width] + "…"

@@ -1,0 +1,234 @@
+"""The command line: parse options, call one library function, render the result.
+
+Heavy imports happen inside the commands, so `xlsx-assess --help` is instant.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+
+app = typer.Typer(
+    help="xlsx-assess：由评分细则生成乡镇考核表，核查收回的表格，生成全县排名。\n\n"
+         "Rubric → locked township workbooks → checked returns → county ranking.",
+    add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+)
+
+RubricOpt = typer.Option(None, "--rubric", help="评分细则 rubric.csv（默认：内置台前县细则）", show_default=False)
+TownshipsOpt = typer.Option(None, "--townships", help="乡镇名单 townships.csv（默认：内置台前县名单）", show_default=False)
+SettingsOpt = typer.Option(None, "--settings", help="参数设置 settings.toml（默认：内置设置）", show_default=False)
+YearOpt = typer.Option(None, "--year", help="考核年度（默认：设置文件中的年度）", show_default=False)
+JsonOpt = typer.Option(False, "--json", help="以 JSON 输出结果（供程序使用）")
+WorkersOpt = typer.Option(None, "--workers", help="并行进程数（默认：CPU 核数；文件少时不并行）", show_default=False)
+STATUS_ZH = {"ok": "[green]✔ 合格[/]", "warning": "[yellow]⚠ 有警告[/]", "error": "[red]✖ 有错误[/]"}
+SEVERITY_STYLE = {"error": "red", "warning": "yellow", "info": "dim"}
+
+
+def main() -> None:
+    app()
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+@contextmanager
+def _guard() -> Iterator[None]:
+    """Render a fatal AssessError (a broken rubric, roster or settings file) and exit 2."""
+    from .issues import AssessError
+
+    try:
+        yield
+    except AssessError as exc:
+        err = _console(stderr=True)
+        err.print("[red]无法继续：以下文件有误，请修改后重试。[/]")
+        for i in exc.report.issues:
+            err.print(f"  [{SEVERITY_STYLE[i.severity]}]{i.code}[/] {_esc(i.render())}")
+        raise typer.Exit(2)
+
+
+@contextmanager
+def _progress(label: str, enabled: bool = True):
+    """A progress bar on stderr for long work; a no-op callback when not on a terminal."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=_console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def _esc(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+@app.command()
+def generate(
+    out: Path = typer.Option(..., "--out", help="输出目录，每个乡镇一个 .xlsx"),
+    rubric: Optional[Path] = RubricOpt,
+    townships: Optional[Path] = TownshipsOpt,
+    settings: Optional[Path] = SettingsOpt,
+    year: Optional[int] = YearOpt,
+    only: Optional[list[str]] = typer.Option(None, "--only", help="只生成这些乡镇（代码或名称，可重复）"),
+    password: Optional[str] = typer.Option(None, "--password", help="工作表保护密码（默认不设密码）"),
+) -> None:
+    """生成各乡镇考核表 Generate one locked, validated workbook per township."""
+    from .workflow import generate_workbooks, load_context
+
+    with _guard():
+        ctx = load_context(rubric, townships, settings, year)
+        with _progress("生成考核表") as progress:
+            done = generate_workbooks(out, ctx, only, password, progress)
+    con = _console()
+    for g in done:
+        con.print(f"[green]✔[/] {_esc(g.township)}（{g.code}） → {_esc(str(g.path))}")
+    con.print(f"已生成 {len(done)} 个考核表，{ctx.settings.year} 年度，评分细则 {ctx.rubric.fingerprint[:12]}，"
+              f"共 {len(ctx.rubric.items)} 项（基础项 {len(ctx.rubric.base)} 项）。")
+
+
+@app.command()
+def check(
+    paths: list[Path] = typer.Argument(..., help="收回的文件、文件夹（含子文件夹）或 .zip 压缩包"),
+    rubric: Optional[Path] = RubricOpt,
+    townships: Optional[Path] = TownshipsOpt,
+    settings: Optional[Path] = SettingsOpt,
+    year: Optional[int] = YearOpt,
+    as_json: bool = JsonOpt,
+    workers: Optional[int] = WorkersOpt,
+) -> None:
+    """核查收回的考核表 Check returned workbooks, file by file and cell by cell.
+
+    退出码 exit code: 0 没有错误 no errors · 1 有文件有错误 some file has errors · 2 用法或配置错误 usage.
+    """
+    from .workflow import check_files, load_context
+
+    with _guard():
+        ctx = load_context(rubric, townships, settings, year)
+        with _progress("核查文件", not as_json) as progress:
+            coll = check_files(paths, ctx, progress, workers)
+    if as_json:
+        from .report import collection_json
+
+        print(json.dumps(collection_json(coll), ensure_ascii=False, indent=2))
+    else:
+        _render_collection(coll)
+    raise typer.Exit(1 if coll.has_errors else 0)
+
+
+@app.command()
+def rank(
+    paths: list[Path] = typer.Argument(..., help="收回的文件、文件夹（含子文件夹）或 .zip 压缩包"),
+    out: Path = typer.Option(..., "--out", help="排名工作簿 .xlsx"),
+    rubric: Optional[Path] = RubricOpt,
+    townships: Optional[Path] = TownshipsOpt,
+    settings: Optional[Path] = SettingsOpt,
+    year: Optional[int] = YearOpt,
+    as_json: bool = JsonOpt,
+    workers: Optional[int] = WorkersOpt,
+) -> None:
+    """核查并排名 Check the returned workbooks and write the county ranking workbook.
+
+    退出码 exit code: 0 排名已生成 written · 2 用法或配置错误 usage.
+    """
+    from .workflow import load_context, rank_files
+
+    with _guard():
+        ctx = load_context(rubric, townships, settings, year)
+        with _progress("核查并排名", not as_json) as progress:
+            coll, ranking = rank_files(paths, out, ctx, progress, workers)
+    if as_json:
+        from .report import ranking_json
+
+        print(json.dumps(ranking_json(ranking, coll), ensure_ascii=False, indent=2))
+        return
+    _render_collection(coll, brief=True)
+    _render_ranking(ranking)
+    _console().print(f"排名工作簿已写入 {_esc(str(out))}")
+
+
+@app.command("rubric")
+def rubric_cmd(path: Optional[Path] = typer.Argument(None, help="评分细则 rubric.csv（默认：内置台前县细则）")) -> None:
+    """检查评分细则 Validate a rubric and show its lines, points and fingerprint."""
+    from rich.table import Table
+
+    from .rubric import format_points, read_rubric
+
+    rub, report = read_rubric(path)
+    con = _console()
+    for i in report.issues:
+        con.print(f"[{SEVERITY_STYLE[i.severity]}]{i.code}[/] {_esc(i.render())}")
+    if rub is None:
+        con.print(f"[red]评分细则有 {len(report.errors)} 处错误，请修改后重试。[/]")
+        raise typer.Exit(1)
+    table = Table("内容", "项数", "分值")
+    for c in rub.categories:
+        items = [i for i in rub.items if i.category == c]
+        table.add_row(c, str(len(items)), format_points(rub.category_max(c)) if c in rub.scored_categories else "特别项")
+    con.print(table)
+    con.print(f"共 {len(rub.items)} 项：基础项 {len(rub.base)}，加分项 {len(rub.bonus)}，减分项 {len(rub.deduction)}，"
+              f"归零项 {1 if rub.zero else 0}。指纹 sha256 {rub.fingerprint}")
+
+
+@app.command()
+def codes(as_json: bool = JsonOpt) -> None:
+    """列出全部问题代码 List every issue code the checks can report."""
+    from .issues import CATALOGUE
+
+    if as_json:
+        print(json.dumps([{"code": c.code, "severity": c.severity, "title": c.title, "message": c.template}
+                          for c in CATALOGUE.values()], ensure_ascii=False, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("代码", "级别", "含义", "提示")
+    for c in CATALOGUE.values():
+        table.add_row(c.code, c.severity, c.title, _esc(c.template))
+    _console().print(table)
+
+
+def _render_collection(coll, brief: bool = False) -> None:
+    from rich.table import Table
+
+    con = _console()
+    for r in coll.results:
+        town = f"{r.township.name}（{r.township.code}）" if r.township else "身份不明"
+        role = {"superseded": " · 未采用（有更新的文件）", "duplicate": " · 重复文件"}.get(r.role, "")
+        con.print(f"{STATUS_ZH[r.status]}  {_esc(r.name)}  [bold]{_esc(town)}[/]{role}"
+                  + (f"  最终得分 {r.scores.final:.2f}" if r.accepted else ""))
+        shown = [i for i in r.report if not brief or i.severity == "error"]
+        if shown:
+            table = Table("代码", "工作表", "单元格", "说明", show_edge=False, pad_edge=False, box=None)
+            for i in shown[:40]:
+                table.add_row(f"[{SEVERITY_STYLE[i.severity]}]{i.code}[/]", i.sheet, i.cell, _esc(i.message))
+            con.print(table)
+            if len(shown) > 40:
+                con.print(f"    … 另有 {len(shown) - 40} 条，完整清单见 --json 或排名工作簿的“问题清单”。")
+    for s in coll.skipped:
+        con.print(f"[dim]· 跳过 {_esc(s.name)}：{_esc(s.reason)}[/]")
+    for t in coll.missing:
+        con.print(f"[red]✖ 未提交[/] {t.name}（{t.code}）：没有收到可用的考核表，请催报。")
+    s = coll.summary()
+    con.print(f"收到 {s['received']} 个文件：合格 {s['ok']}，有警告 {s['warning']}，有错误 {s['error']}，"
+              f"重复 {s['duplicate']}，被替代 {s['superseded']}，跳过 {s['skipped']}；"
+              f"采用 {s['accepted']}，未提交乡镇 {s['missing']} 个。")
+
+
+def _render_ranking(rk) -> None:
+    from rich.table import Table
+
+    table = Table(*[c for c in rk.ranking.columns if c != "归零"], title="排名")
+    for row in rk.ranking.drop(columns=["归零"]).itertuples(index=False):
+        table.add_row(*[f"{v:.2f}" if isinstance(v, float) else _esc(str(v)) for v in row])
+    _console().print(table)

@@ -1,0 +1,376 @@
+"""The one place that knows sheet names, columns and cell addresses.
+
+`form_layout` turns a rubric, a township and the settings into a list of `CellSpec`: every cell
+of every sheet, with its value or formula, its style key, merges and, for input cells, the
+validation. The writer renders that list with XlsxWriter; the checker compares returned files
+against the very same list. Nothing else computes an address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from . import __version__, scoring
+from .rubric import Item, Rubric, format_points
+from .settings import Settings, Township
+
+GUIDE_SHEET = "填报说明"
+FORM_SHEET = "评分表"
+META_SHEET = "_identity"
+SHEETS = (GUIDE_SHEET, FORM_SHEET, META_SHEET)
+
+# Columns of the form sheet (0-based).
+COL_ID, COL_CATEGORY, COL_INDICATOR, COL_CRITERION, COL_GUIDE, COL_POINTS, COL_SCORE, COL_NOTE, COL_EVIDENCE = range(9)
+HEADERS = ("编号", "内容", "一级指标", "二级指标", "评分标准", "分值", "得分", "扣分说明", "佐证材料")
+WIDTHS = (7, 10, 14, 40, 34, 9, 9, 24, 20)
+TITLE_ROW, INFO_ROW, INFO_ROW2, HEADER_ROW, FIRST_ITEM_ROW = 0, 1, 2, 3, 4
+TOTAL_LABELS = ("基础得分", "加分", "减分", "最终得分")
+COMPLETION_LABEL = "填报进度"
+NOTE_MAX = 1000  # characters allowed in 扣分说明 / 佐证材料 by validation
+# Identity keys, stored as custom document properties and in the very hidden sheet.
+IDENTITY_KEYS = ("xa_form", "xa_township_code", "xa_township", "xa_year", "xa_rubric_sha256", "xa_form_id",
+                 "xa_tool_version")
+FORM_MARK = "xlsx-assess"
+
+
+def a1(row: int, col: int) -> str:
+    """0-based (row, col) to A1 notation."""
+    letters = ""
+    col += 1
+    while col:
+        col, rem = divmod(col - 1, 26)
+        letters = chr(65 + rem) + letters
+    return f"{letters}{row + 1}"
+
+
+@dataclass(frozen=True)
+class Validation:
+    kind: str                      # "decimal" | "list" | "length" | "date"
+    minimum: float = 0.0
+    maximum: float = 0.0
+    choices: tuple[str, ...] = ()
+    title: str = ""
+    prompt: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    sheet: str
+    row: int
+    col: int
+    value: Any = None
+    formula: str | None = None
+    style: str = "text"
+    merge_to: tuple[int, int] | None = None   # (last_row, last_col) of a merged range
+    validation: Validation | None = None      # set on input cells only
+
+    @property
+    def ref(self) -> str:
+        return a1(self.row, self.col)
+
+    @property
+    def is_input(self) -> bool:
+        return self.validation is not None
+
+
+@dataclass
+class FormLayout:
+    """Where everything sits, plus the full list of cells to write and to check."""
+
+    rubric: Rubric
+    township: Township
+    settings: Settings
+    cells: list[CellSpec] = field(default_factory=list)
+    item_rows: dict[str, int] = field(default_factory=dict)
+    subtotal_rows: dict[str, int] = field(default_factory=dict)
+    total_cells: dict[str, str] = field(default_factory=dict)   # label -> value cell (A1)
+    completion_cell: str = ""
+    township_cell: str = ""
+    reporter_cell: str = ""
+    phone_cell: str = ""
+    date_cell: str = ""
+    last_row: int = 0
+    identity: dict[str, str] = field(default_factory=dict)
+
+    def score_cell(self, item_id: str) -> str:
+        return a1(self.item_rows[item_id], COL_SCORE)
+
+    def note_cell(self, item_id: str) -> str:
+        return a1(self.item_rows[item_id], COL_NOTE)
+
+    def evidence_cell(self, item_id: str) -> str:
+        return a1(self.item_rows[item_id], COL_EVIDENCE)
+
+    def subtotal_cell(self, category: str) -> str:
+        return a1(self.subtotal_rows[category], COL_SCORE)
+
+    def inputs(self) -> list[CellSpec]:
+        return [c for c in self.cells if c.is_input]
+
+    def locked(self) -> list[CellSpec]:
+        return [c for c in self.cells if not c.is_input]
+
+    def on(self, sheet: str) -> list[CellSpec]:
+        return [c for c in self.cells if c.sheet == sheet]
+
+
+def form_id(rubric: Rubric, township: Township, year: int) -> str:
+    return hashlib.sha256(f"{rubric.fingerprint}|{township.code}|{year}".encode()).hexdigest()[:16]
+
+
+def identity_of(rubric: Rubric, township: Township, settings: Settings) -> dict[str, str]:
+    return {
+        "xa_form": FORM_MARK,
+        "xa_township_code": township.code,
+        "xa_township": township.name,
+        "xa_year": str(settings.year),
+        "xa_rubric_sha256": rubric.fingerprint,
+        "xa_form_id": form_id(rubric, township, settings.year),
+        "xa_tool_version": __version__,
+    }
+
+
+def form_layout(rubric: Rubric, township: Township, settings: Settings,
+                entries: Mapping[str, Any] | None = None) -> FormLayout:
+    """Lay out the three sheets for one township; `entries` pre-fills input cells (cell -> value)."""
+    lay = FormLayout(rubric, township, settings)
+    lay.identity = identity_of(rubric, township, settings)
+    _lay_form(lay)
+    _lay_guide(lay)
+    _lay_meta(lay)
+    if entries:
+        lay.cells = [_filled(c, entries) for c in lay.cells]
+    return lay
+
+
+def _filled(cell: CellSpec, entries: Mapping[str, Any]) -> CellSpec:
+    if cell.is_input and cell.sheet == FORM_SHEET and cell.ref in entries:
+        return CellSpec(cell.sheet, cell.row, cell.col, entries[cell.ref], None, cell.style, cell.merge_to,
+                        cell.validation)
+    return cell
+
+
+def score_validation(item: Item) -> Validation:
+    top = format_points(item.points)
+    what = {"base": "得分", "bonus": "加分", "deduction": "减分"}[item.kind]
+    hint = "不得分请填 0" if item.kind == "base" else "没有发生的填 0 或留空"
+    return Validation("decimal", 0.0, item.points, title=f"{what}（0–{top}）",
+                      prompt=f"请填写 0 到 {top} 之间的数，{hint}。",
+                      error=f"{what}必须是 0 到 {top} 之间的数，请重新填写。")
+
+
+def _lay_form(lay: FormLayout) -> None:
+    s, rubric, cells = lay.settings, lay.rubric, lay.cells
+
+    def put(row, col, value=None, style="text", formula=None, merge_to=None, validation=None):
+        cells.append(CellSpec(FORM_SHEET, row, col, value, formula, style, merge_to, validation))
+
+    put(TITLE_ROW, 0, f"{s.title}（{s.year}年度）", "title", merge_to=(TITLE_ROW, COL_EVIDENCE))
+    # Header block: who fills in, and when.
+    put(INFO_ROW, 0, "填报单位", "label", merge_to=(INFO_ROW, 1))
+    put(INFO_ROW, 2, lay.township.name, "info", merge_to=(INFO_ROW, 3))
+    lay.township_cell = a1(INFO_ROW, 2)
+    put(INFO_ROW, COL_GUIDE, "填报人", "label")
+    put(INFO_ROW, COL_POINTS, None, "input_text", merge_to=(INFO_ROW, COL_SCORE), validation=Validation(
+        "length", 1, 20, title="填报人", prompt="请填写填报人姓名。", error="姓名请控制在 20 个字以内。"))
+    lay.reporter_cell = a1(INFO_ROW, COL_POINTS)
+    put(INFO_ROW, COL_NOTE, "联系电话", "label")
+    put(INFO_ROW, COL_EVIDENCE, None, "input_text", validation=Validation(
+        "length", 7, 20, title="联系电话", prompt="请填写手机或座机号码，如 0393-1234567。",
+        error="电话号码应为 7 到 20 位。"))
+    lay.phone_cell = a1(INFO_ROW, COL_EVIDENCE)
+    put(INFO_ROW2, 0, "填报日期", "label", merge_to=(INFO_ROW2, 1))
+    put(INFO_ROW2, 2, None, "input_date", merge_to=(INFO_ROW2, 3), validation=Validation(
+        "date", title="填报日期", prompt="请填写日期，如 2027-01-10。", error="请填写有效日期，如 2027-01-10。"))
+    lay.date_cell = a1(INFO_ROW2, 2)
+    put(INFO_ROW2, COL_GUIDE, f"只填写浅黄色单元格，得分自动计算。报送截止：{s.deadline}", "hint",
+        merge_to=(INFO_ROW2, COL_EVIDENCE))
+    for col, head in enumerate(HEADERS):
+        put(HEADER_ROW, col, head, "head")
+
+    row = FIRST_ITEM_ROW
+    for category in rubric.categories:
+        items = [i for i in rubric.items if i.category == category]
+        first = row
+        for indicator in dict.fromkeys(i.indicator for i in items):
+            group = [i for i in items if i.indicator == indicator]
+            put(row, COL_INDICATOR, indicator, "text_center",
+                merge_to=(row + len(group) - 1, COL_INDICATOR) if len(group) > 1 else None)
+            for item in group:
+                lay.item_rows[item.id] = row
+                put(row, COL_ID, item.id, "text_center")
+                put(row, COL_CRITERION, item.criterion, "text")
+                guide = "；".join(p for p in (item.guide, item.note) if p)
+                put(row, COL_GUIDE, guide, "small")
+                if item.kind == "zero":
+                    put(row, COL_POINTS, "是/否", "text_center")
+                    put(row, COL_SCORE, None, "input_choice", validation=Validation(
+                        "list", choices=(scoring.YES, scoring.NO), title="直接归零项",
+                        prompt="请选择“是”或“否”。选“是”则最终得分记 0 分。", error="只能选择“是”或“否”。"))
+                else:
+                    put(row, COL_POINTS, item.points, "points")
+                    put(row, COL_SCORE, None, "input_score", validation=score_validation(item))
+                put(row, COL_NOTE, None, "input_text", validation=_text_validation("扣分说明"))
+                put(row, COL_EVIDENCE, None, "input_text", validation=_text_validation("佐证材料"))
+                row += 1
+        put(first, COL_CATEGORY, category, "text_center", merge_to=(row - 1, COL_CATEGORY) if row - 1 > first else None)
+        base = [i for i in items if i.kind == "base"]
+        if base:
+            lay.subtotal_rows[category] = row
+            put(row, 0, f"{category} 小计", "subtotal_label", merge_to=(row, COL_GUIDE))
+            put(row, COL_POINTS, rubric.category_max(category), "subtotal_num")
+            cells_ = [a1(lay.item_rows[i.id], COL_SCORE) for i in base]
+            put(row, COL_SCORE, None, "subtotal_num", formula=scoring.sum_formula(_ranges(cells_)))
+            put(row, COL_NOTE, None, "subtotal_label", merge_to=(row, COL_EVIDENCE))
+            row += 1
+
+    # Totals block: label, value right of it, explanation.
+    row += 1
+    totals_top = row
+    base_cells = [lay.subtotal_cell(c) for c in rubric.scored_categories]
+    bonus_cells = _ranges([lay.score_cell(i.id) for i in rubric.bonus])
+    ded_cells = _ranges([lay.score_cell(i.id) for i in rubric.deduction])
+    for label in TOTAL_LABELS:
+        lay.total_cells[label] = a1(row + TOTAL_LABELS.index(label), COL_SCORE)
+    zero = lay.score_cell(rubric.zero.id) if rubric.zero else None
+    formulas = {
+        "基础得分": scoring.sum_formula(base_cells),
+        "加分": scoring.sum_formula(bonus_cells),
+        "减分": scoring.sum_formula(ded_cells),
+        "最终得分": scoring.final_formula(lay.total_cells["基础得分"], lay.total_cells["加分"],
+                                          lay.total_cells["减分"], zero, s.bonus_cap, s.deduction_cap),
+    }
+    explain = {
+        "基础得分": f"各基础项得分之和，满分 {format_points(sum(i.points for i in rubric.base))} 分",
+        "加分": f"特别加分项合计，计入总分最多 {format_points(s.bonus_cap)} 分",
+        "减分": f"特别减分项合计，计入总分最多 {format_points(s.deduction_cap)} 分",
+        "最终得分": "基础得分＋加分−减分，最低 0 分" + ("；直接归零项为“是”时记 0 分" if zero else ""),
+    }
+    put(totals_top, 0, "得分汇总", "total_label", merge_to=(totals_top + len(TOTAL_LABELS), COL_GUIDE))
+    for label in TOTAL_LABELS:
+        put(row, COL_POINTS, label, "total_label")
+        put(row, COL_SCORE, None, "final_value" if label == "最终得分" else "total_value", formula=formulas[label])
+        put(row, COL_NOTE, explain[label], "small", merge_to=(row, COL_EVIDENCE))
+        row += 1
+    put(row, COL_POINTS, COMPLETION_LABEL, "total_label")
+    required = [lay.score_cell(i.id) for i in rubric.base]
+    put(row, COL_SCORE, None, "completion", formula=scoring.completion_formula(_ranges(required)),
+        merge_to=(row, COL_EVIDENCE))
+    lay.completion_cell = a1(row, COL_SCORE)
+    row += 2
+    put(row, 0, "乡（镇）政府（盖章）：                    主要负责人（签字）：                    "
+        "填报人（签字）：", "sign", merge_to=(row, COL_EVIDENCE))
+    lay.last_row = row
+
+
+def _text_validation(what: str) -> Validation:
+    return Validation("length", 0, NOTE_MAX, title=what, prompt=f"{what}，{NOTE_MAX} 字以内。",
+                      error=f"{what}请控制在 {NOTE_MAX} 字以内。")
+
+
+def _ranges(cells: list[str]) -> list[str]:
+    """Collapse consecutive cells of one column into ranges: G5,G6,G7,G9 -> G5:G7,G9."""
+    import re
+
+    out: list[str] = []
+    run: list[tuple[str, int]] = []
+    for ref in cells:
+        col, num = re.match(r"([A-Z]+)(\d+)", ref).groups()
+        if run and run[-1][0] == col and run[-1][1] + 1 == int(num):
+            run.append((col, int(num)))
+            continue
+        _flush(run, out)
+        run = [(col, int(num))]
+    _flush(run, out)
+    return out
+
+
+def _flush(run: list[tuple[str, int]], out: list[str]) -> None:
+    if not run:
+        return
+    (col, first), (_, last) = run[0], run[-1]
+    out.append(f"{col}{first}" if first == last else f"{col}{first}:{col}{last}")
+
+
+def _lay_guide(lay: FormLayout) -> None:
+    s, rubric, cells = lay.settings, lay.rubric, lay.cells
+
+    def put(row, col, value, style="text", merge_to=None):
+        cells.append(CellSpec(GUIDE_SHEET, row, col, value, None, style, merge_to))
+
+    put(0, 0, f"{s.title}（{s.year}年度）填报说明", "title", merge_to=(0, 1))
+    rows = [
+        ("填报单位", lay.township.label),
+        ("考核年度", f"{s.year}年度"),
+        ("下发单位", s.issuing_office),
+        ("报送截止", s.deadline),
+        ("联系人", s.contact_person),
+        ("联系电话", s.contact_phone),
+        ("填写方法", s.instructions),
+        ("计分方法", _scoring_rules(rubric, s)),
+        ("等次划分", "；".join(_grade_text(s))),
+    ]
+    for r, (label, text) in enumerate(rows, start=2):
+        put(r, 0, label, "label")
+        put(r, 1, text, "text")
+
+
+def _grade_text(s: Settings) -> list[str]:
+    out = []
+    for k, g in enumerate(s.grades):
+        if k == len(s.grades) - 1:
+            out.append(f"{g.name}：{format_points(s.grades[k - 1].min)} 分以下" if k else g.name)
+        else:
+            out.append(f"{g.name}：{format_points(g.min)} 分及以上")
+    return out
+
+
+def _scoring_rules(rubric: Rubric, s: Settings) -> str:
+    lines = [
+        f"1. 基础项共 {len(rubric.base)} 项，满分 {format_points(sum(i.points for i in rubric.base))} 分，逐项填写得分。",
+        f"2. 特别加分项合计计入总分，最多 {format_points(s.bonus_cap)} 分；特别减分项合计从总分中扣除，最多 {format_points(s.deduction_cap)} 分。",
+        "3. 最终得分＝基础得分＋加分−减分，最低 0 分，保留两位小数。",
+    ]
+    if rubric.zero:
+        lines.append(f"4. 直接归零项（{rubric.zero.criterion}）为“是”的，最终得分记 0 分，等次为“{s.lowest_grade}”。")
+    return "\n".join(lines)
+
+
+def _lay_meta(lay: FormLayout) -> None:
+    lay.cells.append(CellSpec(META_SHEET, 0, 0, "key", style="meta"))
+    lay.cells.append(CellSpec(META_SHEET, 0, 1, "value", style="meta"))
+    for r, (key, value) in enumerate(lay.identity.items(), start=1):
+        lay.cells.append(CellSpec(META_SHEET, r, 0, key, style="meta"))
+        lay.cells.append(CellSpec(META_SHEET, r, 1, value, style="meta"))
+
+
+def computed_cells(lay: FormLayout, scores: scoring.Scores) -> dict[str, Any]:
+    """What every formula cell of the form sheet shows for these scores (its cached value)."""
+    out: dict[str, Any] = {lay.subtotal_cell(c): v for c, v in scores.subtotals.items()}
+    out.update({lay.total_cells[label]: v for label, v in scores.totals.items()})
+    out[lay.completion_cell] = scores.completion
+    return out
+
+
+def entry_cells(lay: FormLayout, values: Mapping[str, float | None] | None = None, zeroed: bool | None = None,
+                notes: Mapping[str, str] | None = None, evidence: Mapping[str, str] | None = None,
+                reporter: str | None = None, phone: str | None = None) -> dict[str, Any]:
+    """Input cells (A1 -> value) for a township's entries: how tests and samples fill a form."""
+    out: dict[str, Any] = {}
+    for item_id, v in (values or {}).items():
+        if v is not None:
+            out[lay.score_cell(item_id)] = v
+    if zeroed is not None and lay.rubric.zero:
+        out[lay.score_cell(lay.rubric.zero.id)] = scoring.YES if zeroed else scoring.NO
+    for item_id, text in (notes or {}).items():
+        out[lay.note_cell(item_id)] = text
+    for item_id, text in (evidence or {}).items():
+        out[lay.evidence_cell(item_id)] = text
+    if reporter is not None:
+        out[lay.reporter_cell] = reporter
+    if phone is not None:
+        out[lay.phone_cell] = phone
+    return out

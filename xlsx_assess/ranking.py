@@ -1,0 +1,271 @@
+"""Aggregate the accepted files with pandas into the county ranking, and write the ranking workbook."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .collect import Collection
+from .checks import Context
+from .issues import SEVERITY_ZH
+from .rubric import format_points
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+RANKING_COLUMNS = ["排名", "乡镇代码", "乡镇", "基础得分", "加分", "减分", "最终得分", "等次", "备注"]
+SHEET_NAMES = ("排名", "分类得分", "明细", "问题清单", "未提交", "排名说明")
+ROLE_ZH = {"used": "采用", "superseded": "未采用：有更新的文件", "duplicate": "未采用：重复文件"}
+
+
+@dataclass
+class Ranking:
+    ranking: "pd.DataFrame"
+    categories: "pd.DataFrame"
+    details: "pd.DataFrame"
+    issues: "pd.DataFrame"
+    files: "pd.DataFrame"
+    missing: "pd.DataFrame"
+    explanation: list[tuple[str, str]] = field(default_factory=list)
+    made: dt.datetime | None = None
+
+
+def rank_townships(coll: Collection, ctx: Context, now: dt.datetime | None = None) -> Ranking:
+    """Rank the accepted files: equal scores (at two decimals) share a rank, the next rank is skipped."""
+    import pandas as pd
+
+    now = now or dt.datetime.now().astimezone()
+    s = ctx.settings
+    accepted = sorted(coll.accepted, key=lambda r: r.township.code)
+    rows = []
+    for r in accepted:
+        sc = r.scores
+        notes = []
+        if sc.zeroed:
+            notes.append("归零")
+        if sc.bonus_raw > s.bonus_cap:
+            notes.append(f"加分 {format_points(sc.bonus_raw)} 超上限，按 {format_points(s.bonus_cap)} 计")
+        if sc.deduction_raw > s.deduction_cap:
+            notes.append(f"减分 {format_points(sc.deduction_raw)} 超上限，按 {format_points(s.deduction_cap)} 计")
+        rows.append({"乡镇代码": r.township.code, "乡镇": r.township.name, "基础得分": round(sc.base, 2),
+                     "加分": round(sc.bonus, 2), "减分": round(sc.deduction, 2), "最终得分": sc.final,
+                     "等次": s.lowest_grade if sc.zeroed else s.grade(sc.final), "备注": "；".join(notes),
+                     "归零": sc.zeroed})
+    ranking = pd.DataFrame(rows, columns=RANKING_COLUMNS[1:] + ["归零"])
+    if len(ranking):
+        ranking.insert(0, "排名", ranking["最终得分"].round(2).rank(method="min", ascending=False).astype(int))
+        ranking = ranking.sort_values(["排名", "乡镇代码"], kind="stable").reset_index(drop=True)
+    else:
+        ranking.insert(0, "排名", pd.Series(dtype=int))
+
+    cats = ctx.rubric.scored_categories
+    cat_rows = [{"乡镇代码": r.township.code, "乡镇": r.township.name, **{c: r.scores.subtotals[c] for c in cats}}
+                for r in accepted]
+    categories = pd.DataFrame(cat_rows, columns=["乡镇代码", "乡镇", *cats])
+    stats = {"满分": {c: ctx.rubric.category_max(c) for c in cats}}
+    if len(categories):
+        stats.update({"县平均": categories[cats].mean().to_dict(), "最高": categories[cats].max().to_dict(),
+                      "最低": categories[cats].min().to_dict()})
+    categories = pd.concat([categories, pd.DataFrame([{"乡镇代码": "", "乡镇": k, **v} for k, v in stats.items()])],
+                           ignore_index=True)
+
+    details = _details(accepted, ctx)
+    issues, files = _issue_tables(coll)
+    missing = pd.DataFrame([{"乡镇代码": t.code, "乡镇": t.name, "原因": _missing_reason(t.code, coll)}
+                            for t in coll.missing], columns=["乡镇代码", "乡镇", "原因"])
+    return Ranking(ranking, categories, details, issues, files, missing, explanation(ctx, coll, now), now)
+
+
+def _details(accepted, ctx: Context) -> "pd.DataFrame":
+    import pandas as pd
+
+    names = [r.township.name for r in accepted]
+    rows = []
+    for item in ctx.rubric.items:
+        if item.kind == "zero":
+            scores = [1.0 if r.scores.zeroed else 0.0 for r in accepted]
+        else:
+            scores = [r.entries.values.get(item.id) or 0.0 for r in accepted]
+        row = {"编号": item.id, "内容": item.category, "一级指标": item.indicator, "二级指标": item.criterion,
+               "类型": {"base": "基础项", "bonus": "加分项", "deduction": "减分项", "zero": "归零项（1=是）"}[item.kind],
+               "分值": item.points, **dict(zip(names, scores))}
+        row["扣分说明"] = "；".join(f"{r.township.name}：{r.entries.notes[item.id]}" for r in accepted
+                                if item.id in r.entries.notes)
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=["编号", "内容", "一级指标", "二级指标", "类型", "分值", *names, "扣分说明"])
+    if names:
+        df.insert(6 + len(names), "县平均", df[names].mean(axis=1))
+        base = df["类型"] == "基础项"
+        df.insert(7 + len(names), "平均失分", (df["分值"] - df["县平均"]).where(base))
+        df.insert(8 + len(names), "失分率", (df["平均失分"] / df["分值"].where(df["分值"] > 0)).where(base))
+    return df
+
+
+def _issue_tables(coll: Collection) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+    import pandas as pd
+
+    issue_rows, file_rows = [], []
+    for r in coll.results:
+        town = r.township.name if r.township else ""
+        for i in r.report:
+            issue_rows.append({"文件": r.name, "乡镇": town, "级别": SEVERITY_ZH[i.severity], "代码": i.code,
+                               "工作表": i.sheet, "单元格": i.cell, "说明": i.message})
+        if r.accepted:
+            outcome = "采用"
+        elif r.role != "used":
+            outcome = ROLE_ZH[r.role]
+        else:
+            outcome = "未采用：有错误（" + "、".join(sorted({i.code for i in r.report.errors})) + "）"
+        file_rows.append({"文件": r.name, "乡镇代码": r.township.code if r.township else "", "乡镇": town,
+                          "处理结果": outcome, "保存时间": _when(r.when), "SHA-256": r.sha256})
+    for sk in coll.skipped:
+        file_rows.append({"文件": sk.name, "乡镇代码": "", "乡镇": "", "处理结果": "跳过：" + sk.reason,
+                          "保存时间": "", "SHA-256": ""})
+    issues = pd.DataFrame(issue_rows, columns=["文件", "乡镇", "级别", "代码", "工作表", "单元格", "说明"])
+    files = pd.DataFrame(file_rows, columns=["文件", "乡镇代码", "乡镇", "处理结果", "保存时间", "SHA-256"])
+    return issues, files
+
+
+def _missing_reason(code: str, coll: Collection) -> str:
+    bad = [r.name for r in coll.results if r.township and r.township.code == code and r.role == "used"]
+    return f"文件有错误，未采用：{'、'.join(bad)}" if bad else "未收到文件"
+
+
+def _when(t: dt.datetime | None) -> str:
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if t else ""
+
+
+def explanation(ctx: Context, coll: Collection, now: dt.datetime) -> list[tuple[str, str]]:
+    s, rubric = ctx.settings, ctx.rubric
+    bands = "；".join(f"{g.name} ≥ {format_points(g.min)}" for g in s.grades[:-1]) + f"；其余为{s.lowest_grade}"
+    summary = coll.summary()
+    return [
+        ("考核", f"{s.title}（{s.year}年度）"),
+        ("基础得分", f"{len(rubric.base)} 个基础项得分之和，满分 {format_points(sum(i.points for i in rubric.base))} 分；"
+                  "每项得分由县里按乡镇报送的表格逐项重新核算，不采用表内公式的结果。"),
+        ("加分、减分", f"特别加分项合计计入最多 {format_points(s.bonus_cap)} 分，特别减分项合计扣除最多 "
+                   f"{format_points(s.deduction_cap)} 分。"),
+        ("最终得分", "基础得分＋加分−减分，最低 0 分，保留两位小数（四舍五入）。"),
+        ("直接归零", f"直接归零项为“是”的，最终得分记 0 分，等次为{s.lowest_grade}。"),
+        ("排名规则", "按最终得分（两位小数）从高到低排名；得分相同名次相同，其后名次顺延（如 1、2、2、4）。"),
+        ("等次划分", bands),
+        ("采用规则", "只采用没有错误的文件；同一乡镇有多个文件时采用最后保存的一个；内容完全相同的文件合并。"),
+        ("评分细则版本", f"sha256 {rubric.fingerprint}"),
+        ("收到文件", "共 {received} 个：采用 {accepted}，未采用 {excluded}，跳过 {skipped}；未提交乡镇 {missing} 个。"
+                 .format(**summary)),
+        ("生成时间", now.strftime("%Y-%m-%d %H:%M:%S %z")),
+    ]
+
+
+# -- the ranking workbook ---------------------------------------------------------------------------
+
+def write_ranking(ranking: Ranking, path: str | Path) -> Path:
+    """Write the six-sheet ranking workbook atomically; township text always stays inert text."""
+    from .writer import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        _write_ranking(ranking, tmp)
+    return path
+
+
+def _write_ranking(rk: Ranking, path: Path) -> None:
+    import xlsxwriter
+
+    from .writer import FONT, WORKBOOK_OPTIONS
+
+    wb = xlsxwriter.Workbook(str(path), WORKBOOK_OPTIONS)
+    if rk.made:
+        wb.set_properties({"created": rk.made.replace(tzinfo=None)})
+    base = {"font_name": FONT, "font_size": 10.5, "valign": "vcenter", "border": 1, "border_color": "#A6A6A6"}
+    f = {
+        "head": wb.add_format({**base, "bold": True, "bg_color": "#D9E1F2", "align": "center", "text_wrap": True}),
+        "text": wb.add_format({**base, "text_wrap": True}),
+        "num": wb.add_format({**base, "num_format": "0.00", "align": "center"}),
+        "int": wb.add_format({**base, "num_format": "0", "align": "center"}),
+        "pct": wb.add_format({**base, "num_format": "0.0%", "align": "center"}),
+        "title": wb.add_format({"font_name": FONT, "font_size": 16, "bold": True}),
+    }
+    _table(wb, "排名", rk.ranking.drop(columns=["归零"]), f, {"排名": "int"},
+           widths={"乡镇": 12, "备注": 36}, title=rk.explanation[0][1] + " 排名")
+    _ranking_visuals(wb, rk, f)
+    _table(wb, "分类得分", rk.categories, f, widths={"乡镇": 10})
+    _table(wb, "明细", rk.details, f, {"失分率": "pct"},
+           widths={"二级指标": 40, "一级指标": 14, "扣分说明": 50, "内容": 10})
+    _table(wb, "问题清单", rk.issues, f, widths={"文件": 36, "说明": 70}, below=("文件处理结果", rk.files))
+    _table(wb, "未提交", rk.missing, f, widths={"原因": 50})
+    ws = wb.add_worksheet("排名说明")
+    ws.set_column(0, 0, 14)
+    ws.set_column(1, 1, 100)
+    for r, (k, v) in enumerate(rk.explanation):
+        ws.write_string(r, 0, k, f["head"])
+        ws.write_string(r, 1, v, f["text"])
+    wb.close()
+
+
+def _table(wb, name: str, df: "pd.DataFrame", f, kinds: dict | None = None, widths: dict | None = None,
+           title: str | None = None, below: tuple[str, "pd.DataFrame"] | None = None):
+    ws = wb.add_worksheet(name)
+    top = 0
+    if title:
+        ws.write_string(0, 0, title, f["title"])
+        top = 2
+    _frame(ws, df, top, f, kinds or {})
+    for c, col in enumerate(df.columns):
+        ws.set_column(c, c, (widths or {}).get(col, max(8, min(30, 2 * len(str(col)) + 2))))
+    ws.freeze_panes(top + 1, 0)
+    ws.set_landscape()
+    ws.set_paper(9)
+    ws.fit_to_pages(1, 0)
+    ws.repeat_rows(top)
+    if below is not None:
+        start = top + len(df) + 3
+        ws.write_string(start - 1, 0, below[0], f["title"])
+        _frame(ws, below[1], start, f, {})
+    return ws
+
+
+def _frame(ws, df: "pd.DataFrame", top: int, f, kinds: dict) -> None:
+    import math
+
+    for c, col in enumerate(df.columns):
+        ws.write_string(top, c, str(col), f["head"])
+    for r, row in enumerate(df.itertuples(index=False), start=top + 1):
+        for c, value in enumerate(row):
+            col = df.columns[c]
+            if isinstance(value, bool):
+                ws.write_string(r, c, "是" if value else "否", f["text"])
+            elif isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
+                ws.write_number(r, c, value, f[kinds.get(col, "int" if isinstance(value, int) else "num")])
+            elif value is None or (isinstance(value, float) and math.isnan(value)):
+                ws.write_blank(r, c, None, f["text"])
+            else:
+                ws.write_string(r, c, str(value), f["text"])   # township text stays text, never a formula
+
+
+def _ranking_visuals(wb, rk: Ranking, f) -> None:
+    from .writer import FONT as FONT_NAME
+
+    ws = wb.get_worksheet_by_name("排名")
+    n = len(rk.ranking)
+    if not n:
+        return
+    top = 2
+    col = list(rk.ranking.columns).index("最终得分")
+    ws.conditional_format(top + 1, col, top + n, col, {"type": "data_bar", "bar_color": "#5B9BD5",
+                                                       "bar_solid": True, "min_type": "num", "min_value": 0,
+                                                       "max_type": "max"})
+    chart = wb.add_chart({"type": "bar"})
+    name_col = list(rk.ranking.columns).index("乡镇")
+    chart.add_series({"name": "最终得分", "categories": ["排名", top + 1, name_col, top + n, name_col],
+                      "values": ["排名", top + 1, col, top + n, col], "fill": {"color": "#5B9BD5"},
+                      "data_labels": {"value": True, "num_format": "0.00"}})
+    chart.set_title({"name": "各乡镇最终得分", "name_font": {"name": FONT_NAME, "size": 12}})
+    chart.set_y_axis({"reverse": True, "num_font": {"name": FONT_NAME}})
+    chart.set_x_axis({"min": 0, "num_font": {"name": FONT_NAME}})
+    chart.set_legend({"none": True})
+    chart.set_size({"width": 640, "height": max(300, 32 * n + 80)})
+    ws.insert_chart(top, len(rk.ranking.columns) + 1, chart)
+

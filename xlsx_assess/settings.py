@@ -1,0 +1,142 @@
+"""Settings of an assessment round and the roster of townships.
+
+Both ship inside the package (`defaults/`), so `xlsx-assess generate --out DIR` works right after
+`pip install`; options point to the user's own files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .issues import AssessError, Report, issue
+from .rubric import decode_text
+
+DEFAULTS = Path(__file__).parent / "defaults"
+
+
+def default_path(name: str) -> Path:
+    return DEFAULTS / name
+
+
+@dataclass(frozen=True)
+class Grade:
+    name: str
+    min: float
+
+
+@dataclass(frozen=True)
+class Settings:
+    title: str = "政务公开工作考核表"
+    county: str = ""
+    year: int = 2026
+    issuing_office: str = ""
+    deadline: str = ""
+    contact_person: str = ""
+    contact_phone: str = ""
+    bonus_cap: float = 5.0
+    deduction_cap: float = 10.0
+    grades: tuple[Grade, ...] = field(default_factory=lambda: (
+        Grade("优秀", 90), Grade("良好", 80), Grade("一般", 60), Grade("较差", 0)))
+    instructions: str = ""
+
+    def with_year(self, year: int | None) -> "Settings":
+        return self if year is None else replace(self, year=int(year))
+
+    def grade(self, score: float) -> str:
+        for g in self.grades:
+            if round(score, 2) >= g.min:
+                return g.name
+        return self.grades[-1].name
+
+    @property
+    def lowest_grade(self) -> str:
+        return self.grades[-1].name
+
+
+@dataclass(frozen=True)
+class Township:
+    code: str
+    name: str
+    kind: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}（{self.code}）"
+
+
+def load_settings(path: str | Path | None = None, year: int | None = None) -> Settings:
+    path = Path(path) if path else default_path("settings.toml")
+    report = Report()
+    try:
+        data = tomllib.loads(decode_text(path.read_bytes()))
+        known = {f for f in Settings.__dataclass_fields__}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"不认识的设置项 {', '.join(unknown)}")
+        if "grades" in data:
+            grades = tuple(Grade(str(g["name"]), float(g["min"])) for g in data["grades"])
+            if not grades or list(g.min for g in grades) != sorted((g.min for g in grades), reverse=True):
+                raise ValueError("grades 必须按分数线从高到低排列")
+            data["grades"] = grades
+        for key in ("bonus_cap", "deduction_cap"):
+            if key in data:
+                data[key] = float(data[key])
+                if data[key] < 0:
+                    raise ValueError(f"{key} 不能为负数")
+        if "year" in data:
+            data["year"] = int(data["year"])
+        if "instructions" in data:
+            data["instructions"] = str(data["instructions"]).strip()
+        settings = Settings(**data)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError, TypeError, KeyError) as exc:
+        report.add(issue("R201", file=path.name, detail=str(exc)))
+        raise AssessError(report) from None
+    return settings.with_year(year)
+
+
+def load_townships(path: str | Path | None = None) -> list[Township]:
+    """Read the roster (columns code, name and optionally kind), as CSV in UTF-8 or GBK."""
+    path = Path(path) if path else default_path("townships.csv")
+    report = Report()
+    try:
+        rows = list(csv.DictReader(io.StringIO(decode_text(path.read_bytes()))))
+    except (OSError, UnicodeDecodeError) as exc:
+        report.add(issue("R202", file=path.name, detail=str(exc)))
+        raise AssessError(report) from None
+    townships: list[Township] = []
+    seen: set[str] = set()
+    for lineno, row in enumerate(rows, start=2):
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+        code, name = row.get("code", ""), row.get("name", "")
+        if not code or not name:
+            report.add(issue("R202", file=path.name, line=lineno, detail="每行都需要 code（代码）和 name（名称）"))
+        elif code in seen:
+            report.add(issue("R202", file=path.name, line=lineno, detail=f"代码 {code} 重复"))
+        else:
+            seen.add(code)
+            townships.append(Township(code, name, row.get("kind", "")))
+    if not townships and report.ok:
+        report.add(issue("R202", file=path.name, detail="名单为空"))
+    if not report.ok:
+        raise AssessError(report)
+    return townships
+
+
+def select_townships(townships: list[Township], only: list[str] | None) -> list[Township]:
+    """Pick townships by code or name; an unknown one is an error naming it."""
+    if not only:
+        return townships
+    report = Report()
+    chosen: list[Township] = []
+    for key in only:
+        match = [t for t in townships if key in (t.code, t.name)]
+        if not match:
+            report.add(issue("R203", value=key))
+        chosen.extend(t for t in match if t not in chosen)
+    if not report.ok:
+        raise AssessError(report)
+    return chosen

@@ -1,0 +1,216 @@
+"""Render a `FormLayout` into a locked, validated, self-calculating workbook with XlsxWriter."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from . import scoring
+from .layout import (COL_EVIDENCE, COL_POINTS, FIRST_ITEM_ROW, FORM_SHEET, GUIDE_SHEET, HEADER_ROW,
+                     META_SHEET, WIDTHS, CellSpec, FormLayout, a1, computed_cells, form_layout, _ranges)
+from .rubric import Rubric
+from .settings import Settings, Township
+
+FONT = "宋体"
+INPUT_FILL = "#FFF7CC"
+BORDER = {"border": 1, "border_color": "#808080"}
+STYLES: dict[str, dict] = {
+    "title": {"bold": True, "font_size": 16, "align": "center", "valign": "vcenter"},
+    "label": {"bold": True, "align": "center", "valign": "vcenter", "bg_color": "#F2F2F2", **BORDER},
+    "info": {"align": "center", "valign": "vcenter", **BORDER},
+    "hint": {"font_size": 9, "font_color": "#7F6000", "valign": "vcenter", "text_wrap": True, **BORDER},
+    "head": {"bold": True, "align": "center", "valign": "vcenter", "bg_color": "#D9E1F2", "text_wrap": True, **BORDER},
+    "text": {"valign": "vcenter", "text_wrap": True, **BORDER},
+    "text_center": {"align": "center", "valign": "vcenter", "text_wrap": True, **BORDER},
+    "small": {"font_size": 9, "valign": "vcenter", "text_wrap": True, **BORDER},
+    "points": {"align": "center", "valign": "vcenter", "num_format": "General", **BORDER},
+    "input_score": {"align": "center", "valign": "vcenter", "bg_color": INPUT_FILL, "locked": False, **BORDER},
+    "input_choice": {"align": "center", "valign": "vcenter", "bg_color": INPUT_FILL, "locked": False, **BORDER},
+    "input_text": {"valign": "vcenter", "text_wrap": True, "bg_color": INPUT_FILL, "locked": False, **BORDER},
+    "input_date": {"align": "center", "valign": "vcenter", "bg_color": INPUT_FILL, "locked": False,
+                   "num_format": "yyyy-mm-dd", **BORDER},
+    "subtotal_label": {"bold": True, "align": "right", "valign": "vcenter", "bg_color": "#F2F2F2", **BORDER},
+    "subtotal_num": {"bold": True, "align": "center", "valign": "vcenter", "bg_color": "#F2F2F2",
+                     "num_format": "0.00", **BORDER},
+    "total_label": {"bold": True, "align": "center", "valign": "vcenter", "bg_color": "#D9E1F2", **BORDER},
+    "total_value": {"bold": True, "align": "center", "valign": "vcenter", "num_format": "0.00", **BORDER},
+    "final_value": {"bold": True, "font_size": 12, "font_color": "#C00000", "align": "center", "valign": "vcenter",
+                    "num_format": "0.00", **BORDER},
+    "completion": {"bold": True, "valign": "vcenter", **BORDER},
+    "sign": {"valign": "vcenter"},
+    "meta": {},
+}
+PROTECT_OPTIONS = {"format_columns": True, "format_rows": True, "select_locked_cells": True,
+                   "select_unlocked_cells": True}
+WORKBOOK_OPTIONS = {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False}
+
+
+def file_name(township: Township, year: int) -> str:
+    return f"{year}_{township.code}_{township.name}.xlsx"
+
+
+def build_workbook(rubric: Rubric, township: Township, settings: Settings, path: str | Path,
+                   password: str | None = None, entries: Mapping[str, Any] | None = None) -> Path:
+    """Write one township's workbook atomically; `entries` (A1 -> value) pre-fills input cells."""
+    lay = form_layout(rubric, township, settings, entries)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        _write(lay, tmp, password)
+    return path
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
+
+
+def _write(lay: FormLayout, path: Path, password: str | None) -> None:
+    import xlsxwriter
+
+    s = lay.settings
+    wb = xlsxwriter.Workbook(str(path), WORKBOOK_OPTIONS)
+    created = dt.datetime(s.year, 1, 1, tzinfo=dt.timezone.utc)
+    wb.set_properties({"title": f"{s.title}（{s.year}年度）— {lay.township.name}", "subject": s.title,
+                       "author": s.issuing_office, "company": s.issuing_office, "created": created,
+                       "comments": "由 xlsx-assess 生成，请只填写浅黄色单元格。"})
+    for key, value in lay.identity.items():
+        wb.set_custom_property(key, value)
+    formats = {k: wb.add_format({"font_name": FONT, "font_size": 10.5, **v}) for k, v in STYLES.items()}
+    guide, form = wb.add_worksheet(GUIDE_SHEET), wb.add_worksheet(FORM_SHEET)
+    meta = wb.add_worksheet(META_SHEET)
+    sheets = {GUIDE_SHEET: guide, FORM_SHEET: form, META_SHEET: meta}
+    cached = computed_cells(lay, _scores_of(lay))
+
+    for cell in lay.cells:
+        _write_cell(sheets[cell.sheet], cell, formats[cell.style], cached)
+
+    _setup_form(lay, form, formats, wb)
+    guide.set_column(0, 0, 12)
+    guide.set_column(1, 1, 100)
+    guide.set_row(0, 30)
+    for cell in lay.on(GUIDE_SHEET):
+        if cell.col == 1 and cell.row > 0:
+            guide.set_row(cell.row, _height(str(cell.value), 100))
+    guide.set_paper(9)
+    guide.fit_to_pages(1, 0)
+    guide.hide_gridlines(2)
+    meta.set_column(0, 1, 30)
+    meta.very_hidden()
+    for ws in (guide, form, meta):
+        ws.protect(password or "", PROTECT_OPTIONS)
+    form.activate()
+    wb.close()
+
+
+def _scores_of(lay: FormLayout) -> scoring.Scores:
+    """Score the pre-filled entries (none for a blank form), as the formulas will."""
+    by_ref = {c.ref: c.value for c in lay.inputs() if c.sheet == FORM_SHEET}
+    values = {}
+    for item in lay.rubric.items:
+        if item.kind != "zero":
+            v = by_ref.get(lay.score_cell(item.id))
+            values[item.id] = float(v) if isinstance(v, (int, float)) else None
+    zero = lay.rubric.zero
+    zeroed = zero is not None and by_ref.get(lay.score_cell(zero.id)) == scoring.YES
+    return scoring.score(lay.rubric, values, zeroed, lay.settings.bonus_cap, lay.settings.deduction_cap)
+
+
+def _write_cell(ws, cell: CellSpec, fmt, cached: Mapping[str, Any]) -> None:
+    r, c = cell.row, cell.col
+    if cell.merge_to:
+        ws.merge_range(r, c, cell.merge_to[0], cell.merge_to[1], "", fmt)
+    if cell.formula is not None:
+        ws.write_formula(r, c, "=" + cell.formula, fmt, cached.get(cell.ref, 0))
+    elif isinstance(cell.value, str):
+        if ws.write_string(r, c, cell.value, fmt) == -2:
+            raise ValueError(f"text too long for {cell.sheet}!{cell.ref}")
+    elif isinstance(cell.value, (int, float)) and not isinstance(cell.value, bool):
+        ws.write_number(r, c, cell.value, fmt)
+    elif isinstance(cell.value, (dt.date, dt.datetime)):
+        ws.write_datetime(r, c, cell.value, fmt)
+    elif not cell.merge_to:
+        ws.write_blank(r, c, None, fmt)
+    if cell.validation:
+        ws.data_validation(r, c, r, c, _validation_options(cell))
+
+
+def _validation_options(cell: CellSpec) -> dict:
+    v = cell.validation
+    opts: dict[str, Any] = {"input_title": v.title[:32], "input_message": v.prompt[:255],
+                            "error_title": "填写有误"[:32], "error_message": v.error[:255], "error_type": "stop"}
+    if v.kind == "decimal":
+        opts.update(validate="decimal", criteria="between", minimum=v.minimum, maximum=v.maximum)
+    elif v.kind == "list":
+        opts.update(validate="list", source=list(v.choices))
+    elif v.kind == "length":
+        opts.update(validate="length", criteria="between", minimum=int(v.minimum), maximum=int(v.maximum))
+    elif v.kind == "date":
+        opts.update(validate="date", criteria="between", minimum=dt.date(2000, 1, 1), maximum=dt.date(2100, 12, 31))
+    return opts
+
+
+def _setup_form(lay: FormLayout, ws, formats, wb) -> None:
+    for col, width in enumerate(WIDTHS):
+        ws.set_column(col, col, width)
+    ws.set_row(0, 32)
+    for row in range(1, HEADER_ROW + 1):
+        ws.set_row(row, 24)
+    heights: dict[int, float] = {}
+    for cell in lay.on(FORM_SHEET):
+        if cell.row >= FIRST_ITEM_ROW and isinstance(cell.value, str) and not cell.merge_to:
+            heights[cell.row] = max(heights.get(cell.row, 18), _height(cell.value, WIDTHS[cell.col]))
+    for row, height in heights.items():
+        ws.set_row(row, height)
+    ws.freeze_panes(HEADER_ROW + 1, 0)
+    ws.repeat_rows(HEADER_ROW)
+    ws.set_landscape()
+    ws.set_paper(9)
+    ws.fit_to_pages(1, 0)
+    ws.center_horizontally()
+    ws.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
+    ws.set_header(f"&L&9{lay.settings.county}政务公开办&R&9{lay.township.name}")
+    ws.set_footer("&C&9第 &P 页，共 &N 页")
+    ws.print_area(0, 0, lay.last_row, COL_EVIDENCE)
+    ws.hide_gridlines(2)
+    # Out-of-range or non-numeric scores turn red, so a mistake is seen before the form is sent.
+    score_refs = _ranges([lay.score_cell(i.id) for i in lay.rubric.items if i.kind != "zero"])
+    if score_refs:
+        top = score_refs[0].split(":")[0]
+        g, f = top, "$" + a1(int(top[1:]) - 1, COL_POINTS)[:-len(top[1:])] + top[1:]
+        bad = wb.add_format({"bg_color": "#F4B6B6", "font_color": "#9C0006"})
+        ws.conditional_format(top, {"type": "formula", "multi_range": " ".join(score_refs), "format": bad,
+                                    "criteria": f"=OR(AND(ISNUMBER({g}),OR({g}<0,{g}>{f})),ISTEXT({g}))"})
+    good = wb.add_format({"bg_color": "#C6EFCE", "font_color": "#006100"})
+    todo = wb.add_format({"bg_color": "#FFEB9C", "font_color": "#9C5700"})
+    ws.conditional_format(lay.completion_cell, {"type": "text", "criteria": "containing",
+                                                "value": "可以提交", "format": good})
+    ws.conditional_format(lay.completion_cell, {"type": "text", "criteria": "containing",
+                                                "value": "尚有", "format": todo})
+
+
+def _height(text: str, width: float) -> float:
+    """Row height (points) for wrapped CJK text in a column of `width` characters."""
+    lines = sum(max(1, math.ceil(sum(2 if ord(ch) > 0x2E7F else 1 for ch in part) / max(width - 1, 1)))
+                for part in text.split("\n")) if text else 1
+    return max(18.0, 14.0 * lines + 4)
