@@ -64,9 +64,10 @@ class Entries:
         return (tuple(sorted(self.values.items(), key=lambda kv: kv[0])), self.zeroed,
                 tuple(sorted(self.notes.items())), tuple(sorted(self.evidence.items())))
 
-    @property
-    def blank(self) -> bool:
-        return not any(v is not None for v in self.values.values()) and not self.notes and not self.evidence
+    def distinctive(self, rubric: Rubric) -> bool:
+        """Enough of its own to make an identical second file suspicious (not just all 0 or full marks)."""
+        partial = sum(1 for i in rubric.items if (v := self.values.get(i.id)) is not None and 0 < v < i.points)
+        return partial + len(self.notes) + len(self.evidence) >= 3
 
 
 @dataclass

@@ -235,7 +235,7 @@ def member_name(info: zipfile.ZipInfo) -> str:
 def apply_rules(coll: Collection, ctx: Context) -> None:
     _merge_identical(coll.results)
     _keep_latest(coll.results)
-    _flag_copies(coll.results)
+    _flag_copies(coll.results, ctx)
     taken = {r.township.code for r in coll.accepted}
     coll.missing = [t for t in ctx.townships if t.code not in taken]
 
@@ -268,10 +268,10 @@ def _keep_latest(results: list[FileResult]) -> None:
                 r.add("C501", value=latest.name)
 
 
-def _flag_copies(results: list[FileResult]) -> None:
+def _flag_copies(results: list[FileResult], ctx: Context) -> None:
     by_entries: dict[tuple, list[FileResult]] = {}
     for r in results:
-        if r.role == "used" and r.entries is not None and not r.entries.blank:
+        if r.role == "used" and r.entries is not None and r.entries.distinctive(ctx.rubric):
             by_entries.setdefault(r.entries.fingerprint(), []).append(r)
     for group in by_entries.values():
         if len({r.township.code for r in group}) < 2:
