@@ -257,7 +257,7 @@ def _lay_form(lay: FormLayout) -> None:
         row += 1
     put(row, COL_POINTS, COMPLETION_LABEL, "total_label")
     required = [lay.score_cell(i.id) for i in rubric.base]
-    put(row, COL_SCORE, None, "completion", formula=scoring.completion_formula(_ranges(required)),
+    put(row, COL_SCORE, None, "completion", formula=scoring.completion_formula(_ranges(required), len(required)),
         merge_to=(row, COL_EVIDENCE))
     lay.completion_cell = a1(row, COL_SCORE)
     row += 2

@@ -93,8 +93,8 @@ def final_formula(base: str, bonus: str, deduction: str, zero: str | None, bonus
     return f'IF({zero}="{YES}",0,{core})' if zero else core
 
 
-def completion_formula(cells: list[str]) -> str:
-    n = len(cells)
-    count = f"COUNT({','.join(cells)})" if cells else "0"
+def completion_formula(ranges: list[str], n: int) -> str:
+    """`ranges` hold the `n` required cells; COUNT counts the ones that hold a number."""
+    count = f"COUNT({','.join(ranges)})" if ranges else "0"
     done, todo = completion_text(n, n), completion_text(0, n)
     return f'IF({count}={n},"{done}","已填 "&{count}&"/{n} 项 · {todo.split(" · ")[1]}")'
