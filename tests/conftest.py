@@ -79,3 +79,36 @@ def write_filled(ctx: Context, township: Township, folder: Path, values=None, ze
 
 def full_marks(rubric: Rubric) -> dict[str, float]:
     return {i.id: (i.points if i.kind == "base" else 0.0) for i in rubric.items if i.kind != "zero"}
+
+
+def patch_zip(path: Path, member: str, edit, out: Path | None = None) -> Path:
+    """Rewrite one part of a workbook's zip with `edit(text) -> text`: surgical tampering for tests."""
+    import zipfile
+
+    out = out or path
+    with zipfile.ZipFile(path) as zf:
+        parts = [(i, zf.read(i.filename)) for i in zf.infolist()]
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for info, data in parts:
+            if info.filename == member:
+                new = edit(data.decode("utf-8"))
+                assert new != data.decode("utf-8"), f"edit changed nothing in {member}"
+                data = new.encode("utf-8")
+            zf.writestr(info, data)
+    return out
+
+
+def sheet_part(path: Path, sheet: str) -> str:
+    """The zip member holding a sheet, e.g. 'xl/worksheets/sheet2.xml'."""
+    import re
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        wb = zf.read("xl/workbook.xml").decode()
+        rels = zf.read("xl/_rels/workbook.xml.rels").decode()
+    rid = re.search(rf'<sheet [^>]*name="{sheet}"[^>]*r:id="(rId\d+)"', wb).group(1)
+    return "xl/" + re.search(rf'Id="{rid}"[^>]*Target="([^"]+)"', rels).group(1)
+
+
+def codes_of(result) -> list[tuple[str, str, str]]:
+    return [(i.code, i.sheet, i.cell) for i in result.report]

@@ -261,7 +261,7 @@ def _keep_latest(results: list[FileResult]) -> None:
     for group in by_code.values():
         if len(group) < 2:
             continue
-        latest = max(group, key=lambda r: (r.when or floor, r.name))
+        latest = max(group, key=lambda r: (r.saved or floor, r.mtime or floor, r.name))
         for r in group:
             if r is not latest:
                 r.role = "superseded"

@@ -1,0 +1,602 @@
+"""Benchmark xlsx-assess against the floors it is measured by, in one run.
+
+    python bench/run.py --n 1000                 # full run, results in bench/results/bench-1000.json
+    python bench/run.py --n 20 --quick           # CI smoke test (well under 30 s)
+    python bench/run.py --n 200 --profile        # also print cProfile tops for check and build
+
+Stages (each in a fresh subprocess, so its peak RSS is its own):
+  gen       xlsx-assess `generate_workbooks` of N blank workbooks (synthetic roster of N townships)
+  bare      the floor for gen: the same cells, merges, formulas (with cached values), validations,
+            a few formats and protection, written with bare XlsxWriter calls (`bare_workbook`)
+  fill      N filled workbooks with random valid scores (`build_workbook(entries=...)`), the input of
+            the reading stages
+  rank1     `rank_files(returned, out, ctx, workers=1)`: gather, check, rank, write the ranking
+  rank2     the same with workers=2 (skipped with --quick)
+  calamine  the floor for rank: `CalamineWorkbook.from_path(p)` + `评分表` `.to_python()` per file
+  pandas    `pandas.read_excel(p, sheet_name='评分表', engine='openpyxl')` on at most 200 files,
+            extrapolated per file (skipped with --quick)
+plus the start-up of `xlsx-assess --help`, `xlsx-assess check <one file>` and the end-to-end
+`xlsx-assess rank samples/returned --out ...` (best of 5 each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SEED = 20261128
+PANDAS_SAMPLE = 200
+STAGES = ("gen", "bare", "fill", "rank1", "rank2", "calamine", "pandas")
+
+TARGETS = {
+    "gen_vs_floor": ("generation per file ≤ 1.5× bare xlsxwriter", 1.5),
+    "rank_vs_calamine": ("check+rank per file ≤ 3× calamine read", 3.0),
+    "speedup_2w": ("2-worker speed-up ≥ 1.6×", 1.6),
+    "peak_rss_mb": ("peak RSS < 300 MB", 300.0),
+    "help_s": ("`xlsx-assess --help` < 0.2 s", 0.2),
+    "rank_e2e_s": ("`xlsx-assess rank samples/returned` end to end < 1.5 s", 1.5),
+}
+
+
+# -- the synthetic county -------------------------------------------------------------------------
+
+def synthetic_townships(n: int):
+    """N townships with codes 41xxxxNNN (unique, 9 digits) and names 测试乡0001…"""
+    from xlsx_assess.settings import Township
+
+    return [Township(f"41{k // 1000 + 1:04d}{k % 1000:03d}", f"测试乡{k + 1:04d}", "乡") for k in range(n)]
+
+
+def make_context(n: int):
+    from xlsx_assess.checks import Context
+    from xlsx_assess.workflow import load_context
+
+    base = load_context()
+    return Context(base.rubric, base.settings, synthetic_townships(n))
+
+
+def random_values(rubric, rng: random.Random) -> dict:
+    """Valid random scores, as tests/conftest.py `random_values` makes them (no blanks)."""
+    values = {}
+    for item in rubric.items:
+        if item.kind == "zero":
+            continue
+        choice = rng.random()
+        if choice < 0.2:
+            values[item.id] = item.points
+        elif choice < 0.3:
+            values[item.id] = 0.0
+        else:
+            values[item.id] = round(rng.uniform(0, item.points) * 4) / 4
+    return values
+
+
+def fill_entries(ctx, township, k: int) -> dict:
+    """What tests/conftest.py `write_filled` passes to `build_workbook(entries=...)`."""
+    from xlsx_assess.layout import entry_cells, form_layout
+
+    lay = form_layout(ctx.rubric, township, ctx.settings)
+    values = random_values(ctx.rubric, random.Random(SEED + k))
+    return entry_cells(lay, values, None, None, None, "张三", "13800000000")
+
+
+# -- the floor for generation: bare XlsxWriter ----------------------------------------------------
+
+BARE_FORMATS = {
+    "plain": {"font_name": "宋体", "font_size": 10.5, "border": 1, "valign": "vcenter", "text_wrap": True},
+    "bold": {"font_name": "宋体", "font_size": 10.5, "border": 1, "bold": True, "align": "center",
+             "bg_color": "#F2F2F2"},
+    "input": {"font_name": "宋体", "font_size": 10.5, "border": 1, "bg_color": "#FFF7CC", "locked": False},
+    "number": {"font_name": "宋体", "font_size": 10.5, "border": 1, "bold": True, "num_format": "0.00"},
+    "date": {"font_name": "宋体", "font_size": 10.5, "border": 1, "bg_color": "#FFF7CC", "locked": False,
+             "num_format": "yyyy-mm-dd"},
+    "meta": {},
+}
+
+
+def _bare_style(style: str) -> str:
+    if style == "meta":
+        return "meta"
+    if style == "input_date":
+        return "date"
+    if style.startswith("input"):
+        return "input"
+    if style in ("subtotal_num", "total_value", "final_value"):
+        return "number"
+    if style in ("title", "label", "head", "subtotal_label", "total_label", "completion"):
+        return "bold"
+    return "plain"
+
+
+def bare_workbook(lay, path) -> None:
+    """The same cells, merges, formulas (cached values), validations and protection, with minimal calls.
+
+    What it leaves out on purpose (xlsx-assess's own logic): the style table, row heights from text
+    length, print setup, conditional formats, document properties other than the identity, atomic
+    writes. Column widths, custom properties and the very hidden sheet stay: they cost almost nothing.
+    """
+    import xlsxwriter
+
+    wb = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False,
+                                         "strings_to_numbers": False})
+    wb.set_properties({"created": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)})
+    for key, value in lay.identity.items():
+        wb.set_custom_property(key, value)
+    fmts = {k: wb.add_format(v) for k, v in BARE_FORMATS.items()}
+    sheets = {name: wb.add_worksheet(name) for name in ("填报说明", "评分表", "_identity")}
+    completion = lay.completion_cell
+    for c in lay.cells:
+        ws, fmt, r, col = sheets[c.sheet], fmts[_bare_style(c.style)], c.row, c.col
+        if c.merge_to:
+            ws.merge_range(r, col, c.merge_to[0], c.merge_to[1], "", fmt)
+        if c.formula is not None:
+            cached = "已填 0/59 项 · 尚有未填项" if c.ref == completion else 0
+            ws.write_formula(r, col, "=" + c.formula, fmt, cached)
+        elif isinstance(c.value, str):
+            ws.write_string(r, col, c.value, fmt)
+        elif isinstance(c.value, (int, float)):
+            ws.write_number(r, col, c.value, fmt)
+        elif not c.merge_to:
+            ws.write_blank(r, col, None, fmt)
+        v = c.validation
+        if v is not None:
+            opts = {"input_title": v.title[:32], "input_message": v.prompt[:255], "error_message": v.error[:255]}
+            if v.kind == "list":
+                opts.update(validate="list", source=list(v.choices))
+            elif v.kind == "date":
+                opts.update(validate="date", criteria="between", minimum=dt.date(2000, 1, 1),
+                            maximum=dt.date(2100, 12, 31))
+            else:
+                opts.update(validate="decimal" if v.kind == "decimal" else "length", criteria="between",
+                            minimum=v.minimum if v.kind == "decimal" else int(v.minimum),
+                            maximum=v.maximum if v.kind == "decimal" else int(v.maximum))
+            ws.data_validation(r, col, r, col, opts)
+    form = sheets["评分表"]
+    for col, width in enumerate((7, 10, 14, 40, 34, 9, 9, 24, 20)):
+        form.set_column(col, col, width)
+    sheets["_identity"].very_hidden()
+    for ws in sheets.values():
+        ws.protect("", {"select_locked_cells": True, "select_unlocked_cells": True})
+    form.activate()
+    wb.close()
+
+
+# -- measuring ------------------------------------------------------------------------------------
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM), in MB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def children_rss_mb() -> float:
+    """Peak resident set of the largest reaped child (pool workers), in MB; 0 if none."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def summarize(per_file: list[float]) -> dict:
+    if not per_file:
+        return {}
+    ms = sorted(x * 1000 for x in per_file)
+    return {"median_ms": round(statistics.median(ms), 3), "p10_ms": round(ms[len(ms) // 10], 3),
+            "p90_ms": round(ms[min(len(ms) - 1, (len(ms) * 9) // 10)], 3), "max_ms": round(ms[-1], 3),
+            "timed_files": len(ms)}
+
+
+def files_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix == ".xlsx")
+
+
+class Ticks:
+    """A progress callback that records when each file finished."""
+
+    def __init__(self):
+        self.t0 = time.perf_counter()
+        self.times: list[float] = []
+
+    def __call__(self, done: int, total: int) -> None:
+        self.times.append(time.perf_counter())
+
+    def per_file(self) -> list[float]:
+        edges = [self.t0] + self.times
+        return [b - a for a, b in zip(edges, edges[1:])]
+
+
+# -- stages (run in a child process) --------------------------------------------------------------
+
+def stage_gen(n: int, work: Path) -> dict:
+    from xlsx_assess.workflow import generate_workbooks
+
+    ctx = make_context(n)
+    out = work / "blank"
+    ticks = Ticks()
+    t0 = ticks.t0
+    done = generate_workbooks(out, ctx, progress=ticks)
+    wall = time.perf_counter() - t0
+    return {"files": len(done), "wall_s": wall, **summarize(ticks.per_file()),
+            "mean_bytes": sum(g.path.stat().st_size for g in done) / max(len(done), 1)}
+
+
+def stage_bare(n: int, work: Path) -> dict:
+    from xlsx_assess.layout import form_layout
+
+    ctx = make_context(n)
+    out = work / "bare"
+    out.mkdir(parents=True, exist_ok=True)
+    per_file, prep = [], 0.0
+    wall0 = time.perf_counter()
+    for k, t in enumerate(ctx.townships):
+        p0 = time.perf_counter()
+        lay = form_layout(ctx.rubric, t, ctx.settings)      # the layout is input to the floor, not timed
+        t0 = time.perf_counter()
+        bare_workbook(lay, out / f"{t.code}.xlsx")
+        per_file.append(time.perf_counter() - t0)
+        prep += t0 - p0
+    wall = time.perf_counter() - wall0
+    files = files_in(out)
+    same = _same_form_values(work / "blank", out, ctx)
+    return {"files": len(files), "wall_s": sum(per_file), "wall_incl_layout_s": wall, "layout_s": prep,
+            **summarize(per_file), "mean_bytes": sum(p.stat().st_size for p in files) / max(len(files), 1),
+            "same_form_values_as_gen": same}
+
+
+def _same_form_values(blank: Path, bare: Path, ctx) -> bool | None:
+    """Sanity: the floor writes what xlsx-assess writes (the form sheet's values, first township)."""
+    import python_calamine as pc
+    from xlsx_assess.writer import file_name
+
+    t = ctx.townships[0]
+    a, b = blank / file_name(t, ctx.settings.year), bare / f"{t.code}.xlsx"
+    if not a.exists():
+        return None
+    va = pc.CalamineWorkbook.from_path(str(a)).get_sheet_by_name("评分表").to_python(skip_empty_area=False)
+    vb = pc.CalamineWorkbook.from_path(str(b)).get_sheet_by_name("评分表").to_python(skip_empty_area=False)
+    return va == vb
+
+
+def stage_fill(n: int, work: Path) -> dict:
+    from xlsx_assess.writer import build_workbook, file_name
+
+    ctx = make_context(n)
+    out = work / "returned"
+    per_file = []
+    wall0 = time.perf_counter()
+    for k, t in enumerate(ctx.townships):
+        entries = fill_entries(ctx, t, k)
+        t0 = time.perf_counter()
+        build_workbook(ctx.rubric, t, ctx.settings, out / file_name(t, ctx.settings.year), entries=entries)
+        per_file.append(time.perf_counter() - t0)
+    wall = time.perf_counter() - wall0
+    return {"files": len(per_file), "wall_s": sum(per_file), "wall_incl_entries_s": wall, **summarize(per_file)}
+
+
+def _stage_rank(n: int, work: Path, workers: int) -> dict:
+    from xlsx_assess.collect import POOL_THRESHOLD
+    from xlsx_assess.workflow import rank_files
+
+    ctx = make_context(n)
+    ticks = Ticks()
+    t0 = ticks.t0
+    coll, ranking = rank_files([work / "returned"], work / f"rank-{workers}w.xlsx", ctx, progress=ticks,
+                               workers=workers)
+    wall = time.perf_counter() - t0
+    checked = (ticks.times[-1] - t0) if ticks.times else wall
+    out = {"files": len(coll.results), "wall_s": wall, "check_s": checked, "rank_and_write_s": wall - checked,
+           "summary": coll.summary(), "ranked": int(len(ranking.ranking)),
+           "pool_used": workers > 1 and len(coll.results) >= POOL_THRESHOLD, "pool_threshold": POOL_THRESHOLD,
+           "workers_peak_rss_mb": round(children_rss_mb(), 1)}
+    if workers == 1:
+        out.update(summarize(ticks.per_file()))
+    codes: dict[str, int] = {}
+    for r in coll.results:
+        for i in r.report:
+            codes[i.code] = codes.get(i.code, 0) + 1
+    out["issue_codes"] = codes
+    return out
+
+
+def stage_rank1(n: int, work: Path) -> dict:
+    return _stage_rank(n, work, 1)
+
+
+def stage_rank2(n: int, work: Path) -> dict:
+    return _stage_rank(n, work, 2)
+
+
+def stage_calamine(n: int, work: Path) -> dict:
+    import python_calamine as pc
+
+    paths = files_in(work / "returned")
+    per_file = []
+    for p in paths:
+        t0 = time.perf_counter()
+        pc.CalamineWorkbook.from_path(str(p)).get_sheet_by_name("评分表").to_python()
+        per_file.append(time.perf_counter() - t0)
+    return {"files": len(paths), "wall_s": sum(per_file), **summarize(per_file)}
+
+
+def stage_pandas(n: int, work: Path) -> dict:
+    import pandas as pd
+
+    paths = files_in(work / "returned")
+    step = max(1, len(paths) // PANDAS_SAMPLE)
+    sample = paths[::step][:PANDAS_SAMPLE]
+    per_file = []
+    for p in sample:
+        t0 = time.perf_counter()
+        pd.read_excel(p, sheet_name="评分表", engine="openpyxl")
+        per_file.append(time.perf_counter() - t0)
+    mean = sum(per_file) / max(len(per_file), 1)
+    return {"files": len(paths), "sampled": len(sample), "wall_s": mean * len(paths),
+            "extrapolated": len(sample) < len(paths), **summarize(per_file)}
+
+
+def run_stage(name: str, n: int, work: Path, result: Path) -> None:
+    import warnings
+
+    warnings.simplefilter("ignore")
+    out = globals()[f"stage_{name}"](n, work)
+    out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    result.write_text(json.dumps(out, ensure_ascii=False))
+
+
+# -- the driver -----------------------------------------------------------------------------------
+
+def spawn_stage(name: str, n: int, work: Path) -> dict:
+    result = work / f"stage-{name}.json"
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--stage", name, "--n", str(n),
+                           "--workdir", str(work), "--stage-result", str(result)],
+                          capture_output=True, text=True)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"stage {name} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    out = json.loads(result.read_text())
+    out["process_wall_s"] = elapsed
+    n_files = out.get("files") or n
+    out["per_file_ms"] = out["wall_s"] / max(n_files, 1) * 1000
+    return out
+
+
+def cli_path() -> tuple[str, str | None]:
+    """The real console script next to this interpreter, and the one on PATH (maybe a pyenv shim)."""
+    real = Path(sys.executable).parent / "xlsx-assess"
+    on_path = shutil.which("xlsx-assess")
+    return (str(real) if real.exists() else (on_path or "xlsx-assess")), on_path
+
+
+def best_of(cmd: list[str], times: int = 5, cwd: Path | None = None) -> dict:
+    runs, code = [], None
+    for _ in range(times):
+        t0 = time.perf_counter()
+        p = subprocess.run(cmd, capture_output=True, cwd=cwd)
+        runs.append(time.perf_counter() - t0)
+        code = p.returncode
+    return {"best_s": min(runs), "median_s": statistics.median(runs), "runs": len(runs), "exit_code": code,
+            "cmd": " ".join(cmd)}
+
+
+def bundled_samples(work: Path) -> tuple[Path, str]:
+    """samples/returned if the project has it, else 9 filled files for the bundled roster."""
+    real = ROOT / "samples" / "returned"
+    if real.is_dir() and any(real.iterdir()):
+        return real, "samples/returned"
+    from xlsx_assess.layout import entry_cells, form_layout
+    from xlsx_assess.workflow import load_context
+    from xlsx_assess.writer import build_workbook, file_name
+
+    ctx = load_context()
+    folder = work / "samples-returned"
+    for k, t in enumerate(ctx.townships[:9]):
+        lay = form_layout(ctx.rubric, t, ctx.settings)
+        entries = entry_cells(lay, random_values(ctx.rubric, random.Random(SEED + k)), None, None, None,
+                              "张三", "13800000000")
+        build_workbook(ctx.rubric, t, ctx.settings, folder / file_name(t, ctx.settings.year), entries=entries)
+    return folder, f"samples/returned does not exist: timed on {len(ctx.townships[:9])} filled files for the " \
+                   f"bundled roster generated into a temp dir"
+
+
+def startup(work: Path) -> dict:
+    real, on_path = cli_path()
+    folder, source = bundled_samples(work)
+    one = files_in(folder)[0]
+    out = {
+        "cli": real,
+        "help": best_of([real, "--help"]),
+        "check_one": best_of([real, "check", str(one)]),
+        "rank_samples": best_of([real, "rank", str(folder), "--out", str(work / "samples-rank.xlsx")]),
+        "rank_samples_source": source,
+        "rank_samples_files": len(files_in(folder)),
+        "python_bare": best_of([sys.executable, "-c", "pass"]),
+    }
+    if on_path and Path(on_path).resolve() != Path(real).resolve():
+        out["help_via_path"] = best_of([on_path, "--help"])
+        out["help_via_path"]["note"] = "the xlsx-assess found on PATH (e.g. a pyenv shim, which adds its own start-up)"
+    return out
+
+
+def environment() -> dict:
+    from importlib.metadata import version
+
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        except OSError:
+            return ""
+
+    return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
+            "versions": {p: version(p) for p in ("xlsx-assess", "xlsxwriter", "python-calamine", "openpyxl", "pandas")},
+            "git_commit": git("rev-parse", "--short", "HEAD"), "git_dirty": bool(git("status", "--porcelain", "--",
+                                                                                      "xlsx_assess"))}
+
+
+def evaluate(res: dict) -> list[dict]:
+    st, su = res["stages"], res["startup"]
+    values: dict[str, tuple[float | None, str]] = {}
+    values["gen_vs_floor"] = (st["gen"]["per_file_ms"] / st["bare"]["per_file_ms"], "ratio of per-file wall")
+    values["rank_vs_calamine"] = (st["rank1"]["per_file_ms"] / st["calamine"]["per_file_ms"],
+                                  "rank_files(workers=1) per file / calamine read per file")
+    if "rank2" in st:
+        note = "" if st["rank2"]["pool_used"] else \
+            f"pool not used below {st['rank2']['pool_threshold']} files: not a real measurement at this N"
+        values["speedup_2w"] = (st["rank1"]["wall_s"] / st["rank2"]["wall_s"], note)
+    else:
+        values["speedup_2w"] = (None, "skipped (--quick)")
+    rss = max(s["peak_rss_mb"] for s in st.values())
+    worst = max(st, key=lambda k: st[k]["peak_rss_mb"])
+    pool = st.get("rank2", {})
+    note = f"largest single process: stage {worst}"
+    if pool.get("pool_used"):
+        note += (f"; with 2 workers the main process peaks at {pool['peak_rss_mb']:.0f} MB and the largest "
+                 f"worker at {pool['workers_peak_rss_mb']:.0f} MB")
+    values["peak_rss_mb"] = (rss, note)
+    values["help_s"] = (su["help"]["best_s"], f"best of 5, {su['cli']}")
+    values["rank_e2e_s"] = (su["rank_samples"]["best_s"], su["rank_samples_source"])
+    out = []
+    for key, (what, limit) in TARGETS.items():
+        v, note = values[key]
+        higher_better = key == "speedup_2w"
+        met = None if v is None else (v >= limit if higher_better else v < limit if key in ("peak_rss_mb", "help_s", "rank_e2e_s") else v <= limit)
+        out.append({"target": key, "what": what, "limit": limit, "value": None if v is None else round(v, 3),
+                    "met": met, "note": note})
+    return out
+
+
+def render(res: dict) -> str:
+    st = res["stages"]
+    lines = [f"xlsx-assess bench  N={res['n']}  python {res['env']['python']}  {res['env']['cpus']} CPUs  "
+             f"commit {res['env']['git_commit']}{' (dirty)' if res['env']['git_dirty'] else ''}", ""]
+    head = f"{'stage':<10}{'files':>7}{'wall s':>10}{'per file ms':>13}{'median ms':>11}{'p90 ms':>9}" \
+           f"{'vs floor':>10}{'peak RSS MB':>13}"
+    lines += [head, "-" * len(head)]
+    floors = {"gen": "bare", "rank1": "calamine", "rank2": "calamine", "pandas": "calamine", "fill": "bare"}
+    for name in STAGES:
+        if name not in st:
+            continue
+        s = st[name]
+        floor = floors.get(name)
+        ratio = f"{s['per_file_ms'] / st[floor]['per_file_ms']:.2f}×" if floor in st else "floor"
+        rss = f"{s['peak_rss_mb']:.0f}" + (f"+{s['workers_peak_rss_mb']:.0f}w" if s.get("workers_peak_rss_mb") else "")
+        med = f"{s['median_ms']:.2f}" if "median_ms" in s else "-"
+        p90 = f"{s['p90_ms']:.2f}" if "p90_ms" in s else "-"
+        label = name + ("*" if s.get("extrapolated") else "")
+        lines.append(f"{label:<10}{s['files']:>7}{s['wall_s']:>10.2f}{s['per_file_ms']:>13.2f}{med:>11}{p90:>9}"
+                     f"{ratio:>10}{rss:>13}")
+    r1 = st["rank1"]
+    lines.append(f"  rank1: check {r1['check_s']:.2f} s + rank & write {r1['rank_and_write_s']:.2f} s; "
+                 f"summary {r1['summary']['ok']} ok / {r1['summary']['warning']} warning / {r1['summary']['error']} error")
+    if "pandas" in st and st["pandas"].get("extrapolated"):
+        lines.append(f"  * pandas: {st['pandas']['sampled']} files sampled, wall extrapolated to {st['pandas']['files']}")
+    su = res["startup"]
+    lines += ["", "start-up (best of 5)",
+              f"  python -c pass                  {su['python_bare']['best_s']:.3f} s",
+              f"  xlsx-assess --help              {su['help']['best_s']:.3f} s"]
+    if "help_via_path" in su:
+        lines.append(f"  xlsx-assess --help (PATH shim)  {su['help_via_path']['best_s']:.3f} s")
+    lines += [f"  xlsx-assess check <one file>    {su['check_one']['best_s']:.3f} s",
+              f"  xlsx-assess rank <samples>      {su['rank_samples']['best_s']:.3f} s  "
+              f"({su['rank_samples_files']} files; {su['rank_samples_source']})", "", "targets"]
+    for t in res["targets"]:
+        mark = {True: "MET ", False: "MISS", None: "n/a "}[t["met"]]
+        val = "-" if t["value"] is None else f"{t['value']:.3f}"
+        lines.append(f"  [{mark}] {t['what']:<58} {val:>9}  {t['note']}")
+    lines.append(f"\ntotal bench wall {res['bench_wall_s']:.1f} s")
+    return "\n".join(lines)
+
+
+def profile(n_files: int, work: Path) -> None:
+    """cProfile of check_candidate and build_workbook over a few files: top 15 by cumulative time."""
+    import cProfile
+    import pstats
+
+    from xlsx_assess.collect import Candidate, check_candidate
+    from xlsx_assess.writer import build_workbook, file_name
+
+    ctx = make_context(n_files)
+    out = work / "profile"
+    entries = [fill_entries(ctx, t, k) for k, t in enumerate(ctx.townships)]
+    prof = cProfile.Profile()
+    prof.enable()
+    paths = [build_workbook(ctx.rubric, t, ctx.settings, out / file_name(t, ctx.settings.year), entries=e)
+             for t, e in zip(ctx.townships, entries)]
+    prof.disable()
+    print(f"\n== cProfile: build_workbook (filled) x {n_files}, top 15 by cumulative ==")
+    pstats.Stats(prof).sort_stats("cumulative").print_stats(15)
+    cands = [Candidate(p, str(p)) for p in paths]
+    prof = cProfile.Profile()
+    prof.enable()
+    for c in cands:
+        check_candidate(c, ctx)
+    prof.disable()
+    print(f"\n== cProfile: check_candidate x {n_files} (fresh Context, one layout per file), top 15 by cumulative ==")
+    pstats.Stats(prof).sort_stats("cumulative").print_stats(15)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=20, help="number of townships / workbooks")
+    ap.add_argument("--out", type=Path, help="results JSON (default bench/results/bench-N.json)")
+    ap.add_argument("--quick", action="store_true", help="skip the pandas/openpyxl read and the 2-worker run")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder (printed at the end)")
+    ap.add_argument("--workdir", type=Path, help="work folder (default: a new temp folder)")
+    ap.add_argument("--profile", type=int, nargs="?", const=50, default=0, metavar="FILES",
+                    help="also print cProfile tops for build_workbook and check_candidate over FILES files")
+    ap.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
+    ap.add_argument("--stage-result", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.stage:
+        run_stage(args.stage, args.n, args.workdir, args.stage_result)
+        return 0
+
+    t0 = time.perf_counter()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix=f"xa-bench-{args.n}-"))
+    work.mkdir(parents=True, exist_ok=True)
+    out = args.out or HERE / "results" / f"bench-{args.n}.json"
+    try:
+        stages = {}
+        for name in STAGES:
+            if args.quick and name in ("rank2", "pandas"):
+                continue
+            print(f"… {name}", file=sys.stderr, flush=True)
+            stages[name] = spawn_stage(name, args.n, work)
+        print("… start-up", file=sys.stderr, flush=True)
+        res = {"n": args.n, "quick": args.quick, "when": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+               "env": environment(), "stages": stages, "startup": startup(work)}
+        res["targets"] = evaluate(res)
+        res["bench_wall_s"] = time.perf_counter() - t0
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(res, ensure_ascii=False, indent=2))
+        print(render(res))
+        print(f"results: {out}")
+        if args.profile:
+            profile(args.profile, work)
+    finally:
+        if args.keep:
+            print(f"work folder kept: {work}")
+        elif not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
