@@ -203,6 +203,8 @@ def _render_collection(coll, brief: bool = False) -> None:
 
     con = _console()
     for r in coll.results:
+        if brief and r.status == "ok":
+            continue
         town = f"{r.township.name}（{r.township.code}）" if r.township else "身份不明"
         role = {"superseded": " · 未采用（有更新的文件）", "duplicate": " · 重复文件"}.get(r.role, "")
         con.print(f"{STATUS_ZH[r.status]}  {_esc(r.name)}  [bold]{_esc(town)}[/]{role}"
@@ -228,7 +230,8 @@ def _render_collection(coll, brief: bool = False) -> None:
 def _render_ranking(rk) -> None:
     from rich.table import Table
 
-    table = Table(*[c for c in rk.ranking.columns if c != "归零"], title="排名")
-    for row in rk.ranking.drop(columns=["归零"]).itertuples(index=False):
+    shown = rk.ranking.drop(columns=["归零", "乡镇代码"])
+    table = Table(*shown.columns, title="排名")
+    for row in shown.itertuples(index=False):
         table.add_row(*[f"{v:.2f}" if isinstance(v, float) else _esc(str(v)) for v in row])
     _console().print(table)

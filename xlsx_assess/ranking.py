@@ -212,9 +212,10 @@ def _table(wb, name: str, df: "pd.DataFrame", f, kinds: dict | None = None, widt
     if title:
         ws.write_string(0, 0, title, f["title"])
         top = 2
-    _frame(ws, df, top, f, kinds or {})
-    for c, col in enumerate(df.columns):
-        ws.set_column(c, c, (widths or {}).get(col, max(8, min(30, 2 * len(str(col)) + 2))))
+    cols = [(widths or {}).get(col, max(8, min(30, 2 * len(str(col)) + 2))) for col in df.columns]
+    for c, width in enumerate(cols):
+        ws.set_column(c, c, width)
+    _frame(ws, df, top, f, kinds or {}, cols)
     ws.freeze_panes(top + 1, 0)
     ws.set_landscape()
     ws.set_paper(9)
@@ -223,12 +224,14 @@ def _table(wb, name: str, df: "pd.DataFrame", f, kinds: dict | None = None, widt
     if below is not None:
         start = top + len(df) + 3
         ws.write_string(start - 1, 0, below[0], f["title"])
-        _frame(ws, below[1], start, f, {})
+        _frame(ws, below[1], start, f, {}, cols)
     return ws
 
 
-def _frame(ws, df: "pd.DataFrame", top: int, f, kinds: dict) -> None:
+def _frame(ws, df: "pd.DataFrame", top: int, f, kinds: dict, widths: list[float]) -> None:
     import math
+
+    from .writer import row_height
 
     for c, col in enumerate(df.columns):
         ws.write_string(top, c, str(col), f["head"])
@@ -243,6 +246,10 @@ def _frame(ws, df: "pd.DataFrame", top: int, f, kinds: dict) -> None:
                 ws.write_blank(r, c, None, f["text"])
             else:
                 ws.write_string(r, c, str(value), f["text"])   # township text stays text, never a formula
+        texts = [(str(v), widths[c] if c < len(widths) else 10) for c, v in enumerate(row) if isinstance(v, str)]
+        height = max((row_height(t, w) for t, w in texts), default=18.0)
+        if height > 18.0:
+            ws.set_row(r, height)
 
 
 def _ranking_visuals(wb, rk: Ranking, f) -> None:
@@ -267,5 +274,5 @@ def _ranking_visuals(wb, rk: Ranking, f) -> None:
     chart.set_x_axis({"min": 0, "num_font": {"name": FONT_NAME}})
     chart.set_legend({"none": True})
     chart.set_size({"width": 640, "height": max(300, 32 * n + 80)})
-    ws.insert_chart(top, len(rk.ranking.columns) + 1, chart)
+    ws.insert_chart(top + n + 2, 0, chart)
 

@@ -111,7 +111,7 @@ def _write(lay: FormLayout, path: Path, password: str | None) -> None:
     guide.set_row(0, 30)
     for cell in lay.on(GUIDE_SHEET):
         if cell.col == 1 and cell.row > 0:
-            guide.set_row(cell.row, _height(str(cell.value), 100))
+            guide.set_row(cell.row, row_height(str(cell.value), 100))
     guide.set_paper(9)
     guide.fit_to_pages(1, 0)
     guide.hide_gridlines(2)
@@ -179,7 +179,7 @@ def _setup_form(lay: FormLayout, ws, formats, wb) -> None:
     heights: dict[int, float] = {}
     for cell in lay.on(FORM_SHEET):
         if cell.row >= FIRST_ITEM_ROW and isinstance(cell.value, str) and not cell.merge_to:
-            heights[cell.row] = max(heights.get(cell.row, 18), _height(cell.value, WIDTHS[cell.col]))
+            heights[cell.row] = max(heights.get(cell.row, 18), row_height(cell.value, WIDTHS[cell.col]))
     for row, height in heights.items():
         ws.set_row(row, height)
     ws.freeze_panes(HEADER_ROW + 1, 0)
@@ -209,8 +209,8 @@ def _setup_form(lay: FormLayout, ws, formats, wb) -> None:
                                                 "value": "尚有", "format": todo})
 
 
-def _height(text: str, width: float) -> float:
+def row_height(text: str, width: float) -> float:
     """Row height (points) for wrapped CJK text in a column of `width` characters."""
     lines = sum(max(1, math.ceil(sum(2 if ord(ch) > 0x2E7F else 1 for ch in part) / max(width - 1, 1)))
                 for part in text.split("\n")) if text else 1
-    return max(18.0, 14.0 * lines + 4)
+    return max(18.0, 15.0 * lines + 6)

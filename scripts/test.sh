@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install what the tests need on a fresh Debian/Ubuntu machine and run them.
+# LibreOffice (headless) is the spreadsheet engine of the round-trip tests; without it they skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! { command -v soffice >/dev/null && /usr/bin/python3 -c "import uno" 2>/dev/null; }; then
+  if command -v apt-get >/dev/null; then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends \
+      libreoffice-calc-nogui python3-uno fonts-noto-cjk poppler-utils >/dev/null
+  else
+    echo "warning: no apt-get here; install LibreOffice + python3-uno yourself or the engine tests skip" >&2
+  fi
+fi
+
+PY="${PYTHON:-python3}"
+"$PY" -m pip install --quiet --disable-pip-version-check ".[test]"
+"$PY" -m pytest "$@"
