@@ -438,6 +438,7 @@ def startup(work: Path) -> dict:
         "rank_samples_source": source,
         "rank_samples_files": len(files_in(folder)),
         "python_bare": best_of([sys.executable, "-c", "pass"]),
+        "import_pandas": best_of([sys.executable, "-c", "import pandas"]),
     }
     if on_path:
         out["help_via_path"] = best_of([on_path, "--help"])
@@ -521,13 +522,14 @@ def render(res: dict) -> str:
                      f"{ratio:>10}{mratio:>11}{rss:>13}")
     r1 = st["rank1"]
     lines.append(f"  rank1: check {r1['check_s']:.2f} s + rank & write {r1['rank_and_write_s']:.2f} s; "
-                 f"(rank_townships {r1['rank_townships_s']:.2f} s, write_ranking {r1['write_ranking_s']:.2f} s); "
+                 f"(rank_townships {r1['rank_townships_s']:.2f} s, write_ranking {r1['write_ranking_s']:.2f} s);\n         "
                  f"summary {r1['summary']['ok']} ok / {r1['summary']['warning']} warning / {r1['summary']['error']} error")
     if "pandas" in st and st["pandas"].get("extrapolated"):
         lines.append(f"  * pandas: {st['pandas']['sampled']} files sampled, wall extrapolated to {st['pandas']['files']}")
     su = res["startup"]
     lines += ["", "start-up (best of 5)",
               f"  python -c pass                  {su['python_bare']['best_s']:.3f} s",
+              f"  python -c 'import pandas'       {su['import_pandas']['best_s']:.3f} s",
               f"  xlsx-assess --help              {su['help']['best_s']:.3f} s"]
     if "help_via_path" in su:
         lines.append(f"  xlsx-assess --help (PATH shim)  {su['help_via_path']['best_s']:.3f} s")
@@ -560,6 +562,7 @@ def profile(n_files: int, work: Path) -> None:
     prof.disable()
     print(f"\n== cProfile: build_workbook (filled) x {n_files}, top 15 by cumulative ==")
     pstats.Stats(prof).sort_stats("cumulative").print_stats(15)
+    pstats.Stats(prof).sort_stats("tottime").print_stats(10)
     cands = [Candidate(p, str(p)) for p in paths]
     prof = cProfile.Profile()
     prof.enable()
@@ -568,6 +571,7 @@ def profile(n_files: int, work: Path) -> None:
     prof.disable()
     print(f"\n== cProfile: check_candidate x {n_files} (fresh Context, one layout per file), top 15 by cumulative ==")
     pstats.Stats(prof).sort_stats("cumulative").print_stats(15)
+    pstats.Stats(prof).sort_stats("tottime").print_stats(10)
 
 
 def main(argv: list[str] | None = None) -> int:

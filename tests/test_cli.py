@@ -1,0 +1,150 @@
+"""The command line, the JSON shapes, the samples and the README, end to end."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, write_filled
+from typer.testing import CliRunner
+
+from xlsx_assess import ranking as ranking_mod
+from xlsx_assess.cli import app
+from xlsx_assess.issues import catalogue_markdown
+
+runner = CliRunner()
+SAMPLES = ROOT / "samples" / "returned"
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_help_lists_every_command_and_each_is_in_the_readme():
+    result = run("--help")
+    assert result.exit_code == 0
+    commands = [c.name or c.callback.__name__ for c in app.registered_commands]
+    assert set(commands) == {"generate", "check", "rank", "rubric", "codes"}
+    for name in commands:
+        assert name in result.output
+        assert f"xlsx-assess {name}" in README, name
+        assert run(name, "--help").exit_code == 0
+
+
+def test_readme_codes_table_is_the_catalogue():
+    table = README.split("<!-- codes:start -->")[1].split("<!-- codes:end -->")[0].strip()
+    assert table == catalogue_markdown()
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "bash scripts/test.sh" in ci and "bash scripts/test.sh" in README
+
+
+def test_import_is_light():
+    code = ("import sys, xlsx_assess.cli; heavy = {'pandas', 'openpyxl', 'xlsxwriter', 'python_calamine', 'numpy'};"
+            "print(sorted(heavy & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_generate_all_and_only(tmp_path):
+    result = run("generate", "--out", str(tmp_path / "all"))
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "all").glob("2026_*.xlsx"))) == 9
+    assert (tmp_path / "all" / "2026_410927100_城关镇.xlsx").exists()
+    result = run("generate", "--out", str(tmp_path / "two"), "--only", "侯庙镇", "--only", "410927205", "--year", "2027")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["2027_410927101_侯庙镇.xlsx", "2027_410927205_夹河乡.xlsx"]
+
+
+def test_generate_unknown_township_and_bad_rubric_exit_2(tmp_path):
+    assert run("generate", "--out", str(tmp_path), "--only", "不存在乡").exit_code == 2
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,category\nA01,x\n", encoding="utf-8")
+    result = run("generate", "--out", str(tmp_path), "--rubric", str(bad))
+    assert result.exit_code == 2 and "R102" in result.output
+
+
+def test_samples_are_clean_and_in_step_with_the_generator(tmp_path):
+    result = run("check", str(SAMPLES))
+    assert result.exit_code == 0, result.output
+    sys.path.insert(0, str(ROOT / "samples"))
+    import make_samples
+
+    make_samples.make(tmp_path)
+    for path in SAMPLES.iterdir():
+        assert (tmp_path / "returned" / path.name).read_bytes() == path.read_bytes(), (
+            f"{path.name} is stale: run python samples/make_samples.py")
+
+
+def test_check_json_and_exit_codes(tmp_path, ctx):
+    result = run("check", str(SAMPLES), "--json")
+    data = json.loads(result.stdout)
+    assert result.exit_code == 0
+    assert len(data["files"]) == 9 and data["missing"] == []
+    assert data["summary"]["ok"] == 9
+    write_filled(ctx, ctx.townships[0], tmp_path, {})          # blank base lines: errors
+    assert run("check", str(tmp_path)).exit_code == 1
+
+
+def test_rank_writes_six_sheets_and_json(tmp_path):
+    out = tmp_path / "排名.xlsx"
+    result = run("rank", str(SAMPLES), "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) == {"ranking", "excluded", "missing"}
+    first = data["ranking"][0]
+    assert set(first) == {"rank", "code", "township", "base", "bonus", "deduction", "final", "grade", "zeroed"}
+    ranks = [r["rank"] for r in data["ranking"]]
+    assert ranks == sorted(ranks) and len(set(ranks)) < len(ranks)      # the samples hold a tie
+    import openpyxl
+
+    wb = openpyxl.load_workbook(out)
+    assert wb.sheetnames == list(ranking_mod.SHEET_NAMES)
+    assert wb["排名"]._charts
+
+
+def test_rank_is_atomic(tmp_path, monkeypatch, ctx):
+    out = tmp_path / "排名.xlsx"
+    out.write_bytes(b"previous ranking")
+
+    def broken(rk, path):
+        Path(path).write_bytes(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ranking_mod, "_write_ranking", broken)
+    with pytest.raises(OSError):
+        from xlsx_assess.workflow import rank_files
+
+        rank_files([SAMPLES], out, ctx)
+    assert out.read_bytes() == b"previous ranking"
+    assert [p.name for p in tmp_path.iterdir()] == ["排名.xlsx"]
+
+
+def test_township_text_is_inert_in_the_ranking(tmp_path, ctx):
+    notes = {"A01": "=HYPERLINK(\"http://x\",\"x\")", "A02": "+1", "A03": "@SUM(1)", "A04": "http://example.com"}
+    values = {i.id: i.points for i in ctx.rubric.base}
+    for k, item_id in enumerate(("A01", "A02", "A03", "A04")):
+        values[item_id] = ctx.rubric.items[k].points - 0.5
+    write_filled(ctx, ctx.townships[0], tmp_path / "in", values, False, notes)
+    out = tmp_path / "r.xlsx"
+    assert run("rank", str(tmp_path / "in"), "--out", str(out)).exit_code == 0
+    import openpyxl
+
+    ws = openpyxl.load_workbook(out)["明细"]
+    cells = [c for row in ws.iter_rows() for c in row if isinstance(c.value, str) and "HYPERLINK" in c.value]
+    assert cells and all(c.data_type == "s" for c in cells)
+    assert not any(c.hyperlink for row in ws.iter_rows() for c in row)
+
+
+def test_rubric_and_codes_commands():
+    result = run("rubric")
+    assert result.exit_code == 0 and re.search(r"[0-9a-f]{64}", result.output)
+    codes = json.loads(run("codes", "--json").stdout)
+    assert {c["code"] for c in codes} >= {"R101", "F103", "I201", "S303", "V401", "C503"}
