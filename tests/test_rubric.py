@@ -222,7 +222,6 @@ def test_problems_carry_the_file_name(tmp_path):
     assert [(i.code, i.file, i.line, i.column) for i in report] == [("R107", "细则.csv", 4, "id")]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: lines are counted after blank lines are dropped (see report)")
 def test_line_numbers_count_blank_lines():
     text = lines("A01,组织领导,主要负责人亲自抓,听取专题汇报,base,50,,",
                  "",
@@ -230,7 +229,6 @@ def test_line_numbers_count_blank_lines():
     assert rubric_problems(text) == [("R107", 4, "id")]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: lines are counted as CSV records, not file lines (see report)")
 def test_line_numbers_count_lines_inside_quoted_cells():
     text = lines('A01,组织领导,主要负责人亲自抓,听取专题汇报,base,50,"第一行\n第二行",',
                  "A01,组织领导,主要负责人亲自抓,发布解读,base,50,,")
@@ -325,7 +323,6 @@ def test_fingerprint_is_a_sha256_hex_and_stable():
     assert fp == parsed(SMALL_RUBRIC).fingerprint
 
 
-@pytest.mark.xfail(strict=True, reason="bug: CRLF inside a quoted cell stays in the text (see report)")
 def test_fingerprint_same_for_crlf_with_a_multiline_cell():
     text = small(("未听取不得分", '"未听取\n不得分"'))
     assert parsed(text.replace("\n", "\r\n")).fingerprint == parsed(text).fingerprint

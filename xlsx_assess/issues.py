@@ -53,6 +53,7 @@ CATALOGUE: dict[str, Code] = _catalogue(
     Code("R114", "error", "rubric has no lines", "评分细则中没有任何评分项。"),
     Code("R115", "warning", "zero line has points", "归零项的分值应为 0，已按 0 处理。"),
     Code("R116", "error", "text too long", "文字超过 {value} 个字符，请精简。"),
+    Code("R117", "error", "duplicate column", "列“{column}”出现了不止一次，请删除多余的列。"),
     Code("R201", "error", "settings file invalid", "参数设置文件有误：{detail}。"),
     Code("R202", "error", "roster file invalid", "乡镇名单有误：{detail}。"),
     Code("R203", "error", "township not on roster", "乡镇“{value}”不在乡镇名单中，请检查代码或名称。"),

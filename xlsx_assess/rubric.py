@@ -133,25 +133,27 @@ def read_rubric(path: str | Path | None = None) -> tuple[Rubric | None, Report]:
 
 def parse_rubric(text: str, name: str = "rubric.csv", report: Report | None = None) -> tuple[Rubric | None, Report]:
     report = report if report is not None else Report()
-    rows = list(csv.reader(io.StringIO(text)))
-    rows = [r for r in rows if any(c.strip() for c in r)]
-    if not rows:
+    records = _records(text)
+    if not records:
         report.add(issue("R114", file=name))
         return None, report
-    header = [h.strip().lower() for h in rows[0]]
+    header_line, header_row = records[0]
+    header = [h.strip().lower() for h in header_row]
+    for col in sorted({h for h in header if h and header.count(h) > 1}):
+        report.add(issue("R117", file=name, line=header_line, column=col))
     for col in REQUIRED:
         if col not in header:
-            report.add(issue("R102", file=name, line=1, column=col))
+            report.add(issue("R102", file=name, line=header_line, column=col))
     for col in header:
         if col and col not in COLUMNS:
-            report.add(issue("R103", file=name, line=1, column=col))
+            report.add(issue("R103", file=name, line=header_line, column=col))
     if not report.ok:
         return None, report
 
     items: list[Item] = []
     seen: dict[str, int] = {}
     zero_lines = 0
-    for lineno, row in enumerate(rows[1:], start=2):
+    for lineno, row in records[1:]:
         rec = {h: (row[k].strip() if k < len(row) else "") for k, h in enumerate(header)}
         before = len(report.errors)
 
@@ -188,17 +190,29 @@ def parse_rubric(text: str, name: str = "rubric.csv", report: Report | None = No
         if len(report.errors) == before:
             items.append(Item(ident, rec["category"], rec["indicator"], rec.get("criterion", ""), kind,
                               float(points), rec.get("guide", ""), rec.get("note", "")))
-    if len(rows) == 1:
+    if len(records) == 1:
         report.add(issue("R114", file=name))
     if zero_lines > 1:
         report.add(issue("R111", file=name, value=zero_lines))
-    _check_contiguous(rows[1:], header, name, report)
+    _check_contiguous(records[1:], header, name, report)
     base_total = sum(i.points for i in items if i.kind == "base")
     if report.ok and not math.isclose(base_total, BASE_TOTAL, abs_tol=1e-9):
         report.add(issue("R110", file=name, column="points", value=format_points(base_total)))
     if not report.ok:
         return None, report
     return Rubric(tuple(items)), report
+
+
+def _records(text: str) -> list[tuple[int, list[str]]]:
+    """The non-blank CSV records, each with the file line it starts on (CR/CRLF read as LF)."""
+    reader = csv.reader(io.StringIO(text.replace("\r\n", "\n").replace("\r", "\n")))
+    out: list[tuple[int, list[str]]] = []
+    start = 1
+    for row in reader:
+        if any(c.strip() for c in row):
+            out.append((start, row))
+        start = reader.line_num + 1
+    return out
 
 
 def _parse_points(raw: str) -> float | None:
@@ -209,16 +223,16 @@ def _parse_points(raw: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _check_contiguous(rows: list[list[str]], header: list[str], name: str, report: Report) -> None:
+def _check_contiguous(records: list[tuple[int, list[str]]], header: list[str], name: str, report: Report) -> None:
     """Merged cells need each category, and each indicator within it, on consecutive lines."""
     if "category" not in header or "indicator" not in header:
         return
     ci, ii = header.index("category"), header.index("indicator")
-    keys = [(r[ci].strip() if ci < len(r) else "", r[ii].strip() if ii < len(r) else "") for r in rows]
+    keys = [(n, (r[ci].strip() if ci < len(r) else "", r[ii].strip() if ii < len(r) else "")) for n, r in records]
     for level, key_of in (("category", lambda k: k[0]), ("indicator", lambda k: k)):
         closed: set = set()
         previous = None
-        for lineno, k in enumerate(keys, start=2):
+        for lineno, k in keys:
             key = key_of(k)
             if key != previous:
                 if key in closed:

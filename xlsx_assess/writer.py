@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,7 +52,13 @@ WORKBOOK_OPTIONS = {"strings_to_formulas": False, "strings_to_urls": False, "str
 
 
 def file_name(township: Township, year: int) -> str:
-    return f"{year}_{township.code}_{township.name}.xlsx"
+    """`2026_410927100_城关镇.xlsx`; characters Windows forbids in names become '_'."""
+    return re.sub(r'[\\/:*?"<>|\x00-\x1f]', "_", f"{year}_{township.code}_{township.name}") + ".xlsx"
+
+
+def _hf(text: str) -> str:
+    """Text for a print header or footer, where '&' starts a control code."""
+    return text.replace("&", "&&")
 
 
 def build_workbook(rubric: Rubric, township: Township, settings: Settings, path: str | Path,
@@ -189,7 +196,7 @@ def _setup_form(lay: FormLayout, ws, formats, wb) -> None:
     ws.fit_to_pages(1, 0)
     ws.center_horizontally()
     ws.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
-    ws.set_header(f"&L&9{lay.settings.county}政务公开办&R&9{lay.township.name}")
+    ws.set_header(f"&L&9{_hf(lay.settings.county)}政务公开办&R&9{_hf(lay.township.name)}")
     ws.set_footer("&C&9第 &P 页，共 &N 页")
     ws.print_area(0, 0, lay.last_row, COL_EVIDENCE)
     ws.hide_gridlines(2)
