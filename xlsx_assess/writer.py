@@ -13,7 +13,7 @@ from typing import Any, Iterator, Mapping
 
 from . import scoring
 from .layout import (COL_EVIDENCE, COL_POINTS, FIRST_ITEM_ROW, FORM_SHEET, GUIDE_SHEET, HEADER_ROW,
-                     META_SHEET, WIDTHS, CellSpec, FormLayout, a1, computed_cells, form_layout, _ranges)
+                     META_SHEET, WIDTHS, CellSpec, FormLayout, Validation, a1, computed_cells, form_layout, _ranges)
 from .rubric import Rubric
 from .settings import Settings, Township
 
@@ -48,7 +48,8 @@ STYLES: dict[str, dict] = {
 }
 PROTECT_OPTIONS = {"format_columns": True, "format_rows": True, "select_locked_cells": True,
                    "select_unlocked_cells": True}
-WORKBOOK_OPTIONS = {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False}
+WORKBOOK_OPTIONS = {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False,
+                    "in_memory": True}
 
 
 def file_name(township: Township, year: int) -> str:
@@ -111,6 +112,7 @@ def _write(lay: FormLayout, path: Path, password: str | None) -> None:
 
     for cell in lay.cells:
         _write_cell(sheets[cell.sheet], cell, formats[cell.style], cached)
+    _write_validations(lay, sheets)
 
     _setup_form(lay, form, formats, wb)
     guide.set_column(0, 0, 12)
@@ -158,12 +160,22 @@ def _write_cell(ws, cell: CellSpec, fmt, cached: Mapping[str, Any]) -> None:
         ws.write_datetime(r, c, cell.value, fmt)
     elif not cell.merge_to:
         ws.write_blank(r, c, None, fmt)
-    if cell.validation:
-        ws.data_validation(r, c, r, c, _validation_options(cell))
 
 
-def _validation_options(cell: CellSpec) -> dict:
-    v = cell.validation
+def _write_validations(lay: FormLayout, sheets: dict) -> None:
+    """One validation rule per distinct rule and sheet, over all the cells it applies to."""
+    groups: dict[tuple, list[CellSpec]] = {}
+    for cell in lay.inputs():
+        groups.setdefault((cell.sheet, cell.validation), []).append(cell)
+    for (sheet, v), cells in groups.items():
+        first = cells[0]
+        options = _validation_options(v)
+        if len(cells) > 1:
+            options["multi_range"] = " ".join(c.ref for c in cells)
+        sheets[sheet].data_validation(first.row, first.col, first.row, first.col, options)
+
+
+def _validation_options(v: Validation) -> dict:
     opts: dict[str, Any] = {"input_title": v.title[:32], "input_message": v.prompt[:255],
                             "error_title": "填写有误"[:32], "error_message": v.error[:255], "error_type": "stop"}
     if v.kind == "decimal":
