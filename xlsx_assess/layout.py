@@ -8,6 +8,9 @@ against the very same list. Nothing else computes an address.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -94,6 +97,8 @@ class FormLayout:
     date_cell: str = ""
     last_row: int = 0
     identity: dict[str, str] = field(default_factory=dict)
+    personal: tuple[int, ...] = ()       # indices of the cells that name the township
+    shared: dict = field(default_factory=dict, repr=False)  # derived once per rubric and settings (row heights)
 
     def score_cell(self, item_id: str) -> str:
         return a1(self.item_rows[item_id], COL_SCORE)
@@ -133,17 +138,52 @@ def identity_of(rubric: Rubric, township: Township, settings: Settings) -> dict[
     }
 
 
+_PLACEHOLDER = Township("\0code\0", "\0name\0")
+
+
 def form_layout(rubric: Rubric, township: Township, settings: Settings,
                 entries: Mapping[str, Any] | None = None) -> FormLayout:
-    """Lay out the three sheets for one township; `entries` pre-fills input cells (cell -> value)."""
-    lay = FormLayout(rubric, township, settings)
+    """Lay out the three sheets for one township; `entries` pre-fills input cells (cell -> value).
+
+    The layout of a rubric and settings is made once (`_template`); a township's is that template
+    with the few cells that name the township filled in, so checking thousands of files neither
+    rebuilds nor keeps thousands of layouts.
+    """
+    tpl = _template(rubric, settings)
+    lay = copy.copy(tpl)
+    lay.township = township
     lay.identity = identity_of(rubric, township, settings)
+    cells = list(tpl.cells)
+    for k in tpl.personal:
+        cells[k] = _personal(cells[k], township, lay.identity)
+    lay.cells = [_filled(c, entries) for c in cells] if entries else cells
+    return lay
+
+
+@functools.lru_cache(maxsize=8)
+def _template(rubric: Rubric, settings: Settings) -> FormLayout:
+    lay = FormLayout(rubric, _PLACEHOLDER, settings)
+    lay.identity = identity_of(rubric, _PLACEHOLDER, settings)
     _lay_form(lay)
     _lay_guide(lay)
     _lay_meta(lay)
-    if entries:
-        lay.cells = [_filled(c, entries) for c in lay.cells]
+    lay.personal = tuple(k for k, c in enumerate(lay.cells)
+                         if c.sheet == META_SHEET or (isinstance(c.value, str) and "\0" in c.value))
     return lay
+
+
+def _personal(cell: CellSpec, township: Township, identity: dict[str, str]) -> CellSpec:
+    if cell.sheet == META_SHEET and cell.col == 1:
+        key = identity_key_at(cell.row)
+        value = identity[key] if key else cell.value
+    else:
+        value = cell.value.replace(_PLACEHOLDER.code, township.code).replace(_PLACEHOLDER.name, township.name)
+    return dataclasses.replace(cell, value=value)
+
+
+def identity_key_at(row: int) -> str | None:
+    """The identity key on a row of the hidden sheet (row 0 is the header)."""
+    return IDENTITY_KEYS[row - 1] if 1 <= row <= len(IDENTITY_KEYS) else None
 
 
 def _filled(cell: CellSpec, entries: Mapping[str, Any]) -> CellSpec:
@@ -342,9 +382,9 @@ def _scoring_rules(rubric: Rubric, s: Settings) -> str:
 def _lay_meta(lay: FormLayout) -> None:
     lay.cells.append(CellSpec(META_SHEET, 0, 0, "key", style="meta"))
     lay.cells.append(CellSpec(META_SHEET, 0, 1, "value", style="meta"))
-    for r, (key, value) in enumerate(lay.identity.items(), start=1):
+    for r, key in enumerate(IDENTITY_KEYS, start=1):
         lay.cells.append(CellSpec(META_SHEET, r, 0, key, style="meta"))
-        lay.cells.append(CellSpec(META_SHEET, r, 1, value, style="meta"))
+        lay.cells.append(CellSpec(META_SHEET, r, 1, lay.identity[key], style="meta"))
 
 
 def computed_cells(lay: FormLayout, scores: scoring.Scores) -> dict[str, Any]:

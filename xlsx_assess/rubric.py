@@ -9,6 +9,7 @@ save it (UTF-8 with or without BOM, GB18030/GBK) and reports every problem at on
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -84,7 +85,10 @@ class Rubric:
         """Categories that hold base lines (they get a subtotal)."""
         return [c for c in self.categories if any(i.category == c for i in self.base)]
 
-    @property
+    def __hash__(self) -> int:
+        return hash(self.fingerprint)
+
+    @functools.cached_property
     def fingerprint(self) -> str:
         """sha256 of the canonical rubric: what every generated workbook carries."""
         canon = [[i.id, i.category, i.indicator, i.criterion, i.kind, format_points(i.points), i.guide, i.note]

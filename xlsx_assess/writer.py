@@ -189,17 +189,24 @@ def _validation_options(v: Validation) -> dict:
     return opts
 
 
+def _form_heights(lay: FormLayout) -> dict[int, float]:
+    """Row heights of the item rows, from the rubric's texts (not the entries): the same for every township."""
+    if "heights" not in lay.shared:
+        heights: dict[int, float] = {}
+        for cell in lay.on(FORM_SHEET):
+            if cell.row >= FIRST_ITEM_ROW and isinstance(cell.value, str) and not cell.merge_to and not cell.is_input:
+                heights[cell.row] = max(heights.get(cell.row, 18), row_height(cell.value, WIDTHS[cell.col]))
+        lay.shared["heights"] = heights
+    return lay.shared["heights"]
+
+
 def _setup_form(lay: FormLayout, ws, formats, wb) -> None:
     for col, width in enumerate(WIDTHS):
         ws.set_column(col, col, width)
     ws.set_row(0, 32)
     for row in range(1, HEADER_ROW + 1):
         ws.set_row(row, 24)
-    heights: dict[int, float] = {}
-    for cell in lay.on(FORM_SHEET):
-        if cell.row >= FIRST_ITEM_ROW and isinstance(cell.value, str) and not cell.merge_to:
-            heights[cell.row] = max(heights.get(cell.row, 18), row_height(cell.value, WIDTHS[cell.col]))
-    for row, height in heights.items():
+    for row, height in _form_heights(lay).items():
         ws.set_row(row, height)
     ws.freeze_panes(HEADER_ROW + 1, 0)
     ws.repeat_rows(HEADER_ROW)
