@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 RANKING_COLUMNS = ["排名", "乡镇代码", "乡镇", "基础得分", "加分", "减分", "最终得分", "等次", "备注"]
 SHEET_NAMES = ("排名", "分类得分", "明细", "问题清单", "未提交", "排名说明")
+MAX_CELL_TEXT = 32767       # what a cell holds; XlsxWriter would cut longer text silently
+DETAIL_TOWNSHIPS = 200      # beyond this, 明细 keeps the county figures only (a sheet has 16,384 columns)
+KIND_ZH = {"base": "基础项", "bonus": "加分项", "deduction": "减分项", "zero": "归零项（1=是）"}
 ROLE_ZH = {"used": "采用", "superseded": "未采用：有更新的文件", "duplicate": "未采用：重复文件"}
 
 
@@ -73,33 +76,48 @@ def rank_townships(coll: Collection, ctx: Context, now: dt.datetime | None = Non
 
     details = _details(accepted, ctx)
     issues, files = _issue_tables(coll)
-    missing = pd.DataFrame([{"乡镇代码": t.code, "乡镇": t.name, "原因": _missing_reason(t.code, coll)}
+    bad: dict[str, list[str]] = {}
+    for r in coll.results:
+        if r.township and r.role == "used":
+            bad.setdefault(r.township.code, []).append(r.name)
+    missing = pd.DataFrame([{"乡镇代码": t.code, "乡镇": t.name,
+                             "原因": f"文件有错误，未采用：{'、'.join(bad[t.code])}" if t.code in bad else "未收到文件"}
                             for t in coll.missing], columns=["乡镇代码", "乡镇", "原因"])
     return Ranking(ranking, categories, details, issues, files, missing, explanation(ctx, coll, now), now)
 
 
 def _details(accepted, ctx: Context) -> "pd.DataFrame":
+    """Every rubric line with each township's score (up to DETAIL_TOWNSHIPS of them), the county average
+    and the average loss: where the county as a whole loses points."""
     import pandas as pd
 
     names = [r.township.name for r in accepted]
-    rows = []
+    if len(set(names)) < len(names):
+        names = [f"{r.township.name}（{r.township.code}）" for r in accepted]
+    wide = len(accepted) <= DETAIL_TOWNSHIPS
+    rows, matrix = [], []
     for item in ctx.rubric.items:
         if item.kind == "zero":
             scores = [1.0 if r.scores.zeroed else 0.0 for r in accepted]
         else:
             scores = [r.entries.values.get(item.id) or 0.0 for r in accepted]
+        matrix.append(scores)
         row = {"编号": item.id, "内容": item.category, "一级指标": item.indicator, "二级指标": item.criterion,
-               "类型": {"base": "基础项", "bonus": "加分项", "deduction": "减分项", "zero": "归零项（1=是）"}[item.kind],
-               "分值": item.points, **dict(zip(names, scores))}
-        row["扣分说明"] = "；".join(f"{r.township.name}：{r.entries.notes[item.id]}" for r in accepted
-                                if item.id in r.entries.notes)
+               "类型": KIND_ZH[item.kind], "分值": item.points}
+        if wide:
+            row.update(zip(names, scores))
+            row["扣分说明"] = "；".join(f"{r.township.name}：{r.entries.notes[item.id]}" for r in accepted
+                                    if item.id in r.entries.notes)
         rows.append(row)
-    df = pd.DataFrame(rows, columns=["编号", "内容", "一级指标", "二级指标", "类型", "分值", *names, "扣分说明"])
-    if names:
-        df.insert(6 + len(names), "县平均", df[names].mean(axis=1))
-        base = df["类型"] == "基础项"
-        df.insert(7 + len(names), "平均失分", (df["分值"] - df["县平均"]).where(base))
-        df.insert(8 + len(names), "失分率", (df["平均失分"] / df["分值"].where(df["分值"] > 0)).where(base))
+    columns = ["编号", "内容", "一级指标", "二级指标", "类型", "分值", *(names if wide else [])]
+    df = pd.DataFrame(rows, columns=columns + (["扣分说明"] if wide else []))
+    if accepted:
+        at = len(columns)
+        avg = pd.Series([sum(m) / len(m) for m in matrix])
+        base = df["类型"] == KIND_ZH["base"]
+        df.insert(at, "县平均", avg)
+        df.insert(at + 1, "平均失分", (df["分值"] - avg).where(base))
+        df.insert(at + 2, "失分率", (df["平均失分"] / df["分值"].where(df["分值"] > 0)).where(base))
     return df
 
 
@@ -126,11 +144,6 @@ def _issue_tables(coll: Collection) -> tuple["pd.DataFrame", "pd.DataFrame"]:
     issues = pd.DataFrame(issue_rows, columns=["文件", "乡镇", "级别", "代码", "工作表", "单元格", "说明"])
     files = pd.DataFrame(file_rows, columns=["文件", "乡镇代码", "乡镇", "处理结果", "保存时间", "SHA-256"])
     return issues, files
-
-
-def _missing_reason(code: str, coll: Collection) -> str:
-    bad = [r.name for r in coll.results if r.township and r.township.code == code and r.role == "used"]
-    return f"文件有错误，未采用：{'、'.join(bad)}" if bad else "未收到文件"
 
 
 def _when(t: dt.datetime | None) -> str:
@@ -245,7 +258,10 @@ def _frame(ws, df: "pd.DataFrame", top: int, f, kinds: dict, widths: list[float]
             elif value is None or (isinstance(value, float) and math.isnan(value)):
                 ws.write_blank(r, c, None, f["text"])
             else:
-                ws.write_string(r, c, str(value), f["text"])   # township text stays text, never a formula
+                text = str(value)                               # township text stays text, never a formula
+                if len(text) > MAX_CELL_TEXT:
+                    text = text[:MAX_CELL_TEXT - 1] + "…"
+                ws.write_string(r, c, text, f["text"])
         texts = [(str(v), widths[c] if c < len(widths) else 10) for c, v in enumerate(row) if isinstance(v, str)]
         height = max((row_height(t, w) for t, w in texts), default=18.0)
         if height > 18.0:
