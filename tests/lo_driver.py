@@ -19,8 +19,22 @@ JOB.json::
                  ["评分表", "G6", {"formula": "=1+1"}],  # typed formula -> setFormula
                  ["评分表", "G70", null]],            # null    -> clearContents (truly empty)
          "read": [["评分表", "G80"]],
+         "ops": [["insert_rows", "评分表", 9, 1],     # structural edits, after "set", in order:
+                 ["remove_rows", "评分表", 9, 1],     #   insert_rows / remove_rows SHEET INDEX COUNT (0-based)
+                 ["move_row", "评分表", 9, 20],       #   move_row SHEET FROM TO (as cut + insert);
+                                                      #   row edits need the sheet unprotected first
+                 ["rename_sheet", "评分表", "Sheet1"], ["remove_sheet", "_identity"],
+                 ["add_sheet", "Sheet2"], ["show_sheet", "_identity"],
+                 ["unprotect", "评分表", ""], ["set_property", "xa_year", "2025"],
+                 ["remove_property", "xa_form"]],
+         "password": "secret",              # optional: store encrypted with this open password
+                                            # (.xlsx: EncryptionData/OOXPassword; "Password" alone does not)
          "timeout": 120}                    # optional per-job watchdog, seconds
     ]}
+
+Typed values in "set": {"formula": "=1/0"} -> setFormula, {"date": "2027-01-05"} -> a date
+number (setValue with a date number format), {"bool": true} -> a logical value (TRUE()/FALSE()
+result stored as a value with the boolean number format).
 
 Prints exactly ONE JSON object on stdout at the end::
 
@@ -91,6 +105,12 @@ def prop(name, value):
     p.Name = name
     p.Value = value
     return p
+
+
+def named(name, value):
+    from com.sun.star.beans import NamedValue
+
+    return NamedValue(name, value)
 
 
 def find_soffice():
@@ -224,8 +244,67 @@ def apply_set(doc, op):
         cell.setString(val)
     elif isinstance(val, dict) and "formula" in val:
         cell.setFormula(val["formula"])
+    elif isinstance(val, dict) and "date" in val:
+        y, m, d = (int(x) for x in val["date"].split("-"))
+        cell.setFormula("=DATE(%d;%d;%d)" % (y, m, d))
+        serial = cell.getValue()
+        cell.setValue(serial)
+        cell.NumberFormat = _std_format(doc, "DATE")
+    elif isinstance(val, dict) and "bool" in val:
+        cell.setValue(1.0 if val["bool"] else 0.0)
+        cell.NumberFormat = _std_format(doc, "LOGICAL")
     else:
         raise ValueError("unsupported value in set op: %r" % (op,))
+
+
+def _std_format(doc, kind):
+    from com.sun.star.lang import Locale
+    from com.sun.star.util.NumberFormat import DATE, LOGICAL
+
+    return doc.getNumberFormats().getStandardFormat({"DATE": DATE, "LOGICAL": LOGICAL}[kind], Locale())
+
+
+def apply_op(doc, op):
+    """One structural edit, as a person with an unprotected copy (or any non-Excel program) might make."""
+    kind, args = op[0], op[1:]
+    sheets = doc.getSheets()
+    if kind in ("insert_rows", "remove_rows"):
+        rows = sheets.getByName(args[0]).getRows()
+        (rows.insertByIndex if kind == "insert_rows" else rows.removeByIndex)(int(args[1]), int(args[2]))
+    elif kind == "move_row":
+        from com.sun.star.table import CellAddress, CellRangeAddress
+
+        sheet = sheets.getByName(args[0])
+        idx = sheets.getElementNames().index(args[0])
+        src, dst = int(args[1]), int(args[2])
+        sheet.getRows().insertByIndex(dst, 1)
+        if src >= dst:
+            src += 1
+        last = sheet.getColumns().getCount() - 1
+        sheet.moveRange(CellAddress(idx, 0, dst), CellRangeAddress(idx, 0, src, last, src))
+        sheet.getRows().removeByIndex(src, 1)
+    elif kind == "rename_sheet":
+        sheets.getByName(args[0]).setName(args[1])
+    elif kind == "remove_sheet":
+        sheets.removeByName(args[0])
+    elif kind == "add_sheet":
+        sheets.insertNewByName(args[0], sheets.getCount())
+    elif kind == "show_sheet":
+        sheets.getByName(args[0]).IsVisible = True
+    elif kind == "unprotect":
+        sheets.getByName(args[0]).unprotect(args[1] if len(args) > 1 else "")
+    elif kind == "protect":
+        sheets.getByName(args[0]).protect(args[1] if len(args) > 1 else "")
+    elif kind in ("set_property", "remove_property"):
+        props = doc.getDocumentProperties().getUserDefinedProperties()
+        if kind == "remove_property":
+            props.removeProperty(args[0])
+        elif props.getPropertySetInfo().hasPropertyByName(args[0]):
+            props.setPropertyValue(args[0], args[1])
+        else:
+            props.addProperty(args[0], 0, args[1])
+    else:
+        raise ValueError("unsupported op: %r" % (op,))
 
 
 def read_cell(doc, op):
@@ -265,14 +344,22 @@ def run_job(office, job):
             raise RuntimeError("%s did not open as a spreadsheet" % src)
         for op in job.get("set") or []:
             apply_set(doc, op)
+        for op in job.get("ops") or []:
+            apply_op(doc, op)
         doc.calculateAll()
         reads = [read_cell(doc, op) for op in job.get("read") or []]
         if out:
             d = os.path.dirname(out)
             if d and not os.path.isdir(d):
                 os.makedirs(d)
-            doc.storeToURL(uno.systemPathToFileUrl(out),
-                           (prop("FilterName", FILTERS[fmt]), prop("Overwrite", True)))
+            args = [prop("FilterName", FILTERS[fmt]), prop("Overwrite", True)]
+            if job.get("password") and fmt == "xlsx":   # the OOXML filter encrypts only with EncryptionData
+                args.append(prop("EncryptionData", uno.Any(
+                    "[]com.sun.star.beans.NamedValue",
+                    (named("OOXPassword", job["password"]), named("CryptoType", "Standard")))))
+            elif job.get("password"):
+                args.append(prop("Password", job["password"]))
+            doc.storeToURL(uno.systemPathToFileUrl(out), tuple(args))
         result = {"ok": True, "read": reads}
         if out:
             result["out"] = out

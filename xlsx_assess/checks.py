@@ -181,8 +181,8 @@ def _named_in_file_name(name: str, townships: list[Township]) -> Township | None
 # -- structure ------------------------------------------------------------------------------------
 
 def _check_sheets(ret: Returned, res: FileResult) -> bool:
-    for name in SHEETS:
-        if name not in ret.sheets and name != META_SHEET:
+    for name in SHEETS:               # the identity sheet too: deleting a very hidden sheet is deliberate
+        if name not in ret.sheets:
             res.add("S301", sheet=name, value=name)
     for name in ret.sheets:
         if name not in SHEETS:
@@ -366,7 +366,7 @@ def _text(value: Any) -> str:
 
 
 def _show(value: Any, width: int = 40) -> str:
-    text = _text(value)
+    text = ("TRUE" if value else "FALSE") if isinstance(value, bool) else _text(value)
     if text == "":
         return "（空）"
     return text if len(text) <= width else text[:width] + "…"

@@ -10,28 +10,32 @@ import datetime as dt
 import io
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
 from .checks import Context, FileResult, check_returned
 from .issues import issue
-from .reader import MAX_FILE_BYTES, MAX_MEMBERS, MAX_TOTAL_BYTES, human_size, read_returned, zip_reason
+from .reader import MAX_FILE_BYTES, MAX_MEMBERS, ZIP_MAGIC, human_size, read_returned, zip_reason
 from .settings import Township
 
 JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 WORKBOOK_SUFFIXES = {".xlsx", ".xlsm", ".xltx", ".xltm", ".xls", ".xlsb", ".ods", ".et", ".ett"}
 ARCHIVE_SUFFIXES = {".zip"}
+OTHER_ARCHIVES = (".rar", ".7z", ".tar", ".gz", ".tgz", ".bz2", ".xz")
+ARCHIVE_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError, zlib.error,
+                  IndexError)
 POOL_THRESHOLD = 48          # below this many files a process pool costs more than it saves
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A file to check: on disk, or the bytes of an archive member."""
+    """A file to check: on disk, or a member of an archive (read only when it is checked)."""
 
     path: Path
     name: str
-    data: bytes | None = None
+    route: tuple[int, ...] = ()                  # member indexes: archive (› archive inside it) › file
     mtime: dt.datetime | None = None
     problem: tuple[str, dict] | None = None      # found while unpacking: (issue code, fields)
 
@@ -87,11 +91,32 @@ def check_paths(paths: Iterable[str | Path], ctx: Context, progress: Callable[[i
 
 
 def check_candidate(cand: Candidate, ctx: Context) -> FileResult:
-    if cand.problem is not None:
-        res = FileResult(cand.name, mtime=cand.mtime)
-        res.add(cand.problem[0], **cand.problem[1])
-        return res
-    return check_returned(read_returned(cand.path, cand.name, cand.data, cand.mtime), ctx)
+    """The verdict on one candidate; whatever happens, a result with a reason, never an exception."""
+    problem = cand.problem
+    if problem is None:
+        try:
+            data = member_bytes(cand.path, cand.route) if cand.route else None
+            return check_returned(read_returned(cand.path, cand.name, data, cand.mtime), ctx)
+        except ARCHIVE_ERRORS as exc:
+            problem = ("F104", {"detail": zip_reason(exc)})
+        except MemoryError:
+            problem = ("F107", {"detail": "读取时内存不足"})
+        except Exception as exc:      # a fault of ours on an input nobody foresaw: still only this file's verdict
+            problem = ("F101", {"detail": f"核查时出错（{type(exc).__name__}: {exc}）"[:160]})
+    res = FileResult(cand.name, mtime=cand.mtime)
+    res.add(problem[0], **problem[1])
+    return res
+
+
+def member_bytes(path: Path, route: tuple[int, ...]) -> bytes:
+    """The bytes of an archive member (through one archive inside it, if so routed), read bounded."""
+    data: bytes | None = None
+    for index in route:
+        with zipfile.ZipFile(io.BytesIO(data) if data is not None else path) as zf:
+            info = zf.infolist()[index]
+            with zf.open(info) as fh:       # stops at the declared size and checks the CRC
+                data = fh.read(MAX_FILE_BYTES + 1)
+    return data or b""
 
 
 def _check_all(cands: list[Candidate], ctx: Context, progress, workers: int | None) -> list[FileResult]:
@@ -121,14 +146,21 @@ def _check_in_worker(cand: Candidate) -> FileResult:
 def _check_pool(cands: list[Candidate], ctx: Context, progress, workers: int) -> list[FileResult]:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     chunk = max(1, min(64, len(cands) // (workers * 8)))
-    out = []
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_init_worker,
-                             initargs=(ctx,)) as pool:
-        for k, res in enumerate(pool.map(_check_in_worker, cands, chunksize=chunk), start=1):
-            out.append(res)
+    out: list[FileResult] = []
+    try:
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_init_worker,
+                                 initargs=(ctx,)) as pool:
+            for k, res in enumerate(pool.map(_check_in_worker, cands, chunksize=chunk), start=1):
+                out.append(res)
+                if progress:
+                    progress(k, len(cands))
+    except BrokenProcessPool:              # a worker died (killed, out of memory): finish the rest here
+        for k, cand in enumerate(cands[len(out):], start=len(out) + 1):
+            out.append(check_candidate(cand, ctx))
             if progress:
                 progress(k, len(cands))
     return out
@@ -137,6 +169,7 @@ def _check_pool(cands: list[Candidate], ctx: Context, progress, workers: int) ->
 # -- gathering ------------------------------------------------------------------------------------
 
 def gather(paths: Iterable[str | Path]) -> tuple[list[Candidate], list[Skipped]]:
+    """Every file under `paths` becomes a candidate or a skipped entry with its reason."""
     cands: list[Candidate] = []
     skipped: list[Skipped] = []
     for p in paths:
@@ -145,6 +178,8 @@ def gather(paths: Iterable[str | Path]) -> tuple[list[Candidate], list[Skipped]]
             for f in sorted(p.rglob("*")):
                 if f.is_file():
                     _consider(f, str(f), cands, skipped, explicit=False)
+                elif not f.is_dir():
+                    skipped.append(Skipped(str(f), "不是普通文件（链接失效或为设备文件）"))
         else:
             _consider(p, str(p), cands, skipped, explicit=True)
     return cands, skipped
@@ -159,6 +194,10 @@ def _skip_reason(name: str) -> str:
         return "Office 打开文件时生成的临时锁定文件"
     if low in JUNK_NAMES:
         return "系统生成的文件"
+    if base.startswith("."):
+        return "隐藏文件或程序的临时文件"
+    if low.endswith(OTHER_ARCHIVES):
+        return "无法打开的压缩包（" + low.rsplit(".", 1)[-1] + "），请解压后再检查"
     return ""
 
 
@@ -177,41 +216,67 @@ def _consider(path: Path, name: str, cands, skipped, explicit: bool) -> None:
 
 
 def _expand(path: Path, name: str, cands: list[Candidate], skipped: list[Skipped], data: bytes | None = None,
-            depth: int = 0) -> None:
-    """Add an archive's members; one level of archive inside an archive is opened too."""
+            route: tuple[int, ...] = ()) -> None:
+    """Add an archive's members; one level of archive inside an archive is opened too.
+
+    One bad member never costs the others: each is judged (and later read) on its own.
+    """
     try:
-        source = io.BytesIO(data) if data is not None else path
-        with zipfile.ZipFile(source) as zf:
-            infos = [i for i in zf.infolist() if not i.is_dir()]
-            declared = sum(i.file_size for i in infos)
-            if len(infos) > MAX_MEMBERS or declared > MAX_TOTAL_BYTES * 10:
-                cands.append(Candidate(path, name, problem=("F107", {"detail": f"{len(infos)} 个文件，共 {declared} 字节"})))
+        if data is None:
+            with open(path, "rb") as fh:
+                head = fh.read(4)
+        else:
+            head = data[:4]
+        if head not in ZIP_MAGIC:             # not a zip whatever its name says: let the reader say what it is
+            cands.append(Candidate(path, name, route))
+            return
+        with zipfile.ZipFile(io.BytesIO(data) if data is not None else path) as zf:
+            infos = zf.infolist()
+            files = [i for i in infos if not i.is_dir()]
+            if len(files) > MAX_MEMBERS:
+                cands.append(Candidate(path, name, route, problem=("F107", {"detail": f"压缩包内有 {len(files)} 个文件"})))
                 return
-            for info in infos:
-                member = f"{name} › {member_name(info)}"
-                reason = _skip_reason(member)
-                if reason:
-                    skipped.append(Skipped(member, reason))
-                    continue
-                suffix = Path(member_name(info)).suffix.lower()
-                if suffix not in WORKBOOK_SUFFIXES | ARCHIVE_SUFFIXES:
-                    skipped.append(Skipped(member, "不是表格文件（扩展名 " + (suffix or "无") + "）"))
-                    continue
-                if info.file_size > MAX_FILE_BYTES:
-                    cands.append(Candidate(path, member, problem=("F106", {"value": human_size(info.file_size),
-                                                                           "limit": human_size(MAX_FILE_BYTES)})))
-                    continue
-                with zf.open(info) as fh:
-                    blob = fh.read(MAX_FILE_BYTES + 1)
-                mtime = dt.datetime(*info.date_time, tzinfo=dt.timezone.utc)
-                if suffix in ARCHIVE_SUFFIXES and depth > 0:
-                    cands.append(Candidate(path, member, problem=("F113", {})))
-                elif suffix in ARCHIVE_SUFFIXES:
-                    _expand(path, member, cands, skipped, blob, depth + 1)
-                else:
-                    cands.append(Candidate(path, member, blob, mtime))
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
-        cands.append(Candidate(path, name, problem=("F104", {"detail": zip_reason(exc)})))
+            if not files:
+                skipped.append(Skipped(name, "压缩包里没有文件"))
+                return
+            for index, info in enumerate(infos):
+                if not info.is_dir():
+                    _consider_member(path, name, zf, index, info, route, cands, skipped)
+    except ARCHIVE_ERRORS as exc:
+        cands.append(Candidate(path, name, route, problem=("F104", {"detail": zip_reason(exc)})))
+
+
+def _consider_member(path: Path, name: str, zf: zipfile.ZipFile, index: int, info: zipfile.ZipInfo,
+                     route: tuple[int, ...], cands: list[Candidate], skipped: list[Skipped]) -> None:
+    inner = member_name(info)
+    member = f"{name} › {inner}"
+    reason = _skip_reason(member)
+    suffix = Path(inner).suffix.lower()
+    if not reason and suffix not in WORKBOOK_SUFFIXES | ARCHIVE_SUFFIXES:
+        reason = "不是表格文件（扩展名 " + (suffix or "无") + "）"
+    if reason:
+        skipped.append(Skipped(member, reason))
+        return
+    here = route + (index,)
+    try:
+        mtime = dt.datetime(*info.date_time, tzinfo=dt.timezone.utc)
+    except (TypeError, ValueError):
+        mtime = None
+    if info.file_size > MAX_FILE_BYTES:
+        cands.append(Candidate(path, member, here, mtime, problem=(
+            "F106", {"value": human_size(info.file_size), "limit": human_size(MAX_FILE_BYTES)})))
+    elif suffix in ARCHIVE_SUFFIXES and route:
+        cands.append(Candidate(path, member, here, mtime, problem=("F113", {})))
+    elif suffix in ARCHIVE_SUFFIXES:
+        try:
+            with zf.open(info) as fh:
+                blob = fh.read(MAX_FILE_BYTES + 1)
+        except ARCHIVE_ERRORS as exc:
+            cands.append(Candidate(path, member, here, mtime, problem=("F104", {"detail": zip_reason(exc)})))
+            return
+        _expand(path, member, cands, skipped, blob, here)
+    else:
+        cands.append(Candidate(path, member, here, mtime))
 
 
 def member_name(info: zipfile.ZipInfo) -> str:

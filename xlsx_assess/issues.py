@@ -71,6 +71,7 @@ CATALOGUE: dict[str, Code] = _catalogue(
     Code("F111", "warning", "active content", "文件含有{detail}，已忽略，不会运行。考核表不需要这些内容，请让乡镇使用原表填写。"),
     Code("F112", "info", "skipped file", "已跳过：{detail}。"),
     Code("F113", "error", "nested archive too deep", "压缩包内又有多层压缩包，未展开。请解压后再检查。"),
+    Code("F114", "error", "sheet area too large", "工作表“{value}”的内容一直延伸到 {detail}，远超考核表的范围，未读取。请让乡镇删除表格范围以外的内容，或使用下发的原表重新填写后发送。"),
     # -- identity -------------------------------------------------------------------------------
     Code("I201", "error", "no identity", "找不到考核表身份信息，这不是本系统生成的考核表，或身份信息被删除。请让乡镇使用下发的原表填写。"),
     Code("I202", "error", "township not on roster", "表中记录的乡镇“{value}”不在乡镇名单中。请核对名单，或让乡镇使用下发的原表。"),

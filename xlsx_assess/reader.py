@@ -1,10 +1,13 @@
 """Read a returned file without trusting it.
 
-Order of work, cheapest and safest first: size, first bytes, zip directory (declared sizes and
-ratios), a bounded inflate of every member (actual sizes, DTDs and entities), then values with
-python-calamine and a targeted scan of the few XML parts that hold structure (workbook, styles,
-sheets, properties). Nothing here executes or saves anything, and nothing raises: every problem
-becomes an `Issue` on the `Returned`.
+Order of work, cheapest and safest first: size (a file over the limit is not opened), first bytes
+(never the extension), the container's own directory (zip: member count, declared sizes, ratios and
+sizes that lie; Office 97: its streams, encryption), a bounded streaming inflate of every member
+(actual sizes, DTDs and entities in UTF-8 or UTF-16), a linear-time scan of the XML that holds
+structure (workbook, styles, properties, sheets) and of how far every sheet reaches, and only then
+the values, with python-calamine in a helper process (`_Sandbox`) that may die or hang on a damaged
+file without taking the run with it. Nothing here executes or saves anything, and nothing raises:
+every problem becomes an `Issue` on the `Returned`.
 """
 
 from __future__ import annotations
@@ -13,21 +16,34 @@ import datetime as dt
 import hashlib
 import html
 import io
+import os
 import re
+import stat
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .issues import Issue, issue
+from .layout import SHEETS, a1
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
-MAX_MEMBER_BYTES = 50 * 1024 * 1024       # one inflated part
+MAX_MEMBER_BYTES = 50 * 1024 * 1024       # one inflated part that is only streamed (a picture, an embedded file)
+MAX_XML_BYTES = 10 * 1024 * 1024          # one inflated part that gets parsed (sheets, shared strings, workbook, ...)
 MAX_TOTAL_BYTES = 100 * 1024 * 1024       # all parts inflated
 MAX_RATIO = 200                           # inflated / compressed, for parts over 1 MB
 MAX_MEMBERS = 2000
+MAX_CELLS = 1_000_000                     # the rectangle a sheet spans: python-calamine allocates all of it
+CHUNK = 1 << 16
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+XML_SUFFIXES = (".xml", ".rels", ".vml")
+# A DTD (and so any entity) in any part, in UTF-8 or UTF-16 either way round.
+_DTD = re.compile(b"|".join(re.escape(m) for w in (b"<!DOCTYPE", b"<!ENTITY") for m in (
+    w, w.decode().encode("utf-16-le"), w.decode().encode("utf-16-be"))))
+_DTD_TAIL = 20                            # bytes kept between chunks so a marker split across two is still seen
 
 # What other files look like, by their first bytes (shown to the office in F103).
 FOREIGN_MAGIC = (
@@ -52,9 +68,16 @@ class SheetXml:
     styles: dict[str, int] = field(default_factory=dict)       # A1 -> cellXfs index
     protected: bool = False
     validations: list[tuple[str, tuple[int, int, int, int]]] = field(default_factory=list)  # (type, box)
+    errors: dict[tuple[int, int], str] = field(default_factory=dict)  # (row, col) -> '#DIV/0!' (calamine gives '')
+    extent: tuple[int, int] = (0, 0)                                  # rows, cols up to the farthest value
+
+    _by_col: dict[int, list[tuple[int, int]]] = field(default_factory=dict, repr=False, compare=False)
 
     def validated(self, row: int, col: int) -> bool:
-        return any(r1 <= row <= r2 and c1 <= col <= c2 for _, (r1, c1, r2, c2) in self.validations)
+        spans = self._by_col.get(col)
+        if spans is None:                       # the row spans validated in this column, found once per column
+            spans = self._by_col[col] = [(r1, r2) for _, (r1, c1, r2, c2) in self.validations if c1 <= col <= c2]
+        return any(r1 <= row <= r2 for r1, r2 in spans)
 
 
 @dataclass
@@ -78,7 +101,7 @@ class Returned:
 
     @property
     def readable(self) -> bool:
-        return bool(self.values)
+        return bool(self.sheets)
 
     def value(self, sheet: str, row: int, col: int) -> Any:
         rows = self.values.get(sheet, [])
@@ -98,6 +121,15 @@ class Returned:
         self.issues.append(issue(code, file=self.name, **fields))
 
 
+class _Refused(Exception):
+    """Stop reading this file: the issue to report instead."""
+
+    def __init__(self, code: str, **fields):
+        super().__init__(code)
+        self.code = code
+        self.fields = fields
+
+
 def read_returned(path: str | Path, name: str | None = None, data: bytes | None = None,
                   mtime: dt.datetime | None = None) -> Returned:
     """Read a file from disk, or bytes already taken from an archive (`data`)."""
@@ -105,208 +137,648 @@ def read_returned(path: str | Path, name: str | None = None, data: bytes | None 
     ret = Returned(path, name or path.name, mtime=mtime)
     try:
         if data is None:
-            st = path.stat()
-            ret.mtime = dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc)
-            if st.st_size > MAX_FILE_BYTES:
-                ret.size = st.st_size
-                ret.add("F106", value=human_size(st.st_size), limit=human_size(MAX_FILE_BYTES))
-                return ret
-            data = path.read_bytes()
-    except OSError as exc:
-        ret.add("F101", detail=exc.strerror or str(exc))
-        return ret
-    ret.size = len(data)
-    ret.sha256 = hashlib.sha256(data).hexdigest()
-    if not data:
-        ret.add("F102")
-    elif len(data) > MAX_FILE_BYTES:
-        ret.add("F106", value=human_size(len(data)), limit=human_size(MAX_FILE_BYTES))
-    elif data[:4] in ZIP_MAGIC:
-        _read_zip(ret, data)
-    elif data[:8] == OLE_MAGIC:
-        _read_ole(ret, data)
-    else:
-        ret.add("F103", detail=_foreign_kind(data))
+            data = _read_file(ret, path)
+        ret.size = len(data)
+        ret.sha256 = hashlib.sha256(data).hexdigest()
+        if not data:
+            raise _Refused("F102")
+        if len(data) > MAX_FILE_BYTES:
+            raise _Refused("F106", value=human_size(len(data)), limit=human_size(MAX_FILE_BYTES))
+        if data[:4] in ZIP_MAGIC:
+            _read_zip(ret, data)
+        elif data[:8] == OLE_MAGIC:
+            _read_ole(ret, data)
+        else:
+            raise _Refused("F103", detail=_foreign_kind(data))
+        if not ret.sheets:
+            raise _Refused("F104", detail="工作簿中没有工作表")
+    except _Refused as stop:
+        _refuse(ret, stop.code, **stop.fields)
+    except MemoryError:
+        _refuse(ret, "F107", detail="读取时内存不足")
+    except Exception as exc:      # a reader library choking on a malformed file: still only a verdict
+        _refuse(ret, "F104", detail=f"{type(exc).__name__}: {exc}"[:120])
     return ret
+
+
+def _refuse(ret: Returned, code: str, **fields) -> None:
+    ret.values.clear()
+    ret.sheets.clear()
+    ret.format = ""
+    ret.xml = None
+    ret.add(code, **fields)
+
+
+def _read_file(ret: Returned, path: Path) -> bytes:
+    """The file's bytes, read only if it is a regular file within the size limit."""
+    try:
+        st = path.stat()
+        ret.mtime = dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc)
+        if not stat.S_ISREG(st.st_mode):
+            raise _Refused("F101", detail="不是普通文件")
+        if st.st_size > MAX_FILE_BYTES:
+            ret.size = st.st_size
+            raise _Refused("F106", value=human_size(st.st_size), limit=human_size(MAX_FILE_BYTES))
+        with open(path, "rb") as fh:
+            return fh.read(MAX_FILE_BYTES + 1)        # the file may grow between stat and read
+    except OSError as exc:
+        raise _Refused("F101", detail=exc.strerror or str(exc)) from None
+
+
+# -- zip containers (xlsx, xlsm, ods, ...) ----------------------------------------------------------
+
+ZIP_ERRORS = (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError, RuntimeError,
+              zlib.error, struct.error)
+
+
+class _Parts:
+    """The members of a zip, inflated at most once each with hard limits, and kept only when asked."""
+
+    def __init__(self, data: bytes):
+        self.zf = zipfile.ZipFile(io.BytesIO(data))
+        self.entries = [i for i in self.zf.infolist() if not i.is_dir()]
+        self.infos = {i.filename: i for i in self.entries}
+        self.kept: dict[str, bytes] = {}
+        self.seen: set[int] = set()
+        self.total = 0
+
+    @property
+    def names(self) -> set[str]:
+        return set(self.infos)
+
+    def check_directory(self) -> None:
+        """Refuse what the zip's own directory gives away: too many parts, sizes that are too big or lie."""
+        if len(self.entries) > MAX_MEMBERS:
+            raise _Refused("F107", detail=f"{len(self.entries)} 个部件")
+        if len(self.infos) != len(self.entries):
+            raise _Refused("F104", detail="压缩包内有重名的部件")
+        if any(i.flag_bits & 0x1 for i in self.entries):     # zip-level encryption (e.g. 7-Zip with a password)
+            raise _Refused("F105")
+        declared = sum(i.file_size for i in self.entries)
+        if declared > MAX_TOTAL_BYTES:
+            raise _Refused("F107", detail=f"声明解压后 {human_size(declared)}")
+        for i in self.entries:
+            limit = MAX_XML_BYTES if i.filename.lower().endswith(XML_SUFFIXES) else MAX_MEMBER_BYTES
+            if i.file_size > limit or (i.file_size > 1 << 20 and i.file_size > MAX_RATIO * max(i.compress_size, 1)):
+                raise _Refused("F107", detail=f"{i.filename} 解压后 {human_size(i.file_size)}")
+            stored = i.compress_type == zipfile.ZIP_STORED and i.compress_size != i.file_size
+            if stored or i.compress_size > i.file_size + i.file_size // 100 + 1024:
+                raise _Refused("F107", detail=f"{i.filename} 声明解压后只有 {human_size(i.file_size)}，"
+                                              f"压缩数据却有 {human_size(i.compress_size)}")
+
+    def get(self, name: str) -> bytes:
+        """A member's bytes (b'' if absent), inflated and checked once, then kept."""
+        if name not in self.kept:
+            info = self.infos.get(name)
+            self.kept[name] = self._inflate(info, keep=True) if info is not None else b""
+        return self.kept[name]
+
+    def sweep(self, look: Callable[[str, bytes], None] | None = None) -> None:
+        """Inflate every member not read yet (bounded, no DTD); `look` sees each XML part before it is dropped."""
+        for info in self.entries:
+            if id(info) in self.seen:
+                continue
+            xml = info.filename.lower().endswith(XML_SUFFIXES)
+            blob = self._inflate(info, keep=bool(look and xml))
+            if look and xml:
+                look(info.filename, blob)
+
+    def _inflate(self, info: zipfile.ZipInfo, keep: bool) -> bytes:
+        """Stream one member through the limits; its bytes if `keep` (kept parts get parsed: XML limit)."""
+        self.seen.add(id(info))
+        xml = keep or info.filename.lower().endswith(XML_SUFFIXES)
+        limit = MAX_XML_BYTES if xml else MAX_MEMBER_BYTES
+        chunks, size, tail = [], 0, b""
+        with self.zf.open(info) as fh:           # zipfile stops at the declared size and checks the CRC
+            while chunk := fh.read(CHUNK):
+                size += len(chunk)
+                self.total += len(chunk)
+                if size > limit or self.total > MAX_TOTAL_BYTES:
+                    raise _Refused("F107", detail=f"{info.filename} 实际解压超过上限")
+                if _DTD.search(tail + chunk):
+                    raise _Refused("F108")
+                tail = chunk[-_DTD_TAIL:]
+                if keep:
+                    chunks.append(chunk)
+        return b"".join(chunks)
 
 
 def _read_zip(ret: Returned, data: bytes) -> None:
     try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-        members = _safe_members(ret, zf)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as exc:
-        ret.add("F104", detail=zip_reason(exc))
-        return
-    if members is None:
-        return
-    names = set(members)
-    if "xl/workbook.bin" in names:
-        ret.add("F109", detail="Excel 二进制工作簿 .xlsb")
-        return
-    if members.get("mimetype", b"").startswith(b"application/vnd.oasis.opendocument.spreadsheet"):
-        ret.format = "ods"
-        if any(n.startswith("Basic/") and not n.endswith("/") for n in names):
-            ret.active.append("宏（Basic）")
-        _read_values(ret, data)
-        ret.add("F110", detail="OpenDocument（.ods）")
-    elif "xl/workbook.xml" in names:
-        ret.format = "xlsm" if b"macroEnabled" in members.get("[Content_Types].xml", b"") else "xlsx"
-        _scan_ooxml(ret, members)
-        if ret.format:
-            _read_values(ret, data)
-    elif "word/document.xml" in names:
-        ret.add("F103", detail="Word 文档")
-    elif any(n.startswith("ppt/") for n in names):
-        ret.add("F103", detail="PowerPoint 演示文稿")
-    elif members.get("mimetype", b"").startswith(b"application/vnd.oasis.opendocument"):
-        ret.add("F103", detail="OpenDocument 文档（非表格）")
-    else:
-        ret.add("F103", detail="压缩包（zip），不是工作簿")
+        parts = _Parts(data)
+        parts.check_directory()
+        names = parts.names
+        if "xl/workbook.bin" in names:
+            raise _Refused("F109", detail="Excel 二进制工作簿 .xlsb")
+        mimetype = parts.get("mimetype") if "mimetype" in names else b""
+        if mimetype.startswith(b"application/vnd.oasis.opendocument.spreadsheet"):
+            _read_ods(ret, parts)
+        elif "xl/workbook.xml" in names:
+            _read_ooxml(ret, parts)
+        elif "word/document.xml" in names:
+            raise _Refused("F103", detail="Word 文档")
+        elif any(n.startswith("ppt/") for n in names):
+            raise _Refused("F103", detail="PowerPoint 演示文稿")
+        elif mimetype.startswith(b"application/vnd.oasis.opendocument"):
+            raise _Refused("F103", detail="OpenDocument 文档（非表格）")
+        else:
+            raise _Refused("F103", detail="压缩包（zip），不是工作簿")
+    except ZIP_ERRORS as exc:
+        raise _Refused("F104", detail=zip_reason(exc)) from None
+    _read_values(ret, data)
+    _show_errors(ret)
     if ret.active:
         ret.add("F111", detail="、".join(ret.active))
+    if ret.format == "ods":
+        ret.add("F110", detail="OpenDocument（.ods）")
 
 
-def _safe_members(ret: Returned, zf: zipfile.ZipFile) -> dict[str, bytes] | None:
-    """Inflate every member with hard limits; None (with an issue) if the archive is hostile."""
-    infos = zf.infolist()
-    if len(infos) > MAX_MEMBERS:
-        ret.add("F107", detail=f"{len(infos)} 个部件")
-        return None
-    declared = sum(i.file_size for i in infos)
-    if declared > MAX_TOTAL_BYTES:
-        ret.add("F107", detail=f"声明解压后 {human_size(declared)}")
-        return None
-    for i in infos:
-        if i.file_size > MAX_MEMBER_BYTES or (i.file_size > 1 << 20 and i.file_size > MAX_RATIO * max(i.compress_size, 1)):
-            ret.add("F107", detail=f"{i.filename} 解压后 {human_size(i.file_size)}")
-            return None
-    members: dict[str, bytes] = {}
-    total = 0
-    for i in infos:
-        if i.is_dir():
-            continue
-        with zf.open(i) as fh:          # zipfile stops at the declared size and checks the CRC
-            blob = fh.read(MAX_MEMBER_BYTES + 1)
-        total += len(blob)
-        if len(blob) > MAX_MEMBER_BYTES or total > MAX_TOTAL_BYTES:
-            ret.add("F107", detail=f"{i.filename} 实际解压超过上限")
-            return None
-        if i.filename.endswith((".xml", ".rels", ".vml")) and (b"<!DOCTYPE" in blob or b"<!ENTITY" in blob):
-            ret.add("F108")
-            return None
-        members[i.filename] = blob
-    return members
+def _read_ooxml(ret: Returned, parts: _Parts) -> None:
+    ret.format = "xlsm" if b"macroEnabled" in parts.get("[Content_Types].xml") else "xlsx"
+    _check_shared_strings(parts.get("xl/sharedStrings.xml"))
+    sheet_parts = _scan_ooxml(ret, parts)
+    names = {part: name for name, part in sheet_parts.items()}
 
+    def bound(part: str, xml: bytes) -> None:      # every worksheet, whichever part a reader takes it from
+        if _SHEET_DATA.search(xml):
+            scanned = ret.xml.get(names.get(part, ""))      # scanned already: its extent is known
+            _check_extent(names.get(part, part), scanned.extent if scanned is not None else _sheet_extent(xml))
+
+    for part in names:
+        parts.get(part)
+    for part, xml in list(parts.kept.items()):
+        bound(part, xml)
+    parts.sweep(bound)
+
+
+def _check_shared_strings(xml: bytes) -> None:
+    """python-calamine reserves room for `uniqueCount` strings up front: a lie there aborts the process."""
+    m = _SST.search(xml)
+    declared = _attr(b"uniqueCount", m.group(1)) if m else None
+    if declared is not None and not (declared.isascii() and declared.isdigit()
+                                     and int(declared) <= len(_SI.findall(xml))):
+        raise _Refused("F104", detail=f"共享字符串表声明有 {declared[:20]} 项，与实际不符")
+
+
+def _read_ods(ret: Returned, parts: _Parts) -> None:
+    ret.format = "ods"
+    if any(n.startswith("Basic/") and not n.endswith("/") for n in parts.names):
+        ret.active.append("宏（Basic）")
+    for name, extent in _ods_extents(parts.get("content.xml")).items():   # every table is read at once
+        _check_extent(name, extent)
+    parts.sweep()
+
+
+def _check_extent(sheet: str, extent: tuple[int, int]) -> None:
+    """Refuse a sheet whose used rectangle (rows, cols) is too big to hold in memory."""
+    rows, cols = extent
+    if rows * cols > MAX_CELLS:
+        raise _Refused("F114", value=sheet, detail=f"{a1(rows - 1, cols - 1)}（{rows} 行 × {cols} 列）")
+
+
+def _show_errors(ret: Returned) -> None:
+    """Put error values (#DIV/0!, #REF!, ...) where python-calamine left an empty string."""
+    for sheet, sx in (ret.xml or {}).items():
+        rows = ret.values.get(sheet, [])
+        for (r, c), text in sx.errors.items():
+            if r < len(rows) and c < len(rows[r]) and rows[r][c] == "":
+                rows[r][c] = text
+
+
+# -- OLE containers (xls, encrypted OOXML, WPS) ------------------------------------------------------
 
 def _read_ole(ret: Returned, data: bytes) -> None:
-    def has(stream: str) -> bool:
-        return stream.encode("utf-16-le") in data
-
+    try:
+        ole = _Ole(data)
+    except (ValueError, IndexError, struct.error) as exc:
+        raise _Refused("F104", detail=f"Office 旧格式文件结构有误（{exc}）") from None
+    names = ole.names
     suffix = ret.name.lower().rsplit(".", 1)[-1]
-    if has("EncryptionInfo") or has("EncryptedPackage"):
-        ret.add("F105")
-    elif suffix in ("et", "ett"):
-        ret.add("F109", detail="WPS 表格 .et/.ett")
-    elif has("Workbook") or has("Book"):
-        ret.format = "xls"
-        if has("_VBA_PROJECT") or has("VBA"):
-            ret.active.append("宏（VBA）")
-            ret.add("F111", detail="宏（VBA）")
-        _read_values(ret, data)
-        if ret.readable:
-            ret.add("F110", detail="Excel 97-2003（.xls）")
-    elif has("WordDocument"):
-        ret.add("F103", detail="Word 97-2003 文档")
-    else:
-        ret.add("F109", detail="无法识别的 Office 旧格式")
+    if {"EncryptionInfo", "EncryptedPackage"} & names:
+        raise _Refused("F105")
+    if suffix in ("et", "ett"):
+        raise _Refused("F109", detail="WPS 表格 .et/.ett")
+    book = next((n for n in ("Workbook", "Book") if n in names), None)
+    if book is None:
+        if "WordDocument" in names:
+            raise _Refused("F103", detail="Word 97-2003 文档")
+        if "PowerPoint Document" in names:
+            raise _Refused("F103", detail="PowerPoint 97-2003 演示文稿")
+        raise _Refused("F109", detail="无法识别的 Office 旧格式")
+    try:
+        encrypted, extents = _biff_extents(ole.stream(book))
+    except (ValueError, IndexError, struct.error) as exc:
+        raise _Refused("F104", detail=f"Excel 97-2003 文件结构有误（{exc}）") from None
+    if encrypted:
+        raise _Refused("F105")
+    for name, extent in extents.items():         # every sheet is read at once
+        _check_extent(name, extent)
+    ret.format = "xls"
+    _read_values(ret, data)
+    if {"_VBA_PROJECT_CUR", "_VBA_PROJECT", "VBA"} & names:
+        ret.active.append("宏（VBA）")
+        ret.add("F111", detail="宏（VBA）")
+    ret.add("F110", detail="Excel 97-2003（.xls）")
 
+
+_FREE = 0xFFFFFFFA      # and above: free, end of chain, FAT and DIFAT sectors
+
+
+class _Ole:
+    """Just enough of a compound file (MS-CFB) to list its streams and read one, bounded by the file."""
+
+    def __init__(self, data: bytes):
+        if len(data) < 512:
+            raise ValueError("文件过短")
+        self.data = data
+        shift, mini_shift = struct.unpack_from("<HH", data, 30)
+        if shift not in (9, 12) or mini_shift != 6:
+            raise ValueError("扇区大小无效")
+        self.size = 1 << shift
+        self.count = max(0, (len(data) - self.size) // self.size)   # sectors in the file (the header is one)
+        n_fat, dir_start, _, self.cutoff, minifat_start, _, difat_start, n_difat = struct.unpack_from(
+            "<IIIIIIII", data, 44)
+        difat = list(struct.unpack_from("<109I", data, 76))
+        sector, hops = difat_start, 0
+        while sector < _FREE and hops <= min(n_difat, self.count):
+            block = struct.unpack(f"<{self.size // 4}I", self._sector(sector))
+            difat += block[:-1]
+            sector, hops = block[-1], hops + 1
+        fat_sectors = [s for s in difat[:min(n_fat, self.count)] if s < _FREE]
+        self.fat = struct.unpack(f"<{len(fat_sectors) * self.size // 4}I",
+                                 b"".join(self._sector(s) for s in fat_sectors))
+        directory = self._chain(dir_start, self.fat, self._sector, self.count)
+        self.entries: dict[str, tuple[int, int, int]] = {}
+        for k in range(0, len(directory) - 127, 128):
+            e = directory[k:k + 128]
+            length, kind = struct.unpack_from("<HB", e, 64)
+            if kind in (1, 2, 5) and 2 <= length <= 64:
+                name = e[:length - 2].decode("utf-16-le", "replace")
+                start, size = struct.unpack_from("<II", e, 116)
+                self.entries.setdefault(name, (kind, start, size))
+        root = next((v for v in self.entries.values() if v[0] == 5), None)
+        self.mini = self._chain(root[1], self.fat, self._sector, self.count)[:root[2]] if root else b""
+        table = self._chain(minifat_start, self.fat, self._sector, self.count)
+        self.minifat = struct.unpack(f"<{len(table) // 4}I", table[:len(table) // 4 * 4])
+
+    @property
+    def names(self) -> set[str]:
+        return set(self.entries)
+
+    def stream(self, name: str) -> bytes:
+        kind, start, size = self.entries[name]
+        if size < self.cutoff:
+            return self._chain(start, self.minifat, self._mini_sector, len(self.mini) // 64)[:size]
+        return self._chain(start, self.fat, self._sector, self.count)[:size]
+
+    def _sector(self, i: int) -> bytes:
+        if i >= self.count:
+            raise ValueError(f"扇区 {i} 超出文件")
+        return self.data[(i + 1) * self.size:(i + 2) * self.size]
+
+    def _mini_sector(self, i: int) -> bytes:
+        if (i + 1) * 64 > len(self.mini):
+            raise ValueError(f"小扇区 {i} 超出范围")
+        return self.mini[i * 64:(i + 1) * 64]
+
+    @staticmethod
+    def _chain(start: int, table, read, most: int) -> bytes:
+        """The sectors of one chain; a chain longer than the sectors there are is a loop."""
+        out, sector = [], start
+        while sector < _FREE:
+            if len(out) >= most or sector >= len(table):
+                raise ValueError("扇区链有误")
+            out.append(read(sector))
+            sector = table[sector]
+        return b"".join(out)
+
+
+_BIFF_CELLS = {0x0006, 0x0201, 0x0203, 0x0204, 0x0205, 0x00FD, 0x027E, 0x00D6, 0x0206, 0x0406}
+_BIFF_MULTI = {0x00BD, 0x00BE}          # MULRK, MULBLANK: row, first col, ..., last col
+
+
+def _biff_extents(wb: bytes) -> tuple[bool, dict[str, tuple[int, int]]]:
+    """(encrypted?, sheet -> (rows, cols) its cells span) from an .xls workbook stream's records."""
+    names: dict[int, str] = {}
+    extents: dict[str, tuple[int, int]] = {}
+    current, pos, biff8 = None, 0, True
+    while pos + 4 <= len(wb):
+        rid, length = struct.unpack_from("<HH", wb, pos)
+        body = wb[pos + 4:pos + 4 + length]
+        if rid == 0x0809:                        # BOF: a new substream starts here
+            if pos == 0:
+                biff8 = len(body) >= 2 and struct.unpack_from("<H", body)[0] == 0x0600
+                current = None
+            else:
+                current = names.get(pos, f"#{pos}")
+        elif rid == 0x002F and current is None:  # FILEPASS in the globals: the rest is encrypted
+            return True, {}
+        elif rid == 0x0085 and len(body) >= 8:   # BOUNDSHEET: where each sheet's substream starts
+            offset, cch = struct.unpack_from("<I", body)[0], body[6]
+            if biff8:
+                wide = body[7] & 1
+                raw = body[8:8 + cch * (2 if wide else 1)]
+                names[offset] = raw.decode("utf-16-le" if wide else "latin-1", "replace")
+            else:
+                names[offset] = body[7:7 + cch].decode("gb18030", "replace")
+        elif current is not None and len(body) >= 4 and (rid in _BIFF_CELLS or rid in _BIFF_MULTI):
+            row, col = struct.unpack_from("<HH", body)
+            if rid in _BIFF_MULTI and len(body) >= 6:
+                col = max(col, struct.unpack_from("<H", body, len(body) - 2)[0])
+            rows, cols = extents.get(current, (0, 0))
+            extents[current] = (max(rows, row + 1), max(cols, col + 1))
+        pos += 4 + length
+    return False, extents
+
+
+# -- values ------------------------------------------------------------------------------------------
 
 def _read_values(ret: Returned, data: bytes) -> None:
+    """Values of the sheets the checks read, with python-calamine (formulas' cached results).
+
+    python-calamine runs in a helper process: some damaged files make it abort (a failed allocation
+    ends the process, and no `except` can catch that). Then only the helper dies, and this file is
+    reported damaged; the helper is started again for the next file.
+    """
+    sheets, values = _SANDBOX.read(data)
+    ret.sheets.update(sheets)
+    ret.values.update(values)
+
+
+def _calamine_values(data: bytes) -> tuple[dict[str, str], dict[str, list[list[Any]]]]:
     import python_calamine as pc
 
+    sheets: dict[str, str] = {}
+    values: dict[str, list[list[Any]]] = {}
     try:
         wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
         for meta in wb.sheets_metadata:
-            ret.sheets[meta.name] = str(meta.visible).rsplit(".", 1)[-1].lower()
-            ret.values[meta.name] = wb.get_sheet_by_name(meta.name).to_python(skip_empty_area=False)
+            sheets[meta.name] = str(meta.visible).rsplit(".", 1)[-1].lower()
+        for name in sheets:
+            if name in SHEETS:
+                values[name] = wb.get_sheet_by_name(name).to_python(skip_empty_area=False)
     except pc.PasswordError:
-        ret.values.clear()
-        ret.add("F105")
-    except Exception as exc:  # calamine raises several types for broken files; all mean the same here
-        ret.values.clear()
-        ret.format = ""
-        ret.add("F104", detail=str(exc)[:120] or type(exc).__name__)
+        raise _Refused("F105") from None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # calamine raises several types (a Rust panic is a BaseException); all mean the same
+        raise _Refused("F104", detail=str(exc)[:120] or type(exc).__name__) from None
+    return sheets, values
+
+
+READ_SECONDS = 30                              # one file's values, in the helper
+HELPER_EXTRA_MEMORY = 512 * 1024 * 1024        # address space the helper may add to what it inherits
+
+
+class _Sandbox:
+    """A helper process that reads values with python-calamine, one file at a time, restarted after a crash."""
+
+    def __init__(self) -> None:
+        self.proc = None
+        self.conn = None
+        self.owner = 0
+
+    def read(self, data: bytes) -> tuple[dict[str, str], dict[str, list[list[Any]]]]:
+        if not self._ready():
+            return _calamine_values(data)                  # no helper on this system: read here
+        try:
+            self.conn.send_bytes(data)
+            if not self.conn.poll(READ_SECONDS):
+                self.stop()
+                raise _Refused("F104", detail=f"读取超过 {READ_SECONDS} 秒，文件结构异常")
+            outcome = self.conn.recv()
+        except (EOFError, OSError):
+            self.stop()
+            raise _Refused("F104", detail="读取程序因文件结构异常而中止") from None
+        if outcome[0] == "ok":
+            return outcome[1], outcome[2]
+        if outcome[0] == "refused":
+            raise _Refused(outcome[1], **outcome[2])
+        raise _Refused("F104", detail=outcome[1])
+
+    def _ready(self) -> bool:
+        if self.proc is not None and self.owner == os.getpid() and self.proc.is_alive():
+            return True
+        if self.owner != os.getpid():                      # inherited through a fork: not ours to use
+            self.proc = self.conn = None
+        self.stop()
+        try:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            self.conn, theirs = ctx.Pipe()
+            self.proc = ctx.Process(target=_serve, args=(theirs, self.conn, os.getpid()), name="xlsx-assess-reader",
+                                    daemon=True)
+            self.proc.start()
+            theirs.close()
+            self.owner = os.getpid()
+            return True
+        except (OSError, ValueError, AssertionError):     # e.g. no processes allowed here
+            self.proc = self.conn = None
+            return False
+
+    def stop(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        if self.proc is not None:
+            if self.proc.is_alive():
+                self.proc.kill()
+            self.proc.join()
+        self.proc = self.conn = None
+
+
+_SANDBOX = _Sandbox()
+
+
+def _serve(conn, ours, parent: int) -> None:
+    """The helper's loop: bytes in, (sheets, values) or the reason out, until the pipe closes or the
+    process that started it is gone (killed: then other processes may still hold the pipe open)."""
+    ours.close()                                # the parent's end, inherited through fork
+    _limit_memory()
+    try:                                        # a crash here is reported as an issue: no backtrace on the console
+        import faulthandler
+
+        faulthandler.disable()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+    except OSError:
+        pass
+    while True:
+        try:
+            while not conn.poll(1.0):
+                if os.getppid() != parent:
+                    return
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        try:
+            outcome = ("ok", *_calamine_values(data))
+        except _Refused as stop:
+            outcome = ("refused", stop.code, stop.fields)
+        except BaseException as exc:
+            outcome = ("error", f"{type(exc).__name__}: {exc}"[:120])
+        conn.send(outcome)
+
+
+def _limit_memory() -> None:
+    try:
+        import resource
+
+        with open("/proc/self/status", encoding="ascii") as fh:
+            size = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
+        resource.setrlimit(resource.RLIMIT_AS, (size + HELPER_EXTRA_MEMORY, resource.RLIM_INFINITY))
+    except (ImportError, OSError, StopIteration, ValueError):
+        pass                                    # not Linux: the time limit still holds
 
 
 # -- OOXML structure ------------------------------------------------------------------------------
+# Linear-time patterns only: attribute runs stop at '<' or '>', bodies are possessive and may not
+# contain the start of another element of their own kind, so hostile XML cannot make them backtrack.
 
-_ATTR = re.compile(r'([\w:]+)\s*=\s*"([^"]*)"')
-_SHEET = re.compile(rb"<(?:\w+:)?sheet\b([^>]*)/?>")
-_REL = re.compile(rb"<(?:\w+:)?Relationship\b([^>]*)/?>")
-_CELL = re.compile(rb"<(?:\w+:)?c\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?c>)", re.S)
-_FORMULA = re.compile(rb"<(?:\w+:)?f\b[^>]*?(?:/>|>(.*?)</(?:\w+:)?f>)", re.S)
-_PROTECTION = re.compile(rb"<(?:\w+:)?sheetProtection\b([^>]*)/?>")
-_VALIDATION = re.compile(rb"<(?:\w+:)?dataValidation\b([^>]*)>(.*?)</(?:\w+:)?dataValidation>", re.S)
-_SQREF = re.compile(rb"<xm:sqref>(.*?)</xm:sqref>", re.S)
-_CELLXFS = re.compile(rb"<(?:\w+:)?cellXfs\b[^>]*>(.*?)</(?:\w+:)?cellXfs>", re.S)
-_XF = re.compile(rb"<(?:\w+:)?xf\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?xf>)", re.S)
-_UNLOCKED = re.compile(rb"<(?:\w+:)?protection\b[^>]*\blocked\s*=\s*\"(?:0|false)\"")
-_PROPERTY = re.compile(rb"<(?:\w+:)?property\b([^>]*)>\s*<(?:\w+:)?\w+>(.*?)</(?:\w+:)?\w+>\s*</(?:\w+:)?property>", re.S)
-_MODIFIED = re.compile(rb"<dcterms:modified\b[^>]*>([^<]*)</dcterms:modified>")
+_ATTR = re.compile(r'(?<![\w:.-])([\w:.-]++)\s*+=\s*+"([^"]*+)"')
+_SHEET = re.compile(rb"<(?:\w+:)?sheet\b([^<>]*)>")
+_REL = re.compile(rb"<(?:\w+:)?Relationship\b([^<>]*)>")
+_ROW_OR_CELL = re.compile(    # groups: row attributes | cell r (when it comes first, as all writers put it), attributes, body
+    rb"<(?:\w+:)?(?:row\b([^<>]*)>|c\b(?:\s+r=\"([A-Za-z]{1,3}[1-9][0-9]{0,6})\")?([^<>]*?)"
+    rb"(?:/>|>((?:[^<]++|<(?!/?(?:\w+:)?c\b))*+)</(?:\w+:)?c>))")
+_FORMULA = re.compile(rb"<(?:\w+:)?f\b[^<>]*?(?:/>|>([^<]*+)</(?:\w+:)?f>)")
+_VALUE = re.compile(rb"<(?:\w+:)?(?:v|is)\b")
+_V_TEXT = re.compile(rb"<(?:\w+:)?v\b[^<>]*>([^<]*+)</")
+_SHEET_DATA = re.compile(rb"<(?:\w+:)?sheetData\b")
+_SST = re.compile(rb"<(?:\w+:)?sst\b([^<>]*)>")
+_SI = re.compile(rb"<(?:\w+:)?si\b")
+_PROTECTION = re.compile(rb"<(?:\w+:)?sheetProtection\b([^<>]*)>")
+_VALIDATION = re.compile(rb"<(?:\w+:)?dataValidation\b([^<>]*?)(?:/>|>((?:[^<]++|<(?!/?(?:\w+:)?dataValidation\b))*+)"
+                         rb"</(?:\w+:)?dataValidation>)")
+_SQREF = re.compile(rb"<xm:sqref>([^<]*+)</xm:sqref>")
+_CELLXFS = re.compile(rb"<(?:\w+:)?cellXfs\b[^<>]*>((?:[^<]++|<(?!/?(?:\w+:)?cellXfs\b))*+)</(?:\w+:)?cellXfs>")
+_XF = re.compile(rb"<(?:\w+:)?xf\b([^<>]*?)(?:/>|>((?:[^<]++|<(?!/?(?:\w+:)?xf\b))*+)</(?:\w+:)?xf>)")
+_UNLOCKED = re.compile(rb"<(?:\w+:)?protection\b[^<>]*\blocked\s*=\s*\"(?:0|false)\"")
+_PROPERTY = re.compile(rb"<(?:\w+:)?property\b([^<>]*)>\s*+<(?:\w+:)?\w+\b[^<>]*>([^<]*+)</[^<>]*>\s*+"
+                       rb"</(?:\w+:)?property>")
+_MODIFIED = re.compile(rb"<dcterms:modified\b[^<>]*>([^<]*)</dcterms:modified>")
 _REF = re.compile(r"\$?([A-Z]{1,3})\$?(\d+)")
+_CELL_REF = re.compile(r"([A-Za-z]{1,3})([0-9]{1,7})")
+_S_PLAIN = re.compile(rb'(?<![\w:.-])s="([0-9]{1,9})"')
+_COLUMNS = {a1(0, c)[:-1]: c for c in range(64)}          # A..BL: the columns forms use, parsed once
 
 
 def _attrs(raw: bytes) -> dict[str, str]:
     return {k.split(":")[-1]: html.unescape(v) for k, v in _ATTR.findall(raw.decode("utf-8", "replace"))}
 
 
-def _scan_ooxml(ret: Returned, members: dict[str, bytes]) -> None:
-    names = set(members)
+def _scan_ooxml(ret: Returned, parts: _Parts) -> dict[str, str]:
+    """Structure of the sheets the checks read; returns every sheet's part name (sheet -> part)."""
+    names = parts.names
     for prefix, what in (("xl/vbaProject", "宏（VBA）"), ("xl/externalLinks/", "外部链接"),
                          ("xl/embeddings/", "嵌入对象"), ("xl/activeX/", "ActiveX 控件")):
         if any(n.startswith(prefix) for n in names):
             ret.active.append(what)
     rels = {}
-    for raw in _REL.findall(members.get("xl/_rels/workbook.xml.rels", b"")):
+    for raw in _REL.findall(parts.get("xl/_rels/workbook.xml.rels")):
         a = _attrs(raw)
-        target = a.get("Target", "")
-        rels[a.get("Id", "")] = target.lstrip("/") if target.startswith("/") else "xl/" + target
+        target = a.get("Target", "")            # resolved as python-calamine does, so both read the same part
+        rels[a.get("Id", "")] = (target[1:] if target.startswith("/xl/") else target if target.startswith("xl/")
+                                 else "xl/" + target)
     ret.xml = {}
-    for raw in _SHEET.findall(members.get("xl/workbook.xml", b"")):
+    sheet_parts = {}
+    for raw in _SHEET.findall(parts.get("xl/workbook.xml")):
         a = _attrs(raw)
-        part = members.get(rels.get(a.get("id", ""), ""))
-        if part is not None:
-            ret.xml[a.get("name", "")] = _scan_sheet(part)
-    xfs = _CELLXFS.search(members.get("xl/styles.xml", b""))
+        name, part = a.get("name", ""), rels.get(a.get("id", ""), "")
+        sheet_parts[name] = part
+        if name in SHEETS and part in names:
+            ret.xml[name] = _scan_sheet(parts.get(part))
+    xfs = _CELLXFS.search(parts.get("xl/styles.xml"))
     if xfs:
         ret.locked_styles = [not (body and _UNLOCKED.search(body)) for _, body in _XF.findall(xfs.group(1))]
-    for raw, value in _PROPERTY.findall(members.get("docProps/custom.xml", b"")):
+    for raw, value in _PROPERTY.findall(parts.get("docProps/custom.xml")):
         ret.properties[_attrs(raw).get("name", "")] = html.unescape(value.decode("utf-8", "replace"))
-    m = _MODIFIED.search(members.get("docProps/core.xml", b""))
+    m = _MODIFIED.search(parts.get("docProps/core.xml"))
     if m:
         ret.saved = _parse_time(m.group(1).decode("ascii", "replace"))
+    return sheet_parts
+
+
+def _cells(xml: bytes):
+    """(row, col, ref, raw attributes, body) of every cell in document order, positioned as a reader
+    would (a row or cell without an `r` follows the previous one); a malformed address refuses the file."""
+    row, col = -1, -1
+    for m in _ROW_OR_CELL.finditer(xml):
+        head, raw, body = m.group(2), m.group(3), m.group(4)
+        if head is not None:                     # the usual <c r="G12" ...>: no decoding, no unescaping
+            ref = head.decode("ascii").upper()
+            split = 1 if ref[1].isdigit() else 2 if ref[2].isdigit() else 3
+            col, row = _COLUMNS.get(ref[:split]) or col_index(ref[:split]), int(ref[split:]) - 1
+            yield row, col, ref, raw, body
+            continue
+        if raw is None:                          # <row>
+            r = _attr(b"r", m.group(1))
+            if r is None:
+                row += 1
+            elif r.isascii() and r.isdigit() and 0 < len(r) <= 7 and int(r) > 0:
+                row = int(r) - 1
+            else:
+                raise _Refused("F104", detail=f"无效的行号“{r[:20]}”")
+            col = -1
+            continue
+        ref = _attr(b"r", raw)
+        if ref is None:
+            col += 1
+            ref = a1(max(row, 0), col)
+        else:
+            parsed = _CELL_REF.fullmatch(ref)
+            if not parsed or parsed.group(2).strip("0") == "":
+                raise _Refused("F104", detail=f"无效的单元格地址“{ref[:20]}”")
+            col, row = col_index(parsed.group(1).upper()), int(parsed.group(2)) - 1
+            ref = ref.upper()
+        yield max(row, 0), col, ref, raw, body
+
+
+_ATTR_BY_NAME: dict[bytes, re.Pattern] = {}
+
+
+def _attr(name: bytes, raw: bytes) -> str | None:
+    """One attribute of a tag, found without parsing the others (cells are many)."""
+    pattern = _ATTR_BY_NAME.get(name)
+    if pattern is None:
+        pattern = _ATTR_BY_NAME[name] = re.compile(rb'(?<![\w:.-])' + name + rb'\s*+=\s*+"([^"]*+)"')
+    m = pattern.search(raw)
+    return html.unescape(m.group(1).decode("utf-8", "replace")) if m else None
+
+
+def _sheet_extent(xml: bytes) -> tuple[int, int]:
+    """(rows, cols) from A1 to the farthest cell that holds a value: what a reader will allocate."""
+    rows = cols = 0
+    for row, col, _, _, body in _cells(xml):
+        if body and (row >= rows or col >= cols) and _VALUE.search(body):
+            rows, cols = max(rows, row + 1), max(cols, col + 1)
+    return rows, cols
 
 
 def _scan_sheet(xml: bytes) -> SheetXml:
+    """Formulas, styles, error values, protection and validation of one worksheet, and its extent."""
     out = SheetXml()
-    for raw, body in _CELL.findall(xml):
-        a = _attrs(raw)
-        ref = a.get("r", "")
-        if not ref:
-            continue
-        if "s" in a and a["s"].isdigit():
-            out.styles[ref] = int(a["s"])
+    rows = cols = 0
+    for row, col, ref, raw, body in _cells(xml):
+        style = _S_PLAIN.search(raw)
+        if style is not None:
+            out.styles[ref] = int(style.group(1))
         if body and b"<" in body:
-            f = _FORMULA.search(body)
+            if (row >= rows or col >= cols) and _VALUE.search(body):
+                rows, cols = max(rows, row + 1), max(cols, col + 1)
+            f = _FORMULA.search(body) if b"f" in body else None
             if f:
                 out.formulas[ref] = html.unescape((f.group(1) or b"").decode("utf-8", "replace"))
+            v = _V_TEXT.search(body) if b't="e"' in raw else None
+            if v:
+                out.errors[(row, col)] = html.unescape(v.group(1).decode("utf-8", "replace")).strip()[:20]
+    out.extent = (rows, cols)
     prot = _PROTECTION.search(xml)
     if prot:
         out.protected = _attrs(prot.group(1)).get("sheet", "0") in ("1", "true")
     for raw, body in _VALIDATION.findall(xml):
         a = _attrs(raw)
         refs = a.get("sqref", "")
-        m = _SQREF.search(body)
+        m = _SQREF.search(body or b"")
         if m:
             refs += " " + m.group(1).decode("utf-8", "replace")
         for part in refs.split():
@@ -314,6 +786,51 @@ def _scan_sheet(xml: bytes) -> SheetXml:
             if box:
                 out.validations.append((a.get("type", ""), box))
     return out
+
+
+# -- OpenDocument extents ---------------------------------------------------------------------------
+
+_ODS_TOKEN = re.compile(rb"<(/?)table:(table-row|table-cell|covered-table-cell|table)(?=[\s/>])([^<>]*?)(/?)>")
+
+
+def _ods_extents(xml: bytes) -> dict[str, tuple[int, int]]:
+    """Every table's (rows, cols) up to its farthest non-empty cell, repeats included."""
+    out: dict[str, tuple[int, int]] = {}
+    name, row, col, repeat, rows, cols = "", 0, 0, 1, 0, 0
+    pending = None                               # an open cell without a value type: (end of its tag, col, span)
+    for m in _ODS_TOKEN.finditer(xml):
+        closing, kind, raw, empty = m.group(1), m.group(2), m.group(3), m.group(4)
+        if pending is not None:
+            if xml.find(b"<text:", pending[0], m.start()) >= 0:
+                rows, cols = max(rows, row + repeat), max(cols, pending[1] + pending[2])
+            pending = None
+        if kind == b"table":
+            if closing:
+                out[name] = (rows, cols)
+            elif not empty:
+                name, row, rows, cols = _attrs(raw).get("name", ""), 0, 0, 0
+        elif kind == b"table-row":
+            if closing:
+                row += repeat
+            else:
+                repeat, col = _repeat(raw, "number-rows-repeated"), 0
+                if empty:
+                    row += repeat
+        elif not closing:
+            span = _repeat(raw, "number-columns-repeated")
+            if b"value-type" in raw:
+                rows, cols = max(rows, row + repeat), max(cols, col + span)
+            elif not empty:
+                pending = (m.end(), col, span)
+            col += span
+    if name not in out and (rows or cols):      # a table left open: a reader may still take it
+        out[name] = (rows, cols)
+    return out
+
+
+def _repeat(raw: bytes, key: str) -> int:
+    value = _attrs(raw).get(key, "1")
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 12 else 1
 
 
 def parse_range(text: str) -> tuple[int, int, int, int] | None:
