@@ -754,9 +754,46 @@ def _sheet_extent(xml: bytes) -> tuple[int, int]:
     return rows, cols
 
 
+# The common case, as XlsxWriter, Excel, WPS and LibreOffice write it: every cell starts `<c r="A1"`
+# (style right after the address, formula first in the body). Whole-document patterns then replace
+# the walk over every cell; anything else takes the general walk below.
+_FAST_ANY_CELL = re.compile(rb"<(?:\w+:)?c[\s/>]")
+_FAST_STYLE = re.compile(rb'<c r="([A-Z]{1,3}[1-9][0-9]{0,6})" s="([0-9]{1,9})"')
+_FAST_VALUED = re.compile(rb'<c r="([A-Z]{1,3})([1-9][0-9]{0,6})"[^<>]*+>(?=<(?:f|v|is)\b)')
+_FAST_FORMULA = re.compile(rb'<c r="([A-Z]{1,3}[1-9][0-9]{0,6})"[^<>]*+><f\b[^<>]*?(?:/>|>([^<]*+)</f>)')
+_FAST_ERROR = re.compile(rb'<c r="([A-Z]{1,3})([1-9][0-9]{0,6})"[^<>]*?\bt="e"[^<>]*+>'
+                         rb'(?:<f\b[^<>]*?(?:/>|>[^<]*+</f>))?<v>([^<]*+)</v>')
+
+
+def _scan_cells_fast(xml: bytes, out: SheetXml) -> bool:
+    """Fill formulas, styles, errors and extent with whole-document patterns; False if the sheet is unusual."""
+    if len(_FAST_ANY_CELL.findall(xml)) != xml.count(b'<c r="'):
+        return False
+    out.styles = {ref.decode(): int(style) for ref, style in _FAST_STYLE.findall(xml)}
+    out.formulas = {ref.decode(): html.unescape(text.decode("utf-8", "replace"))
+                    for ref, text in _FAST_FORMULA.findall(xml)}
+    for letters, digits, text in _FAST_ERROR.findall(xml):
+        key = (int(digits) - 1, _COLUMNS.get(letters.decode()) or col_index(letters.decode()))
+        out.errors[key] = html.unescape(text.decode("utf-8", "replace")).strip()[:20]
+    valued = _FAST_VALUED.findall(xml)
+    if valued:
+        rows = max(int(d) for _, d in valued)
+        cols = max(_COLUMNS.get(c) or col_index(c) for c in {letters.decode() for letters, _ in valued}) + 1
+        out.extent = (rows, cols)
+    return True
+
+
 def _scan_sheet(xml: bytes) -> SheetXml:
     """Formulas, styles, error values, protection and validation of one worksheet, and its extent."""
     out = SheetXml()
+    if not _scan_cells_fast(xml, out):
+        _scan_cells(xml, out)
+    _scan_rules(xml, out)
+    return out
+
+
+def _scan_cells(xml: bytes, out: SheetXml) -> None:
+    """The general walk over every cell, for sheets the fast patterns do not fit."""
     rows = cols = 0
     for row, col, ref, raw, body in _cells(xml):
         style = _S_PLAIN.search(raw)
@@ -772,6 +809,10 @@ def _scan_sheet(xml: bytes) -> SheetXml:
             if v:
                 out.errors[(row, col)] = html.unescape(v.group(1).decode("utf-8", "replace")).strip()[:20]
     out.extent = (rows, cols)
+
+
+def _scan_rules(xml: bytes, out: SheetXml) -> None:
+    """Protection and data validation of one worksheet."""
     prot = _PROTECTION.search(xml)
     if prot:
         out.protected = _attrs(prot.group(1)).get("sheet", "0") in ("1", "true")
@@ -785,7 +826,6 @@ def _scan_sheet(xml: bytes) -> SheetXml:
             box = parse_range(part)
             if box:
                 out.validations.append((a.get("type", ""), box))
-    return out
 
 
 # -- OpenDocument extents ---------------------------------------------------------------------------

@@ -171,7 +171,7 @@ def _write_validations(lay: FormLayout, sheets: dict) -> None:
         first = cells[0]
         options = _validation_options(v)
         if len(cells) > 1:
-            options["multi_range"] = " ".join(c.ref for c in cells)
+            options["multi_range"] = " ".join(_ranges([c.ref for c in cells]))
         sheets[sheet].data_validation(first.row, first.col, first.row, first.col, options)
 
 
