@@ -148,3 +148,16 @@ def test_rubric_and_codes_commands():
     assert result.exit_code == 0 and re.search(r"[0-9a-f]{64}", result.output)
     codes = json.loads(run("codes", "--json").stdout)
     assert {c["code"] for c in codes} >= {"R101", "F103", "I201", "S303", "V401", "C503"}
+
+
+def test_rank_output_inside_the_input_folder_is_not_read_back(tmp_path):
+    import shutil
+
+    folder = tmp_path / "收回"
+    shutil.copytree(SAMPLES, folder)
+    for _ in range(2):
+        result = run("rank", str(folder), "--out", str(folder / "排名.xlsx"), "--json")
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        assert len(data["ranking"]) == 9
+        assert [e["reasons"] for e in data["excluded"]] == ([] if _ == 0 else [["skipped"]])

@@ -22,6 +22,7 @@ from .reader import Returned
 from .rubric import Rubric, format_points
 from .settings import Settings, Township
 
+NAME_MATCH_ROSTER = 200   # above this many townships names repeat (many 城关镇): match file names by code only
 MAX_CHANGED = 20          # locked-cell differences listed one by one before they are summed up
 MAX_NOTE = 32767          # what a spreadsheet cell can hold
 ERROR_VALUES = ("#DIV/0!", "#N/A", "#NAME?", "#NULL!", "#NUM!", "#REF!", "#VALUE!", "#GETTING_DATA", "#SPILL!",
@@ -36,16 +37,14 @@ class Context:
     rubric: Rubric
     settings: Settings
     townships: list[Township]
-    _layouts: dict[str, FormLayout] = field(default_factory=dict, repr=False)
 
     @cached_property
     def roster(self) -> dict[str, Township]:
         return {t.code: t for t in self.townships}
 
     def layout(self, code: str) -> FormLayout:
-        if code not in self._layouts:
-            self._layouts[code] = form_layout(self.rubric, self.roster[code], self.settings)
-        return self._layouts[code]
+        """The township's layout: cheap to make from the rubric's template, so it is not kept."""
+        return form_layout(self.rubric, self.roster[code], self.settings)
 
 
 @dataclass
@@ -162,19 +161,20 @@ def _check_identity(ret: Returned, ctx: Context, res: FileResult) -> Township | 
     expected = ctx.layout(code).identity
     if ident.get("xa_form_id") != expected["xa_form_id"]:
         res.add("I206", sheet=META_SHEET, detail="表单编号不符")
-    other = _named_in_file_name(ret.name, ctx.townships)
+    other = _named_in_file_name(ret.name, ctx)
     if other is not None and other.code != code:
         res.add("I205", value=other.name, expected=township.name)
     return township
 
 
-def _named_in_file_name(name: str, townships: list[Township]) -> Township | None:
-    """The township a file name points to, if it names exactly one (by code or name)."""
-    base = name.rsplit("›", 1)[-1]
-    hits = {t.code: t for t in townships if t.code in base}
-    if not hits:
-        names = sorted((t for t in townships if t.name in base), key=lambda t: -len(t.name))
-        hits = {t.code: t for t in names[:1]}
+def _named_in_file_name(name: str, ctx: Context) -> Township | None:
+    """The township a file name points to, if it names exactly one: by a code in it, or (for a roster
+    small enough that names are unique, like a county's) by a name in it."""
+    base = re.split(r"[/\\›]", name)[-1]
+    hits = {ctx.roster[d].code: ctx.roster[d] for d in re.findall(r"\d+", base) if d in ctx.roster}
+    if not hits and len(ctx.townships) <= NAME_MATCH_ROSTER:
+        named = sorted((t for t in ctx.townships if t.name in base), key=lambda t: -len(t.name))
+        hits = {t.code: t for t in named[:1]}
     return next(iter(hits.values())) if len(hits) == 1 else None
 
 

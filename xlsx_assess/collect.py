@@ -26,7 +26,7 @@ ARCHIVE_SUFFIXES = {".zip"}
 OTHER_ARCHIVES = (".rar", ".7z", ".tar", ".gz", ".tgz", ".bz2", ".xz")
 ARCHIVE_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError, zlib.error,
                   IndexError)
-POOL_THRESHOLD = 48          # below this many files a process pool costs more than it saves
+POOL_THRESHOLD = 150         # below this many files a process pool costs more than it saves (measured)
 
 
 @dataclass(frozen=True)
@@ -81,9 +81,10 @@ class Collection:
 
 
 def check_paths(paths: Iterable[str | Path], ctx: Context, progress: Callable[[int, int], None] | None = None,
-                workers: int | None = None) -> Collection:
-    """Check every file under `paths` and apply the collection rules."""
-    candidates, skipped = gather(paths)
+                workers: int | None = None, output: str | Path | None = None) -> Collection:
+    """Check every file under `paths` and apply the collection rules (`output`: our own ranking file,
+    listed as skipped if it lies among the inputs)."""
+    candidates, skipped = gather(paths, output)
     results = _check_all(candidates, ctx, progress, workers)
     coll = Collection(results, skipped)
     apply_rules(coll, ctx)
@@ -168,15 +169,18 @@ def _check_pool(cands: list[Candidate], ctx: Context, progress, workers: int) ->
 
 # -- gathering ------------------------------------------------------------------------------------
 
-def gather(paths: Iterable[str | Path]) -> tuple[list[Candidate], list[Skipped]]:
+def gather(paths: Iterable[str | Path], output: str | Path | None = None) -> tuple[list[Candidate], list[Skipped]]:
     """Every file under `paths` becomes a candidate or a skipped entry with its reason."""
     cands: list[Candidate] = []
     skipped: list[Skipped] = []
+    own = Path(output).resolve() if output else None
     for p in paths:
         p = Path(p)
         if p.is_dir():
             for f in sorted(p.rglob("*")):
-                if f.is_file():
+                if own is not None and f.resolve() == own:
+                    skipped.append(Skipped(str(f), "本次生成的排名工作簿"))
+                elif f.is_file():
                     _consider(f, str(f), cands, skipped, explicit=False)
                 elif not f.is_dir():
                     skipped.append(Skipped(str(f), "不是普通文件（链接失效或为设备文件）"))

@@ -106,8 +106,9 @@ def _details(accepted, ctx: Context) -> "pd.DataFrame":
                "类型": KIND_ZH[item.kind], "分值": item.points}
         if wide:
             row.update(zip(names, scores))
-            row["扣分说明"] = "；".join(f"{r.township.name}：{r.entries.notes[item.id]}" for r in accepted
-                                    if item.id in r.entries.notes)
+            noted = [r for r in accepted if item.id in r.entries.notes]
+            room = max(20, MAX_CELL_TEXT // max(1, len(noted)) - 20)     # every township's note gets its share
+            row["扣分说明"] = "；".join(f"{r.township.name}：{_clip(r.entries.notes[item.id], room)}" for r in noted)
         rows.append(row)
     columns = ["编号", "内容", "一级指标", "二级指标", "类型", "分值", *(names if wide else [])]
     df = pd.DataFrame(rows, columns=columns + (["扣分说明"] if wide else []))
@@ -119,6 +120,10 @@ def _details(accepted, ctx: Context) -> "pd.DataFrame":
         df.insert(at + 1, "平均失分", (df["分值"] - avg).where(base))
         df.insert(at + 2, "失分率", (df["平均失分"] / df["分值"].where(df["分值"] > 0)).where(base))
     return df
+
+
+def _clip(text: str, room: int) -> str:
+    return text if len(text) <= room else text[:room - 1] + "…"
 
 
 def _issue_tables(coll: Collection) -> tuple["pd.DataFrame", "pd.DataFrame"]:
@@ -258,10 +263,7 @@ def _frame(ws, df: "pd.DataFrame", top: int, f, kinds: dict, widths: list[float]
             elif value is None or (isinstance(value, float) and math.isnan(value)):
                 ws.write_blank(r, c, None, f["text"])
             else:
-                text = str(value)                               # township text stays text, never a formula
-                if len(text) > MAX_CELL_TEXT:
-                    text = text[:MAX_CELL_TEXT - 1] + "…"
-                ws.write_string(r, c, text, f["text"])
+                ws.write_string(r, c, _clip(str(value), MAX_CELL_TEXT), f["text"])   # text stays text
         texts = [(str(v), widths[c] if c < len(widths) else 10) for c, v in enumerate(row) if isinstance(v, str)]
         height = max((row_height(t, w) for t, w in texts), default=18.0)
         if height > 18.0:

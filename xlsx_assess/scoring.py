@@ -12,6 +12,7 @@ LibreOffice.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Mapping
@@ -23,6 +24,8 @@ YES, NO = "是", "否"
 
 def round2(value: float) -> float:
     """Round half away from zero to two decimals, as the spreadsheet's ROUND does."""
+    if not math.isfinite(value) or abs(value) >= 1e15:       # beyond any score: nothing to round
+        return value
     return float(Decimal(repr(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 

@@ -55,7 +55,7 @@ def check_files(paths: Iterable[str | Path], ctx: Context, progress: Progress | 
 
 def rank_files(paths: Iterable[str | Path], out: str | Path, ctx: Context, progress: Progress | None = None,
                workers: int | None = None, now: dt.datetime | None = None) -> tuple[Collection, Ranking]:
-    coll = check_paths(paths, ctx, progress, workers)
+    coll = check_paths(paths, ctx, progress, workers, output=out)
     ranking = rank_townships(coll, ctx, now)
     write_ranking(ranking, out)
     return coll, ranking
