@@ -15,7 +15,7 @@ from xlsx_assess.collect import check_paths, member_name
 from xlsx_assess.layout import FORM_SHEET, GUIDE_SHEET, META_SHEET, form_layout
 from xlsx_assess.reader import read_returned
 from xlsx_assess.report import collection_json
-from xlsx_assess.writer import build_workbook, file_name
+from xlsx_assess.writer import build_workbook
 
 GOOD = {"A01": 30.0, "A02": 10.0, "B01": 45.5, "S01": 2.0, "S02": 1.0}
 NOTES = {"A01": "未研究部署，扣10分", "B01": "缺年度报告制度"}

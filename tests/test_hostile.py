@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hostile_corpus as hc
-from xlsx_assess import reader
+from xlsx_assess import reader, sandbox
 from xlsx_assess.checks import check_returned
 from xlsx_assess.collect import Collection, check_paths
 from xlsx_assess.issues import CATALOGUE
@@ -264,7 +264,7 @@ def test_a_crash_or_a_hang_in_the_value_reader_costs_only_that_file(small_ctx, t
     write_filled(small_ctx, b, tmp_path, {**SMALL_VALUES, "A01": 20.0}, False)
     for name, marker in (("crash.xlsx", "CRASH"), ("hang.xlsx", "HANG")):
         write_filled(small_ctx, a, tmp_path, SMALL_VALUES, False, notes={"A01": marker}, name=name)
-    real = reader._calamine_values
+    real = sandbox._calamine_values
 
     def flaky(data: bytes):
         blob = zipfile.ZipFile(io.BytesIO(data)).read("xl/sharedStrings.xml")
@@ -274,13 +274,13 @@ def test_a_crash_or_a_hang_in_the_value_reader_costs_only_that_file(small_ctx, t
             time.sleep(60)
         return real(data)
 
-    reader._SANDBOX.stop()                     # the helper forks from here, with the flaky reader
-    monkeypatch.setattr(reader, "_calamine_values", flaky)
-    monkeypatch.setattr(reader, "READ_SECONDS", 2)
+    sandbox._SANDBOX.stop()                    # the helper forks from here, with the flaky reader
+    monkeypatch.setattr(sandbox, "_calamine_values", flaky)
+    monkeypatch.setattr(sandbox, "READ_SECONDS", 2)
     try:
         coll = check_paths([tmp_path], small_ctx, workers=1)
     finally:
-        reader._SANDBOX.stop()
+        sandbox._SANDBOX.stop()
     verdicts = {Path(r.name).name: r for r in coll.results}
     assert [i.code for i in verdicts["crash.xlsx"].report] == ["F104"]
     assert [i.code for i in verdicts["hang.xlsx"].report] == ["F104"]

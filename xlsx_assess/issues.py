@@ -203,6 +203,15 @@ class Report:
         return len(self.issues)
 
 
+class Refused(Exception):
+    """Stop reading this file: report `code` (with `fields` for its message) instead."""
+
+    def __init__(self, code: str, **fields):
+        super().__init__(code)
+        self.code = code
+        self.fields = fields
+
+
 class AssessError(Exception):
     """Raised only when the work cannot go on at all (e.g. the rubric itself is broken)."""
 

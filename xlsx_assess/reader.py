@@ -5,7 +5,7 @@ Order of work, cheapest and safest first: size (a file over the limit is not ope
 sizes that lie; Office 97: its streams, encryption), a bounded streaming inflate of every member
 (actual sizes, DTDs and entities in UTF-8 or UTF-16), a linear-time scan of the XML that holds
 structure (workbook, styles, properties, sheets) and of how far every sheet reaches, and only then
-the values, with python-calamine in a helper process (`_Sandbox`) that may die or hang on a damaged
+the values, with python-calamine in a helper process (`sandbox`) that may die or hang on a damaged
 file without taking the run with it. Nothing here executes or saves anything, and nothing raises:
 every problem becomes an `Issue` on the `Returned`.
 """
@@ -16,7 +16,6 @@ import datetime as dt
 import hashlib
 import html
 import io
-import os
 import re
 import stat
 import struct
@@ -26,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .issues import Issue, issue
+from .issues import Issue, Refused, issue
+from .ole import OleFile, biff_extents
+from .sandbox import read_values
 from .layout import SHEETS, a1
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
@@ -121,15 +122,6 @@ class Returned:
         self.issues.append(issue(code, file=self.name, **fields))
 
 
-class _Refused(Exception):
-    """Stop reading this file: the issue to report instead."""
-
-    def __init__(self, code: str, **fields):
-        super().__init__(code)
-        self.code = code
-        self.fields = fields
-
-
 def read_returned(path: str | Path, name: str | None = None, data: bytes | None = None,
                   mtime: dt.datetime | None = None) -> Returned:
     """Read a file from disk, or bytes already taken from an archive (`data`)."""
@@ -141,18 +133,18 @@ def read_returned(path: str | Path, name: str | None = None, data: bytes | None 
         ret.size = len(data)
         ret.sha256 = hashlib.sha256(data).hexdigest()
         if not data:
-            raise _Refused("F102")
+            raise Refused("F102")
         if len(data) > MAX_FILE_BYTES:
-            raise _Refused("F106", value=human_size(len(data)), limit=human_size(MAX_FILE_BYTES))
+            raise Refused("F106", value=human_size(len(data)), limit=human_size(MAX_FILE_BYTES))
         if data[:4] in ZIP_MAGIC:
             _read_zip(ret, data)
         elif data[:8] == OLE_MAGIC:
             _read_ole(ret, data)
         else:
-            raise _Refused("F103", detail=_foreign_kind(data))
+            raise Refused("F103", detail=_foreign_kind(data))
         if not ret.sheets:
-            raise _Refused("F104", detail="工作簿中没有工作表")
-    except _Refused as stop:
+            raise Refused("F104", detail="工作簿中没有工作表")
+    except Refused as stop:
         _refuse(ret, stop.code, **stop.fields)
     except MemoryError:
         _refuse(ret, "F107", detail="读取时内存不足")
@@ -175,14 +167,14 @@ def _read_file(ret: Returned, path: Path) -> bytes:
         st = path.stat()
         ret.mtime = dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc)
         if not stat.S_ISREG(st.st_mode):
-            raise _Refused("F101", detail="不是普通文件")
+            raise Refused("F101", detail="不是普通文件")
         if st.st_size > MAX_FILE_BYTES:
             ret.size = st.st_size
-            raise _Refused("F106", value=human_size(st.st_size), limit=human_size(MAX_FILE_BYTES))
+            raise Refused("F106", value=human_size(st.st_size), limit=human_size(MAX_FILE_BYTES))
         with open(path, "rb") as fh:
             return fh.read(MAX_FILE_BYTES + 1)        # the file may grow between stat and read
     except OSError as exc:
-        raise _Refused("F101", detail=exc.strerror or str(exc)) from None
+        raise Refused("F101", detail=exc.strerror or str(exc)) from None
 
 
 # -- zip containers (xlsx, xlsm, ods, ...) ----------------------------------------------------------
@@ -209,21 +201,21 @@ class _Parts:
     def check_directory(self) -> None:
         """Refuse what the zip's own directory gives away: too many parts, sizes that are too big or lie."""
         if len(self.entries) > MAX_MEMBERS:
-            raise _Refused("F107", detail=f"{len(self.entries)} 个部件")
+            raise Refused("F107", detail=f"{len(self.entries)} 个部件")
         if len(self.infos) != len(self.entries):
-            raise _Refused("F104", detail="压缩包内有重名的部件")
+            raise Refused("F104", detail="压缩包内有重名的部件")
         if any(i.flag_bits & 0x1 for i in self.entries):     # zip-level encryption (e.g. 7-Zip with a password)
-            raise _Refused("F105")
+            raise Refused("F105")
         declared = sum(i.file_size for i in self.entries)
         if declared > MAX_TOTAL_BYTES:
-            raise _Refused("F107", detail=f"声明解压后 {human_size(declared)}")
+            raise Refused("F107", detail=f"声明解压后 {human_size(declared)}")
         for i in self.entries:
             limit = MAX_XML_BYTES if i.filename.lower().endswith(XML_SUFFIXES) else MAX_MEMBER_BYTES
             if i.file_size > limit or (i.file_size > 1 << 20 and i.file_size > MAX_RATIO * max(i.compress_size, 1)):
-                raise _Refused("F107", detail=f"{i.filename} 解压后 {human_size(i.file_size)}")
+                raise Refused("F107", detail=f"{i.filename} 解压后 {human_size(i.file_size)}")
             stored = i.compress_type == zipfile.ZIP_STORED and i.compress_size != i.file_size
             if stored or i.compress_size > i.file_size + i.file_size // 100 + 1024:
-                raise _Refused("F107", detail=f"{i.filename} 声明解压后只有 {human_size(i.file_size)}，"
+                raise Refused("F107", detail=f"{i.filename} 声明解压后只有 {human_size(i.file_size)}，"
                                               f"压缩数据却有 {human_size(i.compress_size)}")
 
     def get(self, name: str) -> bytes:
@@ -254,9 +246,9 @@ class _Parts:
                 size += len(chunk)
                 self.total += len(chunk)
                 if size > limit or self.total > MAX_TOTAL_BYTES:
-                    raise _Refused("F107", detail=f"{info.filename} 实际解压超过上限")
+                    raise Refused("F107", detail=f"{info.filename} 实际解压超过上限")
                 if _DTD.search(tail + chunk):
-                    raise _Refused("F108")
+                    raise Refused("F108")
                 tail = chunk[-_DTD_TAIL:]
                 if keep:
                     chunks.append(chunk)
@@ -269,22 +261,22 @@ def _read_zip(ret: Returned, data: bytes) -> None:
         parts.check_directory()
         names = parts.names
         if "xl/workbook.bin" in names:
-            raise _Refused("F109", detail="Excel 二进制工作簿 .xlsb")
+            raise Refused("F109", detail="Excel 二进制工作簿 .xlsb")
         mimetype = parts.get("mimetype") if "mimetype" in names else b""
         if mimetype.startswith(b"application/vnd.oasis.opendocument.spreadsheet"):
             _read_ods(ret, parts)
         elif "xl/workbook.xml" in names:
             _read_ooxml(ret, parts)
         elif "word/document.xml" in names:
-            raise _Refused("F103", detail="Word 文档")
+            raise Refused("F103", detail="Word 文档")
         elif any(n.startswith("ppt/") for n in names):
-            raise _Refused("F103", detail="PowerPoint 演示文稿")
+            raise Refused("F103", detail="PowerPoint 演示文稿")
         elif mimetype.startswith(b"application/vnd.oasis.opendocument"):
-            raise _Refused("F103", detail="OpenDocument 文档（非表格）")
+            raise Refused("F103", detail="OpenDocument 文档（非表格）")
         else:
-            raise _Refused("F103", detail="压缩包（zip），不是工作簿")
+            raise Refused("F103", detail="压缩包（zip），不是工作簿")
     except ZIP_ERRORS as exc:
-        raise _Refused("F104", detail=zip_reason(exc)) from None
+        raise Refused("F104", detail=zip_reason(exc)) from None
     _read_values(ret, data)
     _show_errors(ret)
     if ret.active:
@@ -317,7 +309,7 @@ def _check_shared_strings(xml: bytes) -> None:
     declared = _attr(b"uniqueCount", m.group(1)) if m else None
     if declared is not None and not (declared.isascii() and declared.isdigit()
                                      and int(declared) <= len(_SI.findall(xml))):
-        raise _Refused("F104", detail=f"共享字符串表声明有 {declared[:20]} 项，与实际不符")
+        raise Refused("F104", detail=f"共享字符串表声明有 {declared[:20]} 项，与实际不符")
 
 
 def _read_ods(ret: Returned, parts: _Parts) -> None:
@@ -333,7 +325,7 @@ def _check_extent(sheet: str, extent: tuple[int, int]) -> None:
     """Refuse a sheet whose used rectangle (rows, cols) is too big to hold in memory."""
     rows, cols = extent
     if rows * cols > MAX_CELLS:
-        raise _Refused("F114", value=sheet, detail=f"{a1(rows - 1, cols - 1)}（{rows} 行 × {cols} 列）")
+        raise Refused("F114", value=sheet, detail=f"{a1(rows - 1, cols - 1)}（{rows} 行 × {cols} 列）")
 
 
 def _show_errors(ret: Returned) -> None:
@@ -349,28 +341,28 @@ def _show_errors(ret: Returned) -> None:
 
 def _read_ole(ret: Returned, data: bytes) -> None:
     try:
-        ole = _Ole(data)
+        ole = OleFile(data)
     except (ValueError, IndexError, struct.error) as exc:
-        raise _Refused("F104", detail=f"Office 旧格式文件结构有误（{exc}）") from None
+        raise Refused("F104", detail=f"Office 旧格式文件结构有误（{exc}）") from None
     names = ole.names
     suffix = ret.name.lower().rsplit(".", 1)[-1]
     if {"EncryptionInfo", "EncryptedPackage"} & names:
-        raise _Refused("F105")
+        raise Refused("F105")
     if suffix in ("et", "ett"):
-        raise _Refused("F109", detail="WPS 表格 .et/.ett")
+        raise Refused("F109", detail="WPS 表格 .et/.ett")
     book = next((n for n in ("Workbook", "Book") if n in names), None)
     if book is None:
         if "WordDocument" in names:
-            raise _Refused("F103", detail="Word 97-2003 文档")
+            raise Refused("F103", detail="Word 97-2003 文档")
         if "PowerPoint Document" in names:
-            raise _Refused("F103", detail="PowerPoint 97-2003 演示文稿")
-        raise _Refused("F109", detail="无法识别的 Office 旧格式")
+            raise Refused("F103", detail="PowerPoint 97-2003 演示文稿")
+        raise Refused("F109", detail="无法识别的 Office 旧格式")
     try:
-        encrypted, extents = _biff_extents(ole.stream(book))
+        encrypted, extents = biff_extents(ole.stream(book))
     except (ValueError, IndexError, struct.error) as exc:
-        raise _Refused("F104", detail=f"Excel 97-2003 文件结构有误（{exc}）") from None
+        raise Refused("F104", detail=f"Excel 97-2003 文件结构有误（{exc}）") from None
     if encrypted:
-        raise _Refused("F105")
+        raise Refused("F105")
     for name, extent in extents.items():         # every sheet is read at once
         _check_extent(name, extent)
     ret.format = "xls"
@@ -379,116 +371,6 @@ def _read_ole(ret: Returned, data: bytes) -> None:
         ret.active.append("宏（VBA）")
         ret.add("F111", detail="宏（VBA）")
     ret.add("F110", detail="Excel 97-2003（.xls）")
-
-
-_FREE = 0xFFFFFFFA      # and above: free, end of chain, FAT and DIFAT sectors
-
-
-class _Ole:
-    """Just enough of a compound file (MS-CFB) to list its streams and read one, bounded by the file."""
-
-    def __init__(self, data: bytes):
-        if len(data) < 512:
-            raise ValueError("文件过短")
-        self.data = data
-        shift, mini_shift = struct.unpack_from("<HH", data, 30)
-        if shift not in (9, 12) or mini_shift != 6:
-            raise ValueError("扇区大小无效")
-        self.size = 1 << shift
-        self.count = max(0, (len(data) - self.size) // self.size)   # sectors in the file (the header is one)
-        n_fat, dir_start, _, self.cutoff, minifat_start, _, difat_start, n_difat = struct.unpack_from(
-            "<IIIIIIII", data, 44)
-        difat = list(struct.unpack_from("<109I", data, 76))
-        sector, hops = difat_start, 0
-        while sector < _FREE and hops <= min(n_difat, self.count):
-            block = struct.unpack(f"<{self.size // 4}I", self._sector(sector))
-            difat += block[:-1]
-            sector, hops = block[-1], hops + 1
-        fat_sectors = [s for s in difat[:min(n_fat, self.count)] if s < _FREE]
-        self.fat = struct.unpack(f"<{len(fat_sectors) * self.size // 4}I",
-                                 b"".join(self._sector(s) for s in fat_sectors))
-        directory = self._chain(dir_start, self.fat, self._sector, self.count)
-        self.entries: dict[str, tuple[int, int, int]] = {}
-        for k in range(0, len(directory) - 127, 128):
-            e = directory[k:k + 128]
-            length, kind = struct.unpack_from("<HB", e, 64)
-            if kind in (1, 2, 5) and 2 <= length <= 64:
-                name = e[:length - 2].decode("utf-16-le", "replace")
-                start, size = struct.unpack_from("<II", e, 116)
-                self.entries.setdefault(name, (kind, start, size))
-        root = next((v for v in self.entries.values() if v[0] == 5), None)
-        self.mini = self._chain(root[1], self.fat, self._sector, self.count)[:root[2]] if root else b""
-        table = self._chain(minifat_start, self.fat, self._sector, self.count)
-        self.minifat = struct.unpack(f"<{len(table) // 4}I", table[:len(table) // 4 * 4])
-
-    @property
-    def names(self) -> set[str]:
-        return set(self.entries)
-
-    def stream(self, name: str) -> bytes:
-        kind, start, size = self.entries[name]
-        if size < self.cutoff:
-            return self._chain(start, self.minifat, self._mini_sector, len(self.mini) // 64)[:size]
-        return self._chain(start, self.fat, self._sector, self.count)[:size]
-
-    def _sector(self, i: int) -> bytes:
-        if i >= self.count:
-            raise ValueError(f"扇区 {i} 超出文件")
-        return self.data[(i + 1) * self.size:(i + 2) * self.size]
-
-    def _mini_sector(self, i: int) -> bytes:
-        if (i + 1) * 64 > len(self.mini):
-            raise ValueError(f"小扇区 {i} 超出范围")
-        return self.mini[i * 64:(i + 1) * 64]
-
-    @staticmethod
-    def _chain(start: int, table, read, most: int) -> bytes:
-        """The sectors of one chain; a chain longer than the sectors there are is a loop."""
-        out, sector = [], start
-        while sector < _FREE:
-            if len(out) >= most or sector >= len(table):
-                raise ValueError("扇区链有误")
-            out.append(read(sector))
-            sector = table[sector]
-        return b"".join(out)
-
-
-_BIFF_CELLS = {0x0006, 0x0201, 0x0203, 0x0204, 0x0205, 0x00FD, 0x027E, 0x00D6, 0x0206, 0x0406}
-_BIFF_MULTI = {0x00BD, 0x00BE}          # MULRK, MULBLANK: row, first col, ..., last col
-
-
-def _biff_extents(wb: bytes) -> tuple[bool, dict[str, tuple[int, int]]]:
-    """(encrypted?, sheet -> (rows, cols) its cells span) from an .xls workbook stream's records."""
-    names: dict[int, str] = {}
-    extents: dict[str, tuple[int, int]] = {}
-    current, pos, biff8 = None, 0, True
-    while pos + 4 <= len(wb):
-        rid, length = struct.unpack_from("<HH", wb, pos)
-        body = wb[pos + 4:pos + 4 + length]
-        if rid == 0x0809:                        # BOF: a new substream starts here
-            if pos == 0:
-                biff8 = len(body) >= 2 and struct.unpack_from("<H", body)[0] == 0x0600
-                current = None
-            else:
-                current = names.get(pos, f"#{pos}")
-        elif rid == 0x002F and current is None:  # FILEPASS in the globals: the rest is encrypted
-            return True, {}
-        elif rid == 0x0085 and len(body) >= 8:   # BOUNDSHEET: where each sheet's substream starts
-            offset, cch = struct.unpack_from("<I", body)[0], body[6]
-            if biff8:
-                wide = body[7] & 1
-                raw = body[8:8 + cch * (2 if wide else 1)]
-                names[offset] = raw.decode("utf-16-le" if wide else "latin-1", "replace")
-            else:
-                names[offset] = body[7:7 + cch].decode("gb18030", "replace")
-        elif current is not None and len(body) >= 4 and (rid in _BIFF_CELLS or rid in _BIFF_MULTI):
-            row, col = struct.unpack_from("<HH", body)
-            if rid in _BIFF_MULTI and len(body) >= 6:
-                col = max(col, struct.unpack_from("<H", body, len(body) - 2)[0])
-            rows, cols = extents.get(current, (0, 0))
-            extents[current] = (max(rows, row + 1), max(cols, col + 1))
-        pos += 4 + length
-    return False, extents
 
 
 # -- values ------------------------------------------------------------------------------------------
@@ -500,134 +382,9 @@ def _read_values(ret: Returned, data: bytes) -> None:
     ends the process, and no `except` can catch that). Then only the helper dies, and this file is
     reported damaged; the helper is started again for the next file.
     """
-    sheets, values = _SANDBOX.read(data)
+    sheets, values = read_values(data)
     ret.sheets.update(sheets)
     ret.values.update(values)
-
-
-def _calamine_values(data: bytes) -> tuple[dict[str, str], dict[str, list[list[Any]]]]:
-    import python_calamine as pc
-
-    sheets: dict[str, str] = {}
-    values: dict[str, list[list[Any]]] = {}
-    try:
-        wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
-        for meta in wb.sheets_metadata:
-            sheets[meta.name] = str(meta.visible).rsplit(".", 1)[-1].lower()
-        for name in sheets:
-            if name in SHEETS:
-                values[name] = wb.get_sheet_by_name(name).to_python(skip_empty_area=False)
-    except pc.PasswordError:
-        raise _Refused("F105") from None
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as exc:  # calamine raises several types (a Rust panic is a BaseException); all mean the same
-        raise _Refused("F104", detail=str(exc)[:120] or type(exc).__name__) from None
-    return sheets, values
-
-
-READ_SECONDS = 30                              # one file's values, in the helper
-HELPER_EXTRA_MEMORY = 512 * 1024 * 1024        # address space the helper may add to what it inherits
-
-
-class _Sandbox:
-    """A helper process that reads values with python-calamine, one file at a time, restarted after a crash."""
-
-    def __init__(self) -> None:
-        self.proc = None
-        self.conn = None
-        self.owner = 0
-
-    def read(self, data: bytes) -> tuple[dict[str, str], dict[str, list[list[Any]]]]:
-        if not self._ready():
-            return _calamine_values(data)                  # no helper on this system: read here
-        try:
-            self.conn.send_bytes(data)
-            if not self.conn.poll(READ_SECONDS):
-                self.stop()
-                raise _Refused("F104", detail=f"读取超过 {READ_SECONDS} 秒，文件结构异常")
-            outcome = self.conn.recv()
-        except (EOFError, OSError):
-            self.stop()
-            raise _Refused("F104", detail="读取程序因文件结构异常而中止") from None
-        if outcome[0] == "ok":
-            return outcome[1], outcome[2]
-        if outcome[0] == "refused":
-            raise _Refused(outcome[1], **outcome[2])
-        raise _Refused("F104", detail=outcome[1])
-
-    def _ready(self) -> bool:
-        if self.proc is not None and self.owner == os.getpid() and self.proc.is_alive():
-            return True
-        if self.owner != os.getpid():                      # inherited through a fork: not ours to use
-            self.proc = self.conn = None
-        self.stop()
-        try:
-            import multiprocessing as mp
-
-            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            self.conn, theirs = ctx.Pipe()
-            self.proc = ctx.Process(target=_serve, args=(theirs, self.conn, os.getpid()), name="xlsx-assess-reader",
-                                    daemon=True)
-            self.proc.start()
-            theirs.close()
-            self.owner = os.getpid()
-            return True
-        except (OSError, ValueError, AssertionError):     # e.g. no processes allowed here
-            self.proc = self.conn = None
-            return False
-
-    def stop(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-        if self.proc is not None:
-            if self.proc.is_alive():
-                self.proc.kill()
-            self.proc.join()
-        self.proc = self.conn = None
-
-
-_SANDBOX = _Sandbox()
-
-
-def _serve(conn, ours, parent: int) -> None:
-    """The helper's loop: bytes in, (sheets, values) or the reason out, until the pipe closes or the
-    process that started it is gone (killed: then other processes may still hold the pipe open)."""
-    ours.close()                                # the parent's end, inherited through fork
-    _limit_memory()
-    try:                                        # a crash here is reported as an issue: no backtrace on the console
-        import faulthandler
-
-        faulthandler.disable()
-        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
-    except OSError:
-        pass
-    while True:
-        try:
-            while not conn.poll(1.0):
-                if os.getppid() != parent:
-                    return
-            data = conn.recv_bytes()
-        except (EOFError, OSError):
-            return
-        try:
-            outcome = ("ok", *_calamine_values(data))
-        except _Refused as stop:
-            outcome = ("refused", stop.code, stop.fields)
-        except BaseException as exc:
-            outcome = ("error", f"{type(exc).__name__}: {exc}"[:120])
-        conn.send(outcome)
-
-
-def _limit_memory() -> None:
-    try:
-        import resource
-
-        with open("/proc/self/status", encoding="ascii") as fh:
-            size = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
-        resource.setrlimit(resource.RLIMIT_AS, (size + HELPER_EXTRA_MEMORY, resource.RLIM_INFINITY))
-    except (ImportError, OSError, StopIteration, ValueError):
-        pass                                    # not Linux: the time limit still holds
 
 
 # -- OOXML structure ------------------------------------------------------------------------------
@@ -717,7 +474,7 @@ def _cells(xml: bytes):
             elif r.isascii() and r.isdigit() and 0 < len(r) <= 7 and int(r) > 0:
                 row = int(r) - 1
             else:
-                raise _Refused("F104", detail=f"无效的行号“{r[:20]}”")
+                raise Refused("F104", detail=f"无效的行号“{r[:20]}”")
             col = -1
             continue
         ref = _attr(b"r", raw)
@@ -727,7 +484,7 @@ def _cells(xml: bytes):
         else:
             parsed = _CELL_REF.fullmatch(ref)
             if not parsed or parsed.group(2).strip("0") == "":
-                raise _Refused("F104", detail=f"无效的单元格地址“{ref[:20]}”")
+                raise Refused("F104", detail=f"无效的单元格地址“{ref[:20]}”")
             col, row = col_index(parsed.group(1).upper()), int(parsed.group(2)) - 1
             ref = ref.upper()
         yield max(row, 0), col, ref, raw, body

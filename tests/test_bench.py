@@ -1,0 +1,19 @@
+"""The benchmarks run in CI only as smoke tests at a small N: they must work, not be fast here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_bench_runs_at_small_n(tmp_path):
+    out = tmp_path / "bench.json"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--n", "12", "--quick", "--out", str(out)],
+                   check=True, capture_output=True, timeout=600, cwd=ROOT)
+    data = json.loads(out.read_text(encoding="utf-8"))
+    text = json.dumps(data, ensure_ascii=False)
+    for stage in ("gen", "bare", "rank1", "calamine"):
+        assert stage in text, stage
