@@ -39,6 +39,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from conftest import random_values  # noqa: E402  (the tests' valid random scores: no blanks)
 SEED = 20261128
 PANDAS_SAMPLE = 200
 STAGES = ("gen", "bare", "bare_naive", "fill", "rank1", "rank2", "calamine", "pandas")
@@ -68,22 +70,6 @@ def make_context(n: int):
 
     base = load_context()
     return Context(base.rubric, base.settings, synthetic_townships(n))
-
-
-def random_values(rubric, rng: random.Random) -> dict:
-    """Valid random scores, as tests/conftest.py `random_values` makes them (no blanks)."""
-    values = {}
-    for item in rubric.items:
-        if item.kind == "zero":
-            continue
-        choice = rng.random()
-        if choice < 0.2:
-            values[item.id] = item.points
-        elif choice < 0.3:
-            values[item.id] = 0.0
-        else:
-            values[item.id] = round(rng.uniform(0, item.points) * 4) / 4
-    return values
 
 
 def fill_entries(ctx, township, k: int) -> dict:

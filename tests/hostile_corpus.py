@@ -29,6 +29,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conftest import sheet_part as _sheet_part
+
 from xlsx_assess import scoring
 from xlsx_assess.checks import Context
 from xlsx_assess.layout import (COL_CRITERION, COL_POINTS, FORM_SHEET, GUIDE_SHEET, META_SHEET, a1, entry_cells,
@@ -500,14 +502,6 @@ class _Builder:
 def _members(path: Path) -> list[tuple[str, bytes]]:
     with zipfile.ZipFile(path) as zf:
         return [(i.filename, zf.read(i)) for i in zf.infolist()]
-
-
-def _sheet_part(path: Path, sheet: str) -> str:
-    with zipfile.ZipFile(path) as zf:
-        wb = zf.read("xl/workbook.xml").decode()
-        rels = zf.read("xl/_rels/workbook.xml.rels").decode()
-    rid = re.search(rf'<sheet [^>]*name="{sheet}"[^>]*r:id="(rId\d+)"', wb).group(1)
-    return "xl/" + re.search(rf'Id="{rid}"[^>]*Target="([^"]+)"', rels).group(1)
 
 
 def _after_declaration(xml: bytes, insert: bytes) -> bytes:
