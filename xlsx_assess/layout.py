@@ -263,7 +263,7 @@ def _lay_form(lay: FormLayout) -> None:
             put(row, 0, f"{category} 小计", "subtotal_label", merge_to=(row, COL_GUIDE))
             put(row, COL_POINTS, rubric.category_max(category), "subtotal_num")
             cells_ = [a1(lay.item_rows[i.id], COL_SCORE) for i in base]
-            put(row, COL_SCORE, None, "subtotal_num", formula=scoring.sum_formula(_ranges(cells_)))
+            put(row, COL_SCORE, None, "subtotal_num", formula=scoring.sum_formula(cell_ranges(cells_)))
             put(row, COL_NOTE, None, "subtotal_label", merge_to=(row, COL_EVIDENCE))
             row += 1
 
@@ -271,8 +271,8 @@ def _lay_form(lay: FormLayout) -> None:
     row += 1
     totals_top = row
     base_cells = [lay.subtotal_cell(c) for c in rubric.scored_categories]
-    bonus_cells = _ranges([lay.score_cell(i.id) for i in rubric.bonus])
-    ded_cells = _ranges([lay.score_cell(i.id) for i in rubric.deduction])
+    bonus_cells = cell_ranges([lay.score_cell(i.id) for i in rubric.bonus])
+    ded_cells = cell_ranges([lay.score_cell(i.id) for i in rubric.deduction])
     for label in TOTAL_LABELS:
         lay.total_cells[label] = a1(row + TOTAL_LABELS.index(label), COL_SCORE)
     zero = lay.score_cell(rubric.zero.id) if rubric.zero else None
@@ -297,7 +297,7 @@ def _lay_form(lay: FormLayout) -> None:
         row += 1
     put(row, COL_POINTS, COMPLETION_LABEL, "total_label")
     required = [lay.score_cell(i.id) for i in rubric.base]
-    put(row, COL_SCORE, None, "completion", formula=scoring.completion_formula(_ranges(required), len(required)),
+    put(row, COL_SCORE, None, "completion", formula=scoring.completion_formula(cell_ranges(required), len(required)),
         merge_to=(row, COL_EVIDENCE))
     lay.completion_cell = a1(row, COL_SCORE)
     row += 2
@@ -311,7 +311,7 @@ def _text_validation(what: str) -> Validation:
                       error=f"{what}请控制在 {NOTE_MAX} 字以内。")
 
 
-def _ranges(cells: list[str]) -> list[str]:
+def cell_ranges(cells: list[str]) -> list[str]:
     """Collapse consecutive cells of one column into ranges: G5,G6,G7,G9 -> G5:G7,G9."""
     import re
 

@@ -13,7 +13,7 @@ from typing import Any, Iterator, Mapping
 
 from . import scoring
 from .layout import (COL_EVIDENCE, COL_POINTS, FIRST_ITEM_ROW, FORM_SHEET, GUIDE_SHEET, HEADER_ROW,
-                     META_SHEET, WIDTHS, CellSpec, FormLayout, Validation, a1, computed_cells, form_layout, _ranges)
+                     META_SHEET, WIDTHS, CellSpec, FormLayout, Validation, a1, computed_cells, form_layout, cell_ranges)
 from .rubric import Rubric
 from .settings import Settings, Township
 
@@ -173,7 +173,7 @@ def _write_validations(lay: FormLayout, sheets: dict) -> None:
         first = cells[0]
         options = _validation_options(v)
         if len(cells) > 1:
-            options["multi_range"] = " ".join(_ranges([c.ref for c in cells]))
+            options["multi_range"] = " ".join(cell_ranges([c.ref for c in cells]))
         sheets[sheet].data_validation(first.row, first.col, first.row, first.col, options)
 
 
@@ -222,7 +222,7 @@ def _setup_form(lay: FormLayout, ws, formats, wb) -> None:
     ws.print_area(0, 0, lay.last_row, COL_EVIDENCE)
     ws.hide_gridlines(2)
     # Out-of-range or non-numeric scores turn red, so a mistake is seen before the form is sent.
-    score_refs = _ranges([lay.score_cell(i.id) for i in lay.rubric.items if i.kind != "zero"])
+    score_refs = cell_ranges([lay.score_cell(i.id) for i in lay.rubric.items if i.kind != "zero"])
     if score_refs:
         top = score_refs[0].split(":")[0]
         g, f = top, "$" + a1(int(top[1:]) - 1, COL_POINTS)[:-len(top[1:])] + top[1:]
