@@ -11,6 +11,7 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
+import functools
 from functools import cached_property
 from typing import Any
 
@@ -343,6 +344,7 @@ def _check_cached(ret: Returned, lay: FormLayout, res: FileResult) -> None:
 
 # -- small helpers --------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=4096)
 def _rc(ref: str) -> tuple[int, int]:
     from .reader import parse_range
 

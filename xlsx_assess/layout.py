@@ -70,7 +70,7 @@ class CellSpec:
     merge_to: tuple[int, int] | None = None   # (last_row, last_col) of a merged range
     validation: Validation | None = None      # set on input cells only
 
-    @property
+    @functools.cached_property
     def ref(self) -> str:
         return a1(self.row, self.col)
 

@@ -72,13 +72,22 @@ class SheetXml:
     errors: dict[tuple[int, int], str] = field(default_factory=dict)  # (row, col) -> '#DIV/0!' (calamine gives '')
     extent: tuple[int, int] = (0, 0)                                  # rows, cols up to the farthest value
 
-    _by_col: dict[int, list[tuple[int, int]]] = field(default_factory=dict, repr=False, compare=False)
+    _by_col: dict[int, tuple[set[int], list[tuple[int, int]]]] = field(default_factory=dict, repr=False,
+                                                                          compare=False)
 
     def validated(self, row: int, col: int) -> bool:
-        spans = self._by_col.get(col)
-        if spans is None:                       # the row spans validated in this column, found once per column
-            spans = self._by_col[col] = [(r1, r2) for _, (r1, c1, r2, c2) in self.validations if c1 <= col <= c2]
-        return any(r1 <= row <= r2 for r1, r2 in spans)
+        found = self._by_col.get(col)
+        if found is None:                       # validated rows of this column, found once per column:
+            rows: set[int] = set()              # short spans as a set, long ones (a whole column) as spans
+            spans: list[tuple[int, int]] = []
+            for _, (r1, c1, r2, c2) in self.validations:
+                if c1 <= col <= c2:
+                    if r2 - r1 < 1000:
+                        rows.update(range(r1, r2 + 1))
+                    else:
+                        spans.append((r1, r2))
+            found = self._by_col[col] = (rows, spans)
+        return row in found[0] or any(r1 <= row <= r2 for r1, r2 in found[1])
 
 
 @dataclass
