@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from .issues import Issue, Refused, issue
 from .ole import OleFile, biff_extents
-from .sandbox import read_values
+from .sandbox import begin_read, read_values
 from .layout import SHEETS, a1
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
@@ -207,6 +207,9 @@ class _Parts:
     def names(self) -> set[str]:
         return set(self.infos)
 
+    def total_declared(self) -> int:
+        return sum(i.file_size for i in self.entries)
+
     def check_directory(self) -> None:
         """Refuse what the zip's own directory gives away: too many parts, sizes that are too big or lie."""
         if len(self.entries) > MAX_MEMBERS:
@@ -265,6 +268,7 @@ class _Parts:
 
 
 def _read_zip(ret: Returned, data: bytes) -> None:
+    pending = None
     try:
         parts = _Parts(data)
         parts.check_directory()
@@ -275,6 +279,8 @@ def _read_zip(ret: Returned, data: bytes) -> None:
         if mimetype.startswith(b"application/vnd.oasis.opendocument.spreadsheet"):
             _read_ods(ret, parts)
         elif "xl/workbook.xml" in names:
+            if parts.total_declared() <= MAX_XML_BYTES:   # the helper reads while this process scans
+                pending = begin_read(data)
             _read_ooxml(ret, parts)
         elif "word/document.xml" in names:
             raise Refused("F103", detail="Word 文档")
@@ -285,8 +291,19 @@ def _read_zip(ret: Returned, data: bytes) -> None:
         else:
             raise Refused("F103", detail="压缩包（zip），不是工作簿")
     except ZIP_ERRORS as exc:
+        if pending is not None:
+            pending.cancel()
         raise Refused("F104", detail=zip_reason(exc)) from None
-    _read_values(ret, data)
+    except BaseException:
+        if pending is not None:
+            pending.cancel()
+        raise
+    if pending is not None:
+        sheets, values = pending.result()
+        ret.sheets.update(sheets)
+        ret.values.update(values)
+    else:
+        _read_values(ret, data)
     _show_errors(ret)
     if ret.active:
         ret.add("F111", detail="、".join(ret.active))

@@ -47,22 +47,18 @@ class _Sandbox:
         self.owner = 0
 
     def read(self, data: bytes) -> tuple[dict[str, str], dict[str, list[list[Any]]]]:
+        return self.begin(data).result()
+
+    def begin(self, data: bytes) -> "Pending":
+        """Hand the bytes to the helper and return at once, so the caller can scan meanwhile."""
         if not self._ready():
-            return _calamine_values(data)                  # no helper on this system: read here
+            return Pending(self, data, sent=False)         # no helper on this system: read here, later
         try:
             self.conn.send_bytes(data)
-            if not self.conn.poll(READ_SECONDS):
-                self.stop()
-                raise Refused("F104", detail=f"读取超过 {READ_SECONDS} 秒，文件结构异常")
-            outcome = self.conn.recv()
-        except (EOFError, OSError):
+        except OSError:
             self.stop()
-            raise Refused("F104", detail="读取程序因文件结构异常而中止") from None
-        if outcome[0] == "ok":
-            return outcome[1], outcome[2]
-        if outcome[0] == "refused":
-            raise Refused(outcome[1], **outcome[2])
-        raise Refused("F104", detail=outcome[1])
+            return Pending(self, data, sent=False)
+        return Pending(self, data, sent=True)
 
     def _ready(self) -> bool:
         if self.proc is not None and self.owner == os.getpid() and self.proc.is_alive():
@@ -93,6 +89,38 @@ class _Sandbox:
                 self.proc.kill()
             self.proc.join()
         self.proc = self.conn = None
+
+
+class Pending:
+    """A read handed to the helper: `result()` waits for it, `cancel()` (the file was refused meanwhile)
+    stops the helper so that it does not go on with a file nobody wants."""
+
+    def __init__(self, box: _Sandbox, data: bytes, sent: bool) -> None:
+        self.box, self.data, self.sent = box, data, sent
+
+    def result(self) -> tuple[dict[str, str], dict[str, list[list[Any]]]]:
+        if not self.sent:
+            return _calamine_values(self.data)
+        self.sent = False
+        box = self.box
+        try:
+            if not box.conn.poll(READ_SECONDS):
+                box.stop()
+                raise Refused("F104", detail=f"读取超过 {READ_SECONDS} 秒，文件结构异常")
+            outcome = box.conn.recv()
+        except (EOFError, OSError):
+            box.stop()
+            raise Refused("F104", detail="读取程序因文件结构异常而中止") from None
+        if outcome[0] == "ok":
+            return outcome[1], outcome[2]
+        if outcome[0] == "refused":
+            raise Refused(outcome[1], **outcome[2])
+        raise Refused("F104", detail=outcome[1])
+
+    def cancel(self) -> None:
+        if self.sent:
+            self.sent = False
+            self.box.stop()
 
 
 _SANDBOX = _Sandbox()
@@ -141,3 +169,8 @@ def _limit_memory() -> None:
 def read_values(data: bytes) -> tuple[dict[str, str], dict[str, list[list[Any]]]]:
     """(sheet -> visibility, sheet -> rows of values) of the form's sheets; raises Refused."""
     return _SANDBOX.read(data)
+
+
+def begin_read(data: bytes) -> Pending:
+    """Start reading the values in the helper; `.result()` gives what `read_values` gives."""
+    return _SANDBOX.begin(data)
