@@ -15,7 +15,7 @@ from conftest import needs_libreoffice, random_values
 import lo
 from xlsx_assess import scoring
 from xlsx_assess.collect import check_paths
-from xlsx_assess.layout import FORM_SHEET, form_layout
+from xlsx_assess.layout import FORM_SHEET, form_layout, position
 from xlsx_assess.ranking import rank_townships
 from xlsx_assess.reader import read_returned
 from xlsx_assess.writer import build_workbook, file_name
@@ -98,7 +98,7 @@ def test_files_saved_by_libreoffice_hold_the_recalculated_totals(filled_by_libre
     for t, values, zeroed, lay, sc in expected:
         ret = read_returned(out / file_name(t, lay.settings.year))
         assert ret.format == "xlsx" and ret.readable
-        row, col = _rc(lay.total_cells["最终得分"])
+        row, col = position(lay.total_cells["最终得分"])
         assert ret.value(FORM_SHEET, row, col) == pytest.approx(sc.final)
 
 
@@ -167,10 +167,3 @@ def test_render_form_to_pdf(ctx, tmp_path):
     data = Path(pdf).read_bytes()
     pages = re.findall(rb"/Type\s*/Page[^s]", data)
     assert data.startswith(b"%PDF") and len(pages) >= 2   # the guide, and the form over several A4 pages
-
-
-def _rc(ref: str) -> tuple[int, int]:
-    from xlsx_assess.reader import parse_range
-
-    r, c, _, _ = parse_range(ref)
-    return r, c

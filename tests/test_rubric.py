@@ -9,7 +9,13 @@ import pytest
 
 from conftest import ROOT, SMALL_RUBRIC
 from xlsx_assess.issues import AssessError
-from xlsx_assess.rubric import load_rubric, parse_rubric, read_rubric, rubric_problems
+from xlsx_assess.rubric import load_rubric, parse_rubric, read_rubric
+
+
+def rubric_problems(text: str) -> list[tuple[str, int | None, str]]:
+    """Codes, lines and columns of a rubric's problems: what these tests assert on."""
+    _, report = parse_rubric(text)
+    return [(i.code, i.line, i.column) for i in report.issues]
 from xlsx_assess.settings import DEFAULTS
 
 BUNDLED = DEFAULTS / "rubric.csv"

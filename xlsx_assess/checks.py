@@ -11,14 +11,13 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
-import functools
 from functools import cached_property
 from typing import Any
 
 from . import scoring
 from .issues import Issue, Report, issue
 from .layout import (COL_SCORE, FORM_MARK, FORM_SHEET, GUIDE_SHEET, IDENTITY_KEYS, META_SHEET, SHEETS, CellSpec,
-                     FormLayout, a1, computed_cells, form_layout)
+                     FormLayout, a1, computed_cells, form_id, form_layout, position)
 from .reader import Returned
 from .rubric import Rubric, format_points
 from .settings import Settings, Township
@@ -159,8 +158,7 @@ def _check_identity(ret: Returned, ctx: Context, res: FileResult) -> Township | 
         res.add("I204", sheet=META_SHEET, value=ident.get("xa_rubric_sha256", "?")[:12],
                 expected=ctx.rubric.fingerprint[:12])
         return None
-    expected = ctx.layout(code).identity
-    if ident.get("xa_form_id") != expected["xa_form_id"]:
+    if ident.get("xa_form_id") != form_id(ctx.rubric, township, ctx.settings.year):
         res.add("I206", sheet=META_SHEET, detail="表单编号不符")
     other = _named_in_file_name(ret.name, ctx)
     if other is not None and other.code != code:
@@ -276,8 +274,8 @@ def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
         entries.values[item.id] = value
         entries.notes.update(_note(ret, lay.note_cell(item.id), res, item.id))
         entries.evidence.update(_note(ret, lay.evidence_cell(item.id), res, item.id))
-    entries.reporter = _text(ret.value(FORM_SHEET, *_rc(lay.reporter_cell))).strip()
-    entries.phone = _text(ret.value(FORM_SHEET, *_rc(lay.phone_cell))).strip()
+    entries.reporter = _text(ret.value(FORM_SHEET, *position(lay.reporter_cell))).strip()
+    entries.phone = _text(ret.value(FORM_SHEET, *position(lay.phone_cell))).strip()
     if not entries.reporter:
         res.add("V409", sheet=FORM_SHEET, cell=lay.reporter_cell)
     if not entries.phone:
@@ -315,7 +313,7 @@ def _number(raw: Any, top: float, res: FileResult, where: dict, label: str) -> f
 
 
 def _note(ret: Returned, ref: str, res: FileResult, item_id: str) -> dict:
-    text = _text(ret.value(FORM_SHEET, *_rc(ref)))
+    text = _text(ret.value(FORM_SHEET, *position(ref)))
     if not text.strip():
         return {}
     if len(text) > MAX_NOTE:
@@ -332,7 +330,7 @@ def _check_cached(ret: Returned, lay: FormLayout, res: FileResult) -> None:
     labels.update({lay.subtotal_cell(c): f"{c}小计" for c in lay.subtotal_rows})
     labels[lay.completion_cell] = "填报进度"
     for ref, expected in computed_cells(lay, res.scores).items():
-        actual = ret.value(FORM_SHEET, *_rc(ref))
+        actual = ret.value(FORM_SHEET, *position(ref))
         if isinstance(expected, str):
             same = _text(actual) == expected
         else:
@@ -343,14 +341,6 @@ def _check_cached(ret: Returned, lay: FormLayout, res: FileResult) -> None:
 
 
 # -- small helpers --------------------------------------------------------------------------------
-
-@functools.lru_cache(maxsize=4096)
-def _rc(ref: str) -> tuple[int, int]:
-    from .reader import parse_range
-
-    r1, c1, _, _ = parse_range(ref)
-    return r1, c1
-
 
 def _same(expected: Any, actual: Any) -> bool:
     if isinstance(expected, (int, float)):

@@ -112,7 +112,6 @@ CATALOGUE: dict[str, Code] = _catalogue(
     Code("C504", "error", "same entries as another township", "填写内容与“{value}”（{detail}）的文件完全相同，疑似照抄或发错文件，请核实。"),
 )
 
-SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 SEVERITY_ZH = {"error": "错误", "warning": "警告", "info": "提示"}
 
 
@@ -192,9 +191,6 @@ class Report:
         if any(i.severity == "warning" for i in self.issues):
             return "warning"
         return "ok"
-
-    def codes(self) -> list[tuple[str, str, str]]:
-        return [(i.code, i.sheet, i.cell) for i in self.issues]
 
     def __iter__(self):
         return iter(self.issues)

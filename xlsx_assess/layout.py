@@ -48,6 +48,22 @@ def a1(row: int, col: int) -> str:
     return f"{letters}{row + 1}"
 
 
+@functools.lru_cache(maxsize=None)
+def col_index(letters: str) -> int:
+    """'A' -> 0, 'G' -> 6, 'AA' -> 26: the inverse of a1's column letters."""
+    n = 0
+    for ch in letters:
+        n = n * 26 + ord(ch) - 64
+    return n - 1
+
+
+@functools.lru_cache(maxsize=4096)
+def position(ref: str) -> tuple[int, int]:
+    """'G12' -> (11, 6), 0-based: the inverse of a1."""
+    split = next(k for k, ch in enumerate(ref) if ch.isdigit())
+    return int(ref[split:]) - 1, col_index(ref[:split])
+
+
 @dataclass(frozen=True)
 class Validation:
     kind: str                      # "decimal" | "list" | "length" | "date"

@@ -28,7 +28,7 @@ from typing import Any, Callable
 from .issues import Issue, Refused, issue
 from .ole import OleFile, biff_extents
 from .sandbox import begin_read, read_values
-from .layout import SHEETS, a1
+from .layout import SHEETS, a1, col_index
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_MEMBER_BYTES = 50 * 1024 * 1024       # one inflated part that is only streamed (a picture, an embedded file)
@@ -442,7 +442,6 @@ _MODIFIED = re.compile(rb"<dcterms:modified\b[^<>]*>([^<]*)</dcterms:modified>")
 _REF = re.compile(r"\$?([A-Z]{1,3})\$?(\d+)")
 _CELL_REF = re.compile(r"([A-Za-z]{1,3})([0-9]{1,7})")
 _S_PLAIN = re.compile(rb'(?<![\w:.-])s="([0-9]{1,9})"')
-_COLUMNS = {a1(0, c)[:-1]: c for c in range(64)}          # A..BL: the columns forms use, parsed once
 
 
 def _attrs(raw: bytes) -> dict[str, str]:
@@ -490,7 +489,7 @@ def _cells(xml: bytes):
         if head is not None:                     # the usual <c r="G12" ...>: no decoding, no unescaping
             ref = head.decode("ascii").upper()
             split = 1 if ref[1].isdigit() else 2 if ref[2].isdigit() else 3
-            col, row = _COLUMNS.get(ref[:split]) or col_index(ref[:split]), int(ref[split:]) - 1
+            col, row = col_index(ref[:split]), int(ref[split:]) - 1
             yield row, col, ref, raw, body
             continue
         if raw is None:                          # <row>
@@ -556,12 +555,12 @@ def _scan_cells_fast(xml: bytes, out: SheetXml) -> bool:
     out.formulas = {ref.decode(): html.unescape(text.decode("utf-8", "replace"))
                     for ref, text in _FAST_FORMULA.findall(xml)}
     for letters, digits, text in _FAST_ERROR.findall(xml):
-        key = (int(digits) - 1, _COLUMNS.get(letters.decode()) or col_index(letters.decode()))
+        key = (int(digits) - 1, col_index(letters.decode()))
         out.errors[key] = html.unescape(text.decode("utf-8", "replace")).strip()[:20]
     valued = _FAST_VALUED.findall(xml)
     if valued:
         rows = max(int(d) for _, d in valued)
-        cols = max(_COLUMNS.get(c) or col_index(c) for c in {letters.decode() for letters, _ in valued}) + 1
+        cols = max(col_index(c) for c in {letters.decode() for letters, _ in valued}) + 1
         out.extent = (rows, cols)
     return True
 
@@ -663,13 +662,6 @@ def parse_range(text: str) -> tuple[int, int, int, int] | None:
         return None
     (c1, r1), (c2, r2) = (ends[0].groups(), ends[-1].groups())
     return int(r1) - 1, col_index(c1), int(r2) - 1, col_index(c2)
-
-
-def col_index(letters: str) -> int:
-    n = 0
-    for ch in letters:
-        n = n * 26 + ord(ch) - 64
-    return n - 1
 
 
 def _parse_time(text: str) -> dt.datetime | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .issues import AssessError, Issue, Report, issue
+from .issues import AssessError, Report, issue
 
 Kind = Literal["base", "bonus", "deduction", "zero"]
 KINDS: tuple[str, ...] = ("base", "bonus", "deduction", "zero")
@@ -245,12 +245,3 @@ def _check_contiguous(records: list[tuple[int, list[str]]], header: list[str], n
                 if previous is not None:
                     closed.add(previous)
                 previous = key
-
-
-def rubric_problems(text: str) -> list[tuple[str, int | None, str]]:
-    """Codes, lines and columns of a rubric's problems: what the tests assert on."""
-    _, report = parse_rubric(text)
-    return [(i.code, i.line, i.column) for i in report.issues]
-
-
-__all__ = ["Item", "Rubric", "load_rubric", "read_rubric", "parse_rubric", "Issue", "rubric_problems"]

@@ -29,11 +29,6 @@ def round2(value: float) -> float:
     return float(Decimal(repr(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
-def same_score(a: float, b: float) -> bool:
-    """Scores compare at two decimals."""
-    return round2(a) == round2(b)
-
-
 @dataclass(frozen=True)
 class Scores:
     subtotals: dict[str, float]
