@@ -29,7 +29,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import sheet_part as _sheet_part
+from conftest import full_marks, sheet_part as _sheet_part
 
 from xlsx_assess import scoring
 from xlsx_assess.checks import Context
@@ -476,7 +476,7 @@ class _Builder:
     # .. a folder of 500 files, one township each: our writer once per value set, identities by surgery ..
     def bulk(self) -> None:
         base_town = Township("410929999", "样板镇", "镇")
-        sets = [{i.id: (i.points if i.kind == "base" else 0.0) for i in self.rubric.items if i.kind != "zero"}]
+        sets = [full_marks(self.rubric)]
         for k in range(4):                         # two partial lines at most: not "distinctive", so no C504
             v = dict(sets[0])
             for item in self.rubric.base[k * 2:k * 2 + 2]:

@@ -189,6 +189,7 @@ def test_same_entries_as_another_township(small_ctx, tmp_path):
     write_filled(small_ctx, a, tmp_path, GOOD, False, NOTES)
     write_filled(small_ctx, b, tmp_path, GOOD, False, NOTES)
     coll = check_paths([tmp_path], small_ctx)
+    assert len(coll.results) == 2
     assert all(("C504", "", "") in codes_of(r) for r in coll.results)
     assert not coll.accepted
 

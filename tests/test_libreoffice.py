@@ -153,6 +153,7 @@ def test_other_formats_saved_by_libreoffice_are_read_with_reduced_checks(filled_
     jobs = [{"in": str(src), "out": str(tmp_path / f"form.{fmt}"), "format": fmt} for fmt in ("xls", "ods")]
     assert all(r["ok"] for r in lo.run_jobs(jobs))
     coll = check_paths([tmp_path], ctx, workers=1)
+    assert len(coll.results) == 2
     for res in coll.results:
         assert {i.code for i in res.report} <= {"F110", "C502", "C501"} | EXPECTED_FOR_ZERO, [
             i.render() for i in res.report]

@@ -7,15 +7,14 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
+from conftest import write_filled
 from hypothesis import strategies as st
 
 from xlsx_assess import scoring
 from xlsx_assess.checks import Context, check_returned
-from xlsx_assess.layout import entry_cells, form_layout
 from xlsx_assess.reader import read_returned
 from xlsx_assess.rubric import Item, Rubric
 from xlsx_assess.settings import Settings, Township
-from xlsx_assess.writer import build_workbook
 
 TOWN = Township("410927100", "城关镇")
 quarter = st.integers(min_value=1, max_value=24).map(lambda q: q / 4)
@@ -73,10 +72,8 @@ def test_round_trip_scores_equal_direct_computation(case):
     rubric, values, zeroed, (bonus_cap, deduction_cap) = case
     s = Settings(bonus_cap=bonus_cap, deduction_cap=deduction_cap)
     ctx = Context(rubric, s, [TOWN])
-    lay = form_layout(rubric, TOWN, s)
-    entries = entry_cells(lay, values, zeroed if rubric.zero else None, reporter="张三", phone="0393-1234567")
     with tempfile.TemporaryDirectory() as tmp:
-        path = build_workbook(rubric, TOWN, s, Path(tmp) / "f.xlsx", entries=entries)
+        path = write_filled(ctx, TOWN, Path(tmp), values, zeroed if rubric.zero else None, phone="0393-1234567")
         res = check_returned(read_returned(path), ctx)
     assert res.scores is not None, [i.render() for i in res.report]
     assert res.entries.values == values
