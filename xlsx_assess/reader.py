@@ -13,6 +13,7 @@ every problem becomes an `Issue` on the `Returned`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import html
 import io
@@ -45,6 +46,7 @@ XML_SUFFIXES = (".xml", ".rels", ".vml")
 _DTD = re.compile(b"|".join(re.escape(m) for w in (b"<!DOCTYPE", b"<!ENTITY") for m in (
     w, w.decode().encode("utf-16-le"), w.decode().encode("utf-16-be"))))
 _DTD_TAIL = 20                            # bytes kept between chunks so a marker split across two is still seen
+_DTD_HINT = b"!"                              # in every marker above; rare in XML, so most parts skip the pattern
 
 # What other files look like, by their first bytes (shown to the office in F103).
 FOREIGN_MAGIC = (
@@ -66,7 +68,7 @@ class SheetXml:
     """What the raw XML of one worksheet says beyond its values."""
 
     formulas: dict[str, str] = field(default_factory=dict)     # A1 -> formula text ('' if shared)
-    styles: dict[str, int] = field(default_factory=dict)       # A1 -> cellXfs index
+    unlocked: set[str] = field(default_factory=set)            # A1 of the cells whose style is unlocked
     protected: bool = False
     validations: list[tuple[str, tuple[int, int, int, int]]] = field(default_factory=list)  # (type, box)
     errors: dict[tuple[int, int], str] = field(default_factory=dict)  # (row, col) -> '#DIV/0!' (calamine gives '')
@@ -105,7 +107,7 @@ class Returned:
     saved: dt.datetime | None = None                                      # when last saved, by the file
     mtime: dt.datetime | None = None                                      # file system time
     xml: dict[str, SheetXml] | None = None                                # None: the format has no structure
-    locked_styles: list[bool] = field(default_factory=list)               # cellXfs index -> locked
+    unlocked_styles: frozenset[int] = frozenset()                         # cellXfs indexes that unlock a cell
     active: list[str] = field(default_factory=list)                       # active content found
     issues: list[Issue] = field(default_factory=list)
 
@@ -120,12 +122,10 @@ class Returned:
         return ""
 
     def is_locked(self, sheet: str, ref: str) -> bool | None:
+        """Whether the cell is locked by its style; None where the format does not say."""
         if self.xml is None or sheet not in self.xml:
             return None
-        idx = self.xml[sheet].styles.get(ref)
-        if idx is None:
-            return None
-        return self.locked_styles[idx] if idx < len(self.locked_styles) else True
+        return ref not in self.xml[sheet].unlocked
 
     def add(self, code: str, **fields) -> None:
         self.issues.append(issue(code, file=self.name, **fields))
@@ -196,6 +196,7 @@ class _Parts:
     """The members of a zip, inflated at most once each with hard limits, and kept only when asked."""
 
     def __init__(self, data: bytes):
+        self.data = data
         self.zf = zipfile.ZipFile(io.BytesIO(data))
         self.entries = [i for i in self.zf.infolist() if not i.is_dir()]
         self.infos = {i.filename: i for i in self.entries}
@@ -248,8 +249,39 @@ class _Parts:
                 look(info.filename, blob)
 
     def _inflate(self, info: zipfile.ZipInfo, keep: bool) -> bytes:
-        """Stream one member through the limits; its bytes if `keep` (kept parts get parsed: XML limit)."""
+        """One member through the limits; its bytes if `keep` (kept parts get parsed: XML limit)."""
         self.seen.add(id(info))
+        if info.file_size > MEMO_MEMBER_BYTES or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            return self._stream(info, keep)
+        raw = self._raw(info)
+        key = (info.compress_type, info.file_size, info.CRC, raw)
+        blob = _INFLATED.get(key)
+        if blob is None:
+            blob = _inflate_small(info, raw)
+            _INFLATED.put(key, blob)
+        self.total += len(blob)
+        if self.total > MAX_TOTAL_BYTES:
+            raise Refused("F107", detail=f"{info.filename} 实际解压超过上限")
+        return blob if keep else b""
+
+    def _raw(self, info: zipfile.ZipInfo) -> bytes:
+        """A member's compressed bytes, found through its local header as `zipfile` (and calamine) find them."""
+        at = info.header_offset
+        head = self.data[at:at + 30]
+        if len(head) < 30 or head[:4] != b"PK\x03\x04":
+            raise zipfile.BadZipFile("Bad magic number for file header")
+        flags, name_len, extra_len = struct.unpack("<H18xHH", head[6:30])
+        name = self.data[at + 30:at + 30 + name_len].decode("utf-8" if flags & 0x800 else "cp437", "replace")
+        if name != info.orig_filename:
+            raise zipfile.BadZipFile(f"File name in directory {info.orig_filename!r} and header {name!r} differ.")
+        start = at + 30 + name_len + extra_len
+        raw = self.data[start:start + info.compress_size]
+        if len(raw) < info.compress_size:
+            raise EOFError
+        return raw
+
+    def _stream(self, info: zipfile.ZipInfo, keep: bool) -> bytes:
+        """A big (or unusually compressed) member, streamed through the limits in chunks."""
         xml = keep or info.filename.lower().endswith(XML_SUFFIXES)
         limit = MAX_XML_BYTES if xml else MAX_MEMBER_BYTES
         chunks, size, tail = [], 0, b""
@@ -259,12 +291,51 @@ class _Parts:
                 self.total += len(chunk)
                 if size > limit or self.total > MAX_TOTAL_BYTES:
                     raise Refused("F107", detail=f"{info.filename} 实际解压超过上限")
-                if _DTD.search(tail + chunk):
+                seen = tail + chunk
+                if _DTD_HINT in seen and _DTD.search(seen):
                     raise Refused("F108")
                 tail = chunk[-_DTD_TAIL:]
                 if keep:
                     chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _inflate_small(info: zipfile.ZipInfo, raw: bytes) -> bytes:
+    """A small member in one piece: exactly its declared size, its CRC, no DTD (raises as `zipfile` does)."""
+    if info.compress_type == zipfile.ZIP_STORED:
+        blob = raw
+    else:
+        inflater = zlib.decompressobj(-15)
+        blob = inflater.decompress(raw, info.file_size + 1)
+    if len(blob) != info.file_size or zlib.crc32(blob) != info.CRC:
+        raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
+    if _DTD_HINT in blob and _DTD.search(blob):
+        raise Refused("F108")
+    return blob
+
+
+class _Memo:
+    """Results of pure functions of part bytes, kept for the parts that repeat across a batch (styles,
+    theme, the guide sheet, validation rules: the same bytes in every file a program saved)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.found: dict[Any, Any] = {}
+
+    def get(self, key: Any) -> Any:
+        value = self.found.pop(key, None)          # the least recently used goes first
+        if value is not None:
+            self.found[key] = value
+        return value
+
+    def put(self, key: Any, value: Any) -> None:
+        if len(self.found) >= self.size:
+            self.found.pop(next(iter(self.found)))
+        self.found[key] = value
+
+
+MEMO_MEMBER_BYTES = 1 << 20          # members up to this size are inflated in one piece and remembered
+_INFLATED = _Memo(64)                # (method, size, crc, compressed bytes) -> inflated bytes
 
 
 def _read_zip(ret: Returned, data: bytes) -> None:
@@ -461,6 +532,7 @@ def _scan_ooxml(ret: Returned, parts: _Parts) -> dict[str, str]:
         target = a.get("Target", "")            # resolved as python-calamine does, so both read the same part
         rels[a.get("Id", "")] = (target[1:] if target.startswith("/xl/") else target if target.startswith("xl/")
                                  else "xl/" + target)
+    ret.unlocked_styles = _unlocked_styles(parts.get("xl/styles.xml"))
     ret.xml = {}
     sheet_parts = {}
     for raw in _SHEET.findall(parts.get("xl/workbook.xml")):
@@ -468,16 +540,28 @@ def _scan_ooxml(ret: Returned, parts: _Parts) -> dict[str, str]:
         name, part = a.get("name", ""), rels.get(a.get("id", ""), "")
         sheet_parts[name] = part
         if name in SHEETS and part in names:
-            ret.xml[name] = _scan_sheet(parts.get(part))
-    xfs = _CELLXFS.search(parts.get("xl/styles.xml"))
-    if xfs:
-        ret.locked_styles = [not (body and _UNLOCKED.search(body)) for _, body in _XF.findall(xfs.group(1))]
+            ret.xml[name] = _scan_sheet(parts.get(part), ret.unlocked_styles)
     for raw, value in _PROPERTY.findall(parts.get("docProps/custom.xml")):
         ret.properties[_attrs(raw).get("name", "")] = html.unescape(value.decode("utf-8", "replace"))
     m = _MODIFIED.search(parts.get("docProps/core.xml"))
     if m:
         ret.saved = _parse_time(m.group(1).decode("ascii", "replace"))
     return sheet_parts
+
+
+def _unlocked_styles(xml: bytes) -> frozenset[int]:
+    """The cellXfs indexes whose protection unlocks the cell (every other index locks it)."""
+    found = _STYLES.get(xml)
+    if found is None:
+        xfs = _CELLXFS.search(xml)
+        found = frozenset(k for k, (_, body) in enumerate(_XF.findall(xfs.group(1)) if xfs else ())
+                          if body and _UNLOCKED.search(body))
+        if len(xml) <= MEMO_MEMBER_BYTES:
+            _STYLES.put(xml, found)
+    return found
+
+
+_STYLES = _Memo(8)                   # styles part -> unlocked cellXfs indexes
 
 
 def _cells(xml: bytes):
@@ -539,22 +623,28 @@ def _sheet_extent(xml: bytes) -> tuple[int, int]:
 # The common case, as XlsxWriter, Excel, WPS and LibreOffice write it: every cell starts `<c r="A1"`
 # (style right after the address, formula first in the body). Whole-document patterns then replace
 # the walk over every cell; anything else takes the general walk below.
-_FAST_ANY_CELL = re.compile(rb"<(?:\w+:)?c[\s/>]")
+_FAST_ANY_CELL = re.compile(rb"<c[\s/>]")
+_FAST_PREFIXED_CELL = re.compile(rb":c[\s/>]")
 _FAST_STYLE = re.compile(rb'<c r="([A-Z]{1,3}[1-9][0-9]{0,6})" s="([0-9]{1,9})"')
+_FAST_STYLE_ALTERNATIVES = 200     # up to this many unlocked styles, a pattern finds just their cells
 _FAST_VALUED = re.compile(rb'<c r="([A-Z]{1,3})([1-9][0-9]{0,6})"[^<>]*+>(?=<(?:f|v|is)\b)')
 _FAST_FORMULA = re.compile(rb'<c r="([A-Z]{1,3}[1-9][0-9]{0,6})"[^<>]*+><f\b[^<>]*?(?:/>|>([^<]*+)</f>)')
 _FAST_ERROR = re.compile(rb'<c r="([A-Z]{1,3})([1-9][0-9]{0,6})"[^<>]*?\bt="e"[^<>]*+>'
                          rb'(?:<f\b[^<>]*?(?:/>|>[^<]*+</f>))?<v>([^<]*+)</v>')
 
 
-def _scan_cells_fast(xml: bytes, out: SheetXml) -> bool:
-    """Fill formulas, styles, errors and extent with whole-document patterns; False if the sheet is unusual."""
-    if len(_FAST_ANY_CELL.findall(xml)) != xml.count(b'<c r="'):
+def _scan_cells_fast(xml: bytes, out: SheetXml, unlocked: frozenset[int]) -> bool:
+    """Fill formulas, unlocked cells, errors and extent with whole-document patterns; False if the sheet
+    is unusual."""
+    if len(_FAST_ANY_CELL.findall(xml)) != xml.count(b'<c r="') or _FAST_PREFIXED_CELL.search(xml):
         return False
-    out.styles = {ref.decode(): int(style) for ref, style in _FAST_STYLE.findall(xml)}
+    if len(unlocked) <= _FAST_STYLE_ALTERNATIVES:
+        out.unlocked = {ref.decode() for ref in _unlocked_cell_pattern(unlocked).findall(xml)} if unlocked else set()
+    else:
+        out.unlocked = {ref.decode() for ref, style in _FAST_STYLE.findall(xml) if int(style) in unlocked}
     out.formulas = {ref.decode(): html.unescape(text.decode("utf-8", "replace"))
                     for ref, text in _FAST_FORMULA.findall(xml)}
-    for letters, digits, text in _FAST_ERROR.findall(xml):
+    for letters, digits, text in _FAST_ERROR.findall(xml) if b't="e"' in xml else ():
         key = (int(digits) - 1, col_index(letters.decode()))
         out.errors[key] = html.unescape(text.decode("utf-8", "replace")).strip()[:20]
     valued = _FAST_VALUED.findall(xml)
@@ -565,22 +655,39 @@ def _scan_cells_fast(xml: bytes, out: SheetXml) -> bool:
     return True
 
 
-def _scan_sheet(xml: bytes) -> SheetXml:
-    """Formulas, styles, error values, protection and validation of one worksheet, and its extent."""
-    out = SheetXml()
-    if not _scan_cells_fast(xml, out):
-        _scan_cells(xml, out)
-    _scan_rules(xml, out)
+@functools.lru_cache(maxsize=16)
+def _unlocked_cell_pattern(unlocked: frozenset[int]) -> re.Pattern:
+    """Cells written `<c r="A1" s="N"` with N among `unlocked` (leading zeros allowed, as readers do)."""
+    styles = b"|".join(str(k).encode() for k in sorted(unlocked))
+    return re.compile(rb'<c r="([A-Z]{1,3}[1-9][0-9]{0,6})" s="0*(?:' + styles + rb')"')
+
+
+def _scan_sheet(xml: bytes, unlocked: frozenset[int] = frozenset()) -> SheetXml:
+    """Formulas, unlocked cells, error values, protection and validation of one worksheet, and its extent.
+
+    The result is shared by every file with the same sheet bytes: nothing may change it afterwards."""
+    key = (xml, unlocked)
+    out = _SCANNED.get(key)
+    if out is None:
+        out = SheetXml()
+        if not _scan_cells_fast(xml, out, unlocked):
+            _scan_cells(xml, out, unlocked)
+        _scan_rules(xml, out)
+        if len(xml) <= MEMO_MEMBER_BYTES:
+            _SCANNED.put(key, out)
     return out
 
 
-def _scan_cells(xml: bytes, out: SheetXml) -> None:
+_SCANNED = _Memo(16)                 # (sheet part, unlocked styles) -> SheetXml
+
+
+def _scan_cells(xml: bytes, out: SheetXml, unlocked: frozenset[int]) -> None:
     """The general walk over every cell, for sheets the fast patterns do not fit."""
     rows = cols = 0
     for row, col, ref, raw, body in _cells(xml):
         style = _S_PLAIN.search(raw)
-        if style is not None:
-            out.styles[ref] = int(style.group(1))
+        if style is not None and int(style.group(1)) in unlocked:
+            out.unlocked.add(ref)
         if body and b"<" in body:
             if (row >= rows or col >= cols) and _VALUE.search(body):
                 rows, cols = max(rows, row + 1), max(cols, col + 1)
@@ -593,11 +700,31 @@ def _scan_cells(xml: bytes, out: SheetXml) -> None:
     out.extent = (rows, cols)
 
 
+def _start_of(xml: bytes, word: bytes) -> int:
+    """Where to start looking for element `word`: the '<' before its first mention (the end if none),
+    so the pattern does not try every tag before it."""
+    at = xml.find(word)
+    return len(xml) if at < 0 else max(xml.rfind(b"<", 0, at), 0)
+
+
 def _scan_rules(xml: bytes, out: SheetXml) -> None:
     """Protection and data validation of one worksheet."""
-    prot = _PROTECTION.search(xml)
-    if prot:
-        out.protected = _attrs(prot.group(1)).get("sheet", "0") in ("1", "true")
+    prot = _PROTECTION.search(xml, _start_of(xml, b"sheetProtection"))
+    out.protected = bool(prot) and _attrs(prot.group(1)).get("sheet", "0") in ("1", "true")
+    # Every rule starts at the '<' before a mention of its name and ends at the first '>' after one:
+    # the rules depend on these bytes alone, which are the same in every file a program saved.
+    last = xml.rfind(b"dataValidation")
+    region = xml[_start_of(xml, b"dataValidation"):xml.find(b">", last) + 1 if last >= 0 else 0]
+    found = _RULES.get(region)
+    if found is None:
+        found = _validations(region)
+        if len(region) <= MEMO_MEMBER_BYTES:
+            _RULES.put(region, found)
+    out.validations = found
+
+
+def _validations(xml: bytes) -> list[tuple[str, tuple[int, int, int, int]]]:
+    found = []
     for raw, body in _VALIDATION.findall(xml):
         a = _attrs(raw)
         refs = a.get("sqref", "")
@@ -607,7 +734,11 @@ def _scan_rules(xml: bytes, out: SheetXml) -> None:
         for part in refs.split():
             box = parse_range(part)
             if box:
-                out.validations.append((a.get("type", ""), box))
+                found.append((a.get("type", ""), box))
+    return found
+
+
+_RULES = _Memo(16)                   # the validation rules' part of a sheet -> (type, box) of each
 
 
 # -- OpenDocument extents ---------------------------------------------------------------------------
