@@ -107,6 +107,26 @@ def test_changed_points_are_reported_by_cell(good, small_ctx):
     assert ("S303", FORM_SHEET, "F5") in codes_of(check(good, small_ctx))
 
 
+def test_locked_cell_given_an_unlocked_style_is_reported(good, small_ctx):
+    def unlock(xml):        # the style of the input cell G5 put on the points cell F5, value unchanged
+        style = re.search(r'<c r="G5" s="(\d+)"', xml).group(1)
+        return re.sub(r'<c r="F5" s="\d+"', f'<c r="F5" s="{style}"', xml)
+
+    patch_zip(good, sheet_part(good, FORM_SHEET), unlock)
+    assert ("S307", FORM_SHEET, "F5") in codes_of(check(good, small_ctx))
+
+
+def test_points_cell_turned_into_true_is_reported(ctx, tmp_path):
+    """TRUE equals 1 to Python, not to the check: a 1-point cell made a boolean is still a change."""
+    town = ctx.townships[0]
+    path = write_filled(ctx, town, tmp_path, full_marks(ctx.rubric), False)
+    lay = form_layout(ctx.rubric, town, ctx.settings)
+    ref = next(c.ref for c in lay.locked() if c.sheet == FORM_SHEET and c.value == 1 and c.formula is None)
+    patch_zip(path, sheet_part(path, FORM_SHEET),
+              lambda x: re.sub(rf'<c r="{ref}"( s="\d+")?><v>1</v>', rf'<c r="{ref}"\1 t="b"><v>1</v>', x))
+    assert ("S303", FORM_SHEET, ref) in codes_of(check(path, ctx))
+
+
 def test_removed_formula_is_reported(good, small_ctx, lay):
     ref = lay.total_cells["最终得分"]
     patch_zip(good, sheet_part(good, FORM_SHEET), lambda x: re.sub(rf'(<c r="{ref}"[^>]*>)<f>.*?</f>', r"\1", x))

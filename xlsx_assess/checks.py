@@ -191,7 +191,75 @@ def _check_sheets(ret: Returned, res: FileResult) -> bool:
     return FORM_SHEET in ret.sheets
 
 
+@dataclass
+class _Plan:
+    """What the checks need of a layout, derived once per rubric and settings (not per township)."""
+
+    values: list[tuple[str, list[tuple[int, int]], list[Any]]]   # per sheet: locked value cells, their values
+    formulas: list[tuple[str, str, str]]                          # (sheet, A1, formula) of locked formula cells
+    locked: dict[str, frozenset[str]]                             # sheet -> A1 of the locked value cells
+    form_inputs: list[tuple[str, int, int]]                       # (A1, row, col) of the form sheet's inputs
+    items: list[tuple[Any, int, str, str, str]]                   # (item, row, score, note, evidence A1)
+
+
+def _plan(lay: FormLayout) -> _Plan:
+    plan = lay.shared.get("check")
+    if plan is None:
+        personal = set(lay.personal)
+        values: dict[str, tuple[list, list]] = {}
+        formulas, locked, inputs = [], {}, []
+        for k, cell in enumerate(lay.cells):
+            if cell.is_input:
+                if cell.sheet == FORM_SHEET:
+                    inputs.append((cell.ref, cell.row, cell.col))
+            elif cell.sheet == META_SHEET:
+                continue
+            elif cell.formula is not None:
+                formulas.append((cell.sheet, cell.ref, cell.formula))
+            elif cell.value is not None:
+                locked.setdefault(cell.sheet, set()).add(cell.ref)
+                if k not in personal:
+                    coords, expected = values.setdefault(cell.sheet, ([], []))
+                    coords.append((cell.row, cell.col))
+                    expected.append(cell.value)
+        items = [(i, row, a1(row, COL_SCORE), lay.note_cell(i.id), lay.evidence_cell(i.id))
+                 for i in lay.rubric.items for row in (lay.item_rows[i.id],)]
+        plan = lay.shared["check"] = _Plan([(sheet, *v) for sheet, v in values.items()], formulas,
+                                           {sheet: frozenset(refs) for sheet, refs in locked.items()}, inputs, items)
+    return plan
+
+
+def _locked_intact(ret: Returned, lay: FormLayout) -> bool:
+    """True when every locked cell is as written and still locked: the common case, told apart from the
+    rest in bulk. False means "look cell by cell", not that something is wrong."""
+    plan = _plan(lay)
+    for sheet, coords, expected in plan.values:
+        if sheet in ret.sheets:
+            rows = ret.values.get(sheet, [])
+            try:
+                actual = [rows[r][c] for r, c in coords]
+            except IndexError:
+                return False
+            if actual != expected or bool in map(type, actual):     # True == 1 for a list, not for us
+                return False
+    for k in lay.personal:
+        cell = lay.cells[k]
+        if cell.sheet != META_SHEET and cell.sheet in ret.sheets and not _same(
+                cell.value, ret.value(cell.sheet, cell.row, cell.col)):
+            return False
+    if ret.xml is not None:
+        for sheet, ref, formula in plan.formulas:
+            if sheet in ret.sheets and sheet in ret.xml and ret.xml[sheet].formulas.get(ref) != formula:
+                return False
+        for sheet, refs in plan.locked.items():
+            if sheet in ret.sheets and sheet in ret.xml and not refs.isdisjoint(ret.xml[sheet].unlocked):
+                return False
+    return True
+
+
 def _check_locked(ret: Returned, lay: FormLayout, res: FileResult) -> None:
+    if _locked_intact(ret, lay):
+        return
     changed: list[Issue] = []
     for cell in lay.locked():
         if cell.sheet == META_SHEET or cell.sheet not in ret.sheets:
@@ -240,7 +308,7 @@ def _check_structure(ret: Returned, lay: FormLayout, res: FileResult) -> None:
     form = ret.xml.get(FORM_SHEET)
     if form is None:
         return
-    missing = [c.ref for c in lay.inputs() if c.sheet == FORM_SHEET and not form.validated(c.row, c.col)]
+    missing = [ref for ref, row, col in _plan(lay).form_inputs if not form.validated(row, col)]
     if missing:
         shown = "、".join(missing[:5]) + (f" 等 {len(missing)} 个单元格" if len(missing) > 5 else "")
         res.add("S306", sheet=FORM_SHEET, cell=missing[0], detail=shown)
@@ -251,9 +319,7 @@ def _check_structure(ret: Returned, lay: FormLayout, res: FileResult) -> None:
 def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
     entries = Entries()
     formulas = ret.xml.get(FORM_SHEET).formulas if ret.xml and FORM_SHEET in ret.xml else {}
-    for item in lay.rubric.items:
-        row = lay.item_rows[item.id]
-        ref = a1(row, COL_SCORE)
+    for item, row, ref, note, evidence in _plan(lay).items:
         raw = ret.value(FORM_SHEET, row, COL_SCORE)
         where = {"sheet": FORM_SHEET, "cell": ref}
         if ref in formulas:
@@ -272,8 +338,8 @@ def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
         if value is None and item.kind == "base" and _text(raw).strip() == "":
             res.add("V401", label=item.label, limit=format_points(item.points), **where)
         entries.values[item.id] = value
-        entries.notes.update(_note(ret, lay.note_cell(item.id), res, item.id))
-        entries.evidence.update(_note(ret, lay.evidence_cell(item.id), res, item.id))
+        entries.notes.update(_note(ret, note, res, item.id))
+        entries.evidence.update(_note(ret, evidence, res, item.id))
     entries.reporter = _text(ret.value(FORM_SHEET, *position(lay.reporter_cell))).strip()
     entries.phone = _text(ret.value(FORM_SHEET, *position(lay.phone_cell))).strip()
     if not entries.reporter:
@@ -285,6 +351,8 @@ def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
 
 def _number(raw: Any, top: float, res: FileResult, where: dict, label: str) -> float | None:
     """A score as a number, or None (blank or unusable, with an issue for the latter)."""
+    if type(raw) is float and 0 <= raw <= top + 1e-9:      # the usual case, as a spreadsheet stores it
+        return raw
     limit = format_points(top)
     if isinstance(raw, bool) or isinstance(raw, (dt.date, dt.time, dt.timedelta)):
         res.add("V402", value=_show(raw), limit=limit, **where)

@@ -63,7 +63,7 @@ def rank_townships(coll: Collection, ctx: Context, now: dt.datetime | None = Non
     else:
         ranking.insert(0, "排名", pd.Series(dtype=int))
 
-    cats = ctx.rubric.scored_categories
+    cats = list(ctx.rubric.scored_categories)
     cat_rows = [{"乡镇代码": r.township.code, "乡镇": r.township.name, **{c: r.scores.subtotals[c] for c in cats}}
                 for r in accepted]
     categories = pd.DataFrame(cat_rows, columns=["乡镇代码", "乡镇", *cats])

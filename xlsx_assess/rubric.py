@@ -52,19 +52,20 @@ class Item:
 class Rubric:
     items: tuple[Item, ...]
 
-    @property
+    # Derived once: a rubric never changes (frozen, its items a tuple), and scoring asks for these per file.
+    @functools.cached_property
     def base(self) -> tuple[Item, ...]:
         return self.of_kind("base")
 
-    @property
+    @functools.cached_property
     def bonus(self) -> tuple[Item, ...]:
         return self.of_kind("bonus")
 
-    @property
+    @functools.cached_property
     def deduction(self) -> tuple[Item, ...]:
         return self.of_kind("deduction")
 
-    @property
+    @functools.cached_property
     def zero(self) -> Item | None:
         found = self.of_kind("zero")
         return found[0] if found else None
@@ -72,18 +73,18 @@ class Rubric:
     def of_kind(self, kind: str) -> tuple[Item, ...]:
         return tuple(i for i in self.items if i.kind == kind)
 
-    @property
-    def categories(self) -> list[str]:
+    @functools.cached_property
+    def categories(self) -> tuple[str, ...]:
         """Categories in form order."""
-        return list(dict.fromkeys(i.category for i in self.items))
+        return tuple(dict.fromkeys(i.category for i in self.items))
 
     def category_max(self, category: str) -> float:
         return sum(i.points for i in self.base if i.category == category)
 
-    @property
-    def scored_categories(self) -> list[str]:
+    @functools.cached_property
+    def scored_categories(self) -> tuple[str, ...]:
         """Categories that hold base lines (they get a subtotal)."""
-        return [c for c in self.categories if any(i.category == c for i in self.base)]
+        return tuple(c for c in self.categories if any(i.category == c for i in self.base))
 
     def __hash__(self) -> int:
         return hash(self.fingerprint)

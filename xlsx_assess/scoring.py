@@ -68,7 +68,9 @@ def score(rubric: Rubric, values: Mapping[str, float | None], zeroed: bool, bonu
     def total(items) -> float:
         return sum(values.get(i.id) or 0.0 for i in items)
 
-    subtotals = {c: total(i for i in rubric.base if i.category == c) for c in rubric.scored_categories}
+    subtotals = dict.fromkeys(rubric.scored_categories, 0.0)
+    for i in rubric.base:
+        subtotals[i.category] += values.get(i.id) or 0.0
     base = sum(subtotals.values())
     bonus_raw, deduction_raw = total(rubric.bonus), total(rubric.deduction)
     bonus, deduction = min(bonus_raw, bonus_cap), min(deduction_raw, deduction_cap)
