@@ -16,7 +16,7 @@ from typing import Any
 
 from . import scoring
 from .issues import Issue, Report, issue
-from .layout import (COL_SCORE, FORM_MARK, FORM_SHEET, GUIDE_SHEET, IDENTITY_KEYS, META_SHEET, SHEETS, CellSpec,
+from .layout import (COL_EVIDENCE, COL_NOTE, COL_SCORE, FORM_MARK, FORM_SHEET, GUIDE_SHEET, IDENTITY_KEYS, META_SHEET, SHEETS, CellSpec,
                      FormLayout, a1, computed_cells, form_id, form_layout, position)
 from .reader import Returned
 from .rubric import Rubric, format_points
@@ -198,7 +198,7 @@ class _Plan:
     values: list[tuple[str, list[tuple[int, int]], list[Any]]]   # per sheet: locked value cells, their values
     formulas: list[tuple[str, str, str]]                          # (sheet, A1, formula) of locked formula cells
     locked: dict[str, frozenset[str]]                             # sheet -> A1 of the locked value cells
-    form_inputs: list[tuple[str, int, int]]                       # (A1, row, col) of the form sheet's inputs
+    form_inputs: dict[tuple[int, int], str]                       # (row, col) -> A1 of the form sheet's inputs
     items: list[tuple[Any, int, str, str, str]]                   # (item, row, score, note, evidence A1)
 
 
@@ -207,11 +207,11 @@ def _plan(lay: FormLayout) -> _Plan:
     if plan is None:
         personal = set(lay.personal)
         values: dict[str, tuple[list, list]] = {}
-        formulas, locked, inputs = [], {}, []
+        formulas, locked, inputs = [], {}, {}
         for k, cell in enumerate(lay.cells):
             if cell.is_input:
                 if cell.sheet == FORM_SHEET:
-                    inputs.append((cell.ref, cell.row, cell.col))
+                    inputs[cell.row, cell.col] = cell.ref
             elif cell.sheet == META_SHEET:
                 continue
             elif cell.formula is not None:
@@ -308,7 +308,9 @@ def _check_structure(ret: Returned, lay: FormLayout, res: FileResult) -> None:
     form = ret.xml.get(FORM_SHEET)
     if form is None:
         return
-    missing = [ref for ref, row, col in _plan(lay).form_inputs if not form.validated(row, col)]
+    inputs = _plan(lay).form_inputs
+    unvalidated = form.unvalidated(inputs.keys())
+    missing = [ref for cell, ref in inputs.items() if cell in unvalidated]
     if missing:
         shown = "、".join(missing[:5]) + (f" 等 {len(missing)} 个单元格" if len(missing) > 5 else "")
         res.add("S306", sheet=FORM_SHEET, cell=missing[0], detail=shown)
@@ -319,10 +321,12 @@ def _check_structure(ret: Returned, lay: FormLayout, res: FileResult) -> None:
 def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
     entries = Entries()
     formulas = ret.xml.get(FORM_SHEET).formulas if ret.xml and FORM_SHEET in ret.xml else {}
+    rows = ret.values.get(FORM_SHEET, [])
     for item, row, ref, note, evidence in _plan(lay).items:
-        raw = ret.value(FORM_SHEET, row, COL_SCORE)
+        line = rows[row] if row < len(rows) else ()
+        raw = line[COL_SCORE] if COL_SCORE < len(line) else ""
         where = {"sheet": FORM_SHEET, "cell": ref}
-        if ref in formulas:
+        if formulas and ref in formulas:
             res.add("V406", value="=" + formulas[ref][:40], **where)
             entries.values[item.id] = None
             continue
@@ -338,8 +342,9 @@ def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
         if value is None and item.kind == "base" and _text(raw).strip() == "":
             res.add("V401", label=item.label, limit=format_points(item.points), **where)
         entries.values[item.id] = value
-        entries.notes.update(_note(ret, note, res, item.id))
-        entries.evidence.update(_note(ret, evidence, res, item.id))
+        for col, ref, texts in ((COL_NOTE, note, entries.notes), (COL_EVIDENCE, evidence, entries.evidence)):
+            if col < len(line) and line[col] != "":
+                _note(line[col], ref, res, item.id, texts)
     entries.reporter = _text(ret.value(FORM_SHEET, *position(lay.reporter_cell))).strip()
     entries.phone = _text(ret.value(FORM_SHEET, *position(lay.phone_cell))).strip()
     if not entries.reporter:
@@ -380,16 +385,17 @@ def _number(raw: Any, top: float, res: FileResult, where: dict, label: str) -> f
     return value
 
 
-def _note(ret: Returned, ref: str, res: FileResult, item_id: str) -> dict:
-    text = _text(ret.value(FORM_SHEET, *position(ref)))
+def _note(raw: Any, ref: str, res: FileResult, item_id: str, into: dict[str, str]) -> None:
+    """A 扣分说明 or 佐证材料 text, kept under `item_id` unless blank."""
+    text = _text(raw)
     if not text.strip():
-        return {}
+        return
     if len(text) > MAX_NOTE:
         res.add("V411", sheet=FORM_SHEET, cell=ref, value=len(text), limit=MAX_NOTE)
         text = text[:MAX_NOTE]
     if text.startswith(INJECTION_START[:4]):
         res.add("V414", sheet=FORM_SHEET, cell=ref, value=text[:1])
-    return {item_id: text}
+    into[item_id] = text
 
 
 def _check_cached(ret: Returned, lay: FormLayout, res: FileResult) -> None:

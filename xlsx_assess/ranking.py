@@ -251,15 +251,15 @@ def _frame(ws, df: "pd.DataFrame", top: int, f, kinds: dict, widths: list[float]
 
     from .writer import row_height
 
-    for c, col in enumerate(df.columns):
+    columns = list(df.columns)
+    for c, col in enumerate(columns):
         ws.write_string(top, c, str(col), f["head"])
     for r, row in enumerate(df.itertuples(index=False), start=top + 1):
         for c, value in enumerate(row):
-            col = df.columns[c]
             if isinstance(value, bool):
                 ws.write_string(r, c, "是" if value else "否", f["text"])
             elif isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
-                ws.write_number(r, c, value, f[kinds.get(col, "int" if isinstance(value, int) else "num")])
+                ws.write_number(r, c, value, f[kinds.get(columns[c], "int" if isinstance(value, int) else "num")])
             elif value is None or (isinstance(value, float) and math.isnan(value)):
                 ws.write_blank(r, c, None, f["text"])
             else:

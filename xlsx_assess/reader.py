@@ -24,7 +24,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import AbstractSet, Any, Callable
 
 from .issues import Issue, Refused, issue
 from .ole import OleFile, biff_extents
@@ -73,23 +73,15 @@ class SheetXml:
     validations: list[tuple[str, tuple[int, int, int, int]]] = field(default_factory=list)  # (type, box)
     errors: dict[tuple[int, int], str] = field(default_factory=dict)  # (row, col) -> '#DIV/0!' (calamine gives '')
     extent: tuple[int, int] = (0, 0)                                  # rows, cols up to the farthest value
-
-    _by_col: dict[int, tuple[set[int], list[tuple[int, int]]]] = field(default_factory=dict, repr=False,
-                                                                          compare=False)
+    covered: frozenset[tuple[int, int]] = frozenset()   # (row, col) of the validated cells, up to a limit
 
     def validated(self, row: int, col: int) -> bool:
-        found = self._by_col.get(col)
-        if found is None:                       # validated rows of this column, found once per column:
-            rows: set[int] = set()              # short spans as a set, long ones (a whole column) as spans
-            spans: list[tuple[int, int]] = []
-            for _, (r1, c1, r2, c2) in self.validations:
-                if c1 <= col <= c2:
-                    if r2 - r1 < 1000:
-                        rows.update(range(r1, r2 + 1))
-                    else:
-                        spans.append((r1, r2))
-            found = self._by_col[col] = (rows, spans)
-        return row in found[0] or any(r1 <= row <= r2 for r1, r2 in found[1])
+        return (row, col) in self.covered or any(r1 <= row <= r2 and c1 <= col <= c2
+                                                 for _, (r1, c1, r2, c2) in self.validations)
+
+    def unvalidated(self, cells: AbstractSet[tuple[int, int]]) -> set[tuple[int, int]]:
+        """The (row, col) among `cells` that no validation rule covers."""
+        return {cell for cell in cells - self.covered if not self.validated(*cell)}
 
 
 @dataclass
@@ -649,9 +641,8 @@ def _scan_cells_fast(xml: bytes, out: SheetXml, unlocked: frozenset[int]) -> boo
         out.errors[key] = html.unescape(text.decode("utf-8", "replace")).strip()[:20]
     valued = _FAST_VALUED.findall(xml)
     if valued:
-        rows = max(int(d) for _, d in valued)
-        cols = max(col_index(c) for c in {letters.decode() for letters, _ in valued}) + 1
-        out.extent = (rows, cols)
+        letters, digits = zip(*valued)
+        out.extent = (max(map(int, digits)), max(col_index(c.decode()) for c in set(letters)) + 1)
     return True
 
 
@@ -720,10 +711,13 @@ def _scan_rules(xml: bytes, out: SheetXml) -> None:
         found = _validations(region)
         if len(region) <= MEMO_MEMBER_BYTES:
             _RULES.put(region, found)
-    out.validations = found
+    out.validations, out.covered = found
 
 
-def _validations(xml: bytes) -> list[tuple[str, tuple[int, int, int, int]]]:
+COVERED_CELLS = 100_000              # validated cells listed one by one; boxes beyond are tested as boxes
+
+
+def _validations(xml: bytes) -> tuple[list[tuple[str, tuple[int, int, int, int]]], frozenset[tuple[int, int]]]:
     found = []
     for raw, body in _VALIDATION.findall(xml):
         a = _attrs(raw)
@@ -735,7 +729,11 @@ def _validations(xml: bytes) -> list[tuple[str, tuple[int, int, int, int]]]:
             box = parse_range(part)
             if box:
                 found.append((a.get("type", ""), box))
-    return found
+    covered: set[tuple[int, int]] = set()
+    for _, (r1, c1, r2, c2) in found:
+        if len(covered) + (r2 - r1 + 1) * (c2 - c1 + 1) <= COVERED_CELLS:
+            covered.update((r, c) for r in range(r1, r2 + 1) for c in range(c1, c2 + 1))
+    return found, frozenset(covered)
 
 
 _RULES = _Memo(16)                   # the validation rules' part of a sheet -> (type, box) of each

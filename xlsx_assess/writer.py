@@ -237,8 +237,14 @@ def _setup_form(lay: FormLayout, ws, formats, wb) -> None:
                                                 "value": "尚有", "format": todo})
 
 
+def _text_width(text: str) -> int:
+    """Width in characters, a CJK character counting two."""
+    return len(text) if text.isascii() else sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
+
+
 def row_height(text: str, width: float) -> float:
     """Row height (points) for wrapped CJK text in a column of `width` characters."""
-    lines = sum(max(1, math.ceil(sum(2 if ord(ch) > 0x2E7F else 1 for ch in part) / max(width - 1, 1)))
-                for part in text.split("\n")) if text else 1
+    if len(text) * 2 <= width - 1 and "\n" not in text:        # fits on one line even if all CJK
+        return 21.0
+    lines = sum(max(1, math.ceil(_text_width(part) / max(width - 1, 1))) for part in text.split("\n")) if text else 1
     return max(18.0, 15.0 * lines + 6)
