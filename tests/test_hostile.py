@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import codes_of, needs_libreoffice, sheet_part, write_filled
+from conftest import codes_of, needs_libreoffice, patch_zip, sheet_part, write_filled
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -285,6 +285,31 @@ def test_a_crash_or_a_hang_in_the_value_reader_costs_only_that_file(small_ctx, t
     assert [i.code for i in verdicts["crash.xlsx"].report] == ["F104"]
     assert [i.code for i in verdicts["hang.xlsx"].report] == ["F104"]
     assert {r.township.code for r in coll.accepted} == {a.code, b.code}
+
+
+@pytest.mark.parametrize("far", ["ZZ2000", "XFD1048576"], ids=["measured by the helper", "the helper dies"])
+def test_a_sheet_too_big_to_hold_is_refused_by_name(small_ctx, tmp_path, far):
+    """1.4 million cells: python-calamine reads them, the helper measures and refuses before sending any;
+    17 billion: python-calamine aborts the helper, and this process measures the sheets to say why."""
+    path = write_filled(small_ctx, small_ctx.townships[0], tmp_path, SMALL_VALUES, False)
+    row = re.sub(r"[A-Z]", "", far)
+    patch_zip(path, sheet_part(path, FORM_SHEET),
+              lambda x: x.replace("</sheetData>", f'<row r="{row}"><c r="{far}"><v>1</v></c></row></sheetData>'))
+    issues = read_returned(path).issues
+    assert [(i.code, far in i.message, FORM_SHEET in i.message) for i in issues] == [("F114", True, True)]
+
+
+def test_without_a_helper_the_same_guard_runs_before_reading_here(small_ctx, tmp_path, monkeypatch):
+    """Where no helper process can start, values are read in this process: a sheet that would make
+    python-calamine abort must be refused first (if not, this test run dies)."""
+    good = write_filled(small_ctx, small_ctx.townships[0], tmp_path, SMALL_VALUES, False)
+    far = patch_zip(good, sheet_part(good, FORM_SHEET), lambda x: x.replace(
+        "</sheetData>", '<row r="1048576"><c r="XFD1048576"><v>1</v></c></row></sheetData>'), out=tmp_path / "far.xlsx")
+    sandbox._SANDBOX.stop()
+    monkeypatch.setattr(sandbox._Sandbox, "_ready", lambda self: False)
+    assert [i.code for i in read_returned(far).issues] == ["F114"]
+    assert codes_of(check_returned(read_returned(good), small_ctx)) == []
+    assert sandbox._SANDBOX.proc is None
 
 
 # -- fuzzing: random damage to a good workbook never raises, every outcome is a report ------------------

@@ -13,11 +13,12 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from .checks import Context, FileResult, check_returned
 from .issues import issue
-from .reader import MAX_FILE_BYTES, MAX_MEMBERS, ZIP_MAGIC, human_size, read_returned, zip_reason
+from .reader import (MAX_FILE_BYTES, MAX_MEMBERS, ZIP_MAGIC, Returned, cancel_returned, finish_returned, human_size,
+                     start_returned, zip_reason)
 from .settings import Township
 
 JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
@@ -93,17 +94,60 @@ def check_paths(paths: Iterable[str | Path], ctx: Context, progress: Callable[[i
 
 def check_candidate(cand: Candidate, ctx: Context) -> FileResult:
     """The verdict on one candidate; whatever happens, a result with a reason, never an exception."""
-    problem = cand.problem
-    if problem is None:
-        try:
-            data = member_bytes(cand.path, cand.route) if cand.route else None
-            return check_returned(read_returned(cand.path, cand.name, data, cand.mtime), ctx)
-        except ARCHIVE_ERRORS as exc:
-            problem = ("F104", {"detail": zip_reason(exc)})
-        except MemoryError:
-            problem = ("F107", {"detail": "读取时内存不足"})
-        except Exception as exc:      # a fault of ours on an input nobody foresaw: still only this file's verdict
-            problem = ("F101", {"detail": f"核查时出错（{type(exc).__name__}: {exc}）"[:160]})
+    return _finish(cand, _start(cand), ctx)
+
+
+def check_candidates(cands: Iterable[Candidate], ctx: Context) -> Iterator[FileResult]:
+    """The verdicts on candidates in order, each file started before the one before it is checked, so
+    that the helper reads the next file's values while this process checks the last one."""
+    started = None
+    try:
+        for cand in cands:
+            begun = (cand, _start(cand))
+            if started is not None:
+                yield _finish(*started, ctx)
+            started = begun
+        if started is not None:
+            last, started = started, None
+            yield _finish(*last, ctx)
+    finally:                                  # stopped early: the helper need not read what nobody checks
+        if started is not None and isinstance(started[1], Returned):
+            cancel_returned(started[1])
+
+
+def _start(cand: Candidate) -> Returned | FileResult:
+    if cand.problem is not None:
+        return _failed(cand, cand.problem)
+
+    def start() -> Returned:
+        data = member_bytes(cand.path, cand.route) if cand.route else None
+        return start_returned(cand.path, cand.name, data, cand.mtime)
+
+    return _attempt(cand, start)
+
+
+def _finish(cand: Candidate, started: Returned | FileResult, ctx: Context) -> FileResult:
+    if isinstance(started, FileResult):
+        return started
+    res = _attempt(cand, lambda: check_returned(finish_returned(started), ctx))
+    cancel_returned(started)                  # a no-op unless the check failed before taking the values
+    return res
+
+
+def _attempt(cand: Candidate, work: Callable[[], Any]) -> Any:
+    """`work()`, or a result for `cand` saying why it could not be done."""
+    try:
+        return work()
+    except ARCHIVE_ERRORS as exc:
+        problem = ("F104", {"detail": zip_reason(exc)})
+    except MemoryError:
+        problem = ("F107", {"detail": "读取时内存不足"})
+    except Exception as exc:      # a fault of ours on an input nobody foresaw: still only this file's verdict
+        problem = ("F101", {"detail": f"核查时出错（{type(exc).__name__}: {exc}）"[:160]})
+    return _failed(cand, problem)
+
+
+def _failed(cand: Candidate, problem: tuple[str, dict]) -> FileResult:
     res = FileResult(cand.name, mtime=cand.mtime)
     res.add(problem[0], **problem[1])
     return res
@@ -125,8 +169,8 @@ def _check_all(cands: list[Candidate], ctx: Context, progress, workers: int | No
     if workers > 1 and len(cands) >= POOL_THRESHOLD:
         return _check_pool(cands, ctx, progress, workers)
     out = []
-    for k, cand in enumerate(cands, start=1):
-        out.append(check_candidate(cand, ctx))
+    for k, res in enumerate(check_candidates(cands, ctx), start=1):
+        out.append(res)
         if progress:
             progress(k, len(cands))
     return out
@@ -140,8 +184,8 @@ def _init_worker(ctx: Context) -> None:
     _POOL_CTX = ctx
 
 
-def _check_in_worker(cand: Candidate) -> FileResult:
-    return check_candidate(cand, _POOL_CTX)
+def _check_in_worker(cands: list[Candidate]) -> list[FileResult]:
+    return list(check_candidates(cands, _POOL_CTX))
 
 
 def _check_pool(cands: list[Candidate], ctx: Context, progress, workers: int) -> list[FileResult]:
@@ -150,18 +194,19 @@ def _check_pool(cands: list[Candidate], ctx: Context, progress, workers: int) ->
     from concurrent.futures.process import BrokenProcessPool
 
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    chunk = max(1, min(64, len(cands) // (workers * 8)))
+    size = max(1, min(64, len(cands) // (workers * 8)))
+    chunks = [cands[k:k + size] for k in range(0, len(cands), size)]   # each checked in order, pipelined
     out: list[FileResult] = []
     try:
         with ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_init_worker,
                                  initargs=(ctx,)) as pool:
-            for k, res in enumerate(pool.map(_check_in_worker, cands, chunksize=chunk), start=1):
-                out.append(res)
+            for results in pool.map(_check_in_worker, chunks):
+                out.extend(results)
                 if progress:
-                    progress(k, len(cands))
+                    progress(len(out), len(cands))
     except BrokenProcessPool:              # a worker died (killed, out of memory): finish the rest here
-        for k, cand in enumerate(cands[len(out):], start=len(out) + 1):
-            out.append(check_candidate(cand, ctx))
+        for k, res in enumerate(check_candidates(cands[len(out):], ctx), start=len(out) + 1):
+            out.append(res)
             if progress:
                 progress(k, len(cands))
     return out

@@ -22,13 +22,14 @@ import stat
 import struct
 import zipfile
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AbstractSet, Any, Callable
+from typing import AbstractSet, Any, Callable, Iterator
 
 from .issues import Issue, Refused, issue
 from .ole import OleFile, biff_extents
-from .sandbox import begin_read, read_values
+from .sandbox import Pending, begin_read, check_size, read_values
 from .layout import SHEETS, a1, col_index
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
@@ -37,7 +38,6 @@ MAX_XML_BYTES = 10 * 1024 * 1024          # one inflated part that gets parsed (
 MAX_TOTAL_BYTES = 100 * 1024 * 1024       # all parts inflated
 MAX_RATIO = 200                           # inflated / compressed, for parts over 1 MB
 MAX_MEMBERS = 2000
-MAX_CELLS = 1_000_000                     # the rectangle a sheet spans: python-calamine allocates all of it
 CHUNK = 1 << 16
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
@@ -72,7 +72,6 @@ class SheetXml:
     protected: bool = False
     validations: list[tuple[str, tuple[int, int, int, int]]] = field(default_factory=list)  # (type, box)
     errors: dict[tuple[int, int], str] = field(default_factory=dict)  # (row, col) -> '#DIV/0!' (calamine gives '')
-    extent: tuple[int, int] = (0, 0)                                  # rows, cols up to the farthest value
     covered: frozenset[tuple[int, int]] = frozenset()   # (row, col) of the validated cells, up to a limit
 
     def validated(self, row: int, col: int) -> bool:
@@ -102,6 +101,7 @@ class Returned:
     unlocked_styles: frozenset[int] = frozenset()                         # cellXfs indexes that unlock a cell
     active: list[str] = field(default_factory=list)                       # active content found
     issues: list[Issue] = field(default_factory=list)
+    pending: Pending | None = field(default=None, repr=False)             # values the helper is reading
 
     @property
     def readable(self) -> bool:
@@ -126,9 +126,17 @@ class Returned:
 def read_returned(path: str | Path, name: str | None = None, data: bytes | None = None,
                   mtime: dt.datetime | None = None) -> Returned:
     """Read a file from disk, or bytes already taken from an archive (`data`)."""
+    return finish_returned(start_returned(path, name, data, mtime))
+
+
+def start_returned(path: str | Path, name: str | None = None, data: bytes | None = None,
+                   mtime: dt.datetime | None = None) -> Returned:
+    """`read_returned` up to the values, which the helper reads meanwhile: call `finish_returned` next.
+
+    Starting the next file before finishing this one lets the helper read while this process checks."""
     path = Path(path)
     ret = Returned(path, name or path.name, mtime=mtime)
-    try:
+    with _verdict(ret):
         if data is None:
             data = _read_file(ret, path)
         ret.size = len(data)
@@ -143,15 +151,46 @@ def read_returned(path: str | Path, name: str | None = None, data: bytes | None 
             _read_ole(ret, data)
         else:
             raise Refused("F103", detail=_foreign_kind(data))
-        if not ret.sheets:
+        if ret.pending is None and not ret.sheets:
             raise Refused("F104", detail="工作簿中没有工作表")
+    return ret
+
+
+def finish_returned(ret: Returned) -> Returned:
+    """Take the values from the helper into a started `Returned` (nothing to do if it has them)."""
+    pending, ret.pending = ret.pending, None
+    if pending is not None:
+        with _verdict(ret):
+            sheets, values = pending.result()
+            ret.sheets.update(sheets)
+            ret.values.update(values)
+            _after_values(ret)
+            if not ret.sheets:
+                raise Refused("F104", detail="工作簿中没有工作表")
+    return ret
+
+
+def cancel_returned(ret: Returned) -> None:
+    """Drop a started `Returned` that will not be finished (its read is dropped from the helper's queue)."""
+    if ret.pending is not None:
+        ret.pending.cancel()
+        ret.pending = None
+
+
+@contextmanager
+def _verdict(ret: Returned) -> Iterator[None]:
+    """Whatever goes wrong while reading becomes the file's verdict, never an exception."""
+    try:
+        yield
     except Refused as stop:
+        cancel_returned(ret)
         _refuse(ret, stop.code, **stop.fields)
     except MemoryError:
+        cancel_returned(ret)
         _refuse(ret, "F107", detail="读取时内存不足")
     except Exception as exc:      # a reader library choking on a malformed file: still only a verdict
+        cancel_returned(ret)
         _refuse(ret, "F104", detail=f"{type(exc).__name__}: {exc}"[:120])
-    return ret
 
 
 def _refuse(ret: Returned, code: str, **fields) -> None:
@@ -343,7 +382,7 @@ def _read_zip(ret: Returned, data: bytes) -> None:
             _read_ods(ret, parts)
         elif "xl/workbook.xml" in names:
             if parts.total_declared() <= MAX_XML_BYTES:   # the helper reads while this process scans
-                pending = begin_read(data)
+                pending = begin_read(data, guard=lambda: _check_worksheets(data))
             _read_ooxml(ret, parts)
         elif "word/document.xml" in names:
             raise Refused("F103", detail="Word 文档")
@@ -362,11 +401,15 @@ def _read_zip(ret: Returned, data: bytes) -> None:
             pending.cancel()
         raise
     if pending is not None:
-        sheets, values = pending.result()
-        ret.sheets.update(sheets)
-        ret.values.update(values)
+        ret.pending = pending                    # the values are taken in `finish_returned`
     else:
+        if ret.format in ("xlsx", "xlsm"):
+            _check_worksheets(data)
         _read_values(ret, data)
+        _after_values(ret)
+
+
+def _after_values(ret: Returned) -> None:
     _show_errors(ret)
     if ret.active:
         ret.add("F111", detail="、".join(ret.active))
@@ -377,18 +420,22 @@ def _read_zip(ret: Returned, data: bytes) -> None:
 def _read_ooxml(ret: Returned, parts: _Parts) -> None:
     ret.format = "xlsm" if b"macroEnabled" in parts.get("[Content_Types].xml") else "xlsx"
     _check_shared_strings(parts.get("xl/sharedStrings.xml"))
-    sheet_parts = _scan_ooxml(ret, parts)
-    names = {part: name for name, part in sheet_parts.items()}
+    _scan_ooxml(ret, parts)
+    parts.sweep()
 
-    def bound(part: str, xml: bytes) -> None:      # every worksheet, whichever part a reader takes it from
+
+def _check_worksheets(data: bytes) -> None:
+    """Refuse (F114) an .xlsx with a worksheet too big to hold, whichever part a reader takes it from.
+
+    Asked only where python-calamine would run in this process (no helper) or where the helper died
+    on the file: otherwise the helper measures what it read (`sandbox`), and that is what counts."""
+    parts = _Parts(data)
+    names = {part: name for name, part in _sheet_parts(parts)}
+
+    def bound(part: str, xml: bytes) -> None:
         if b"sheetData" in xml and _SHEET_DATA.search(xml):
-            scanned = ret.xml.get(names.get(part, ""))      # scanned already: its extent is known
-            _check_extent(names.get(part, part), scanned.extent if scanned is not None else _sheet_extent(xml))
+            check_size(names.get(part, part), *_sheet_extent(xml))
 
-    for part in names:
-        parts.get(part)
-    for part, xml in list(parts.kept.items()):
-        bound(part, xml)
     parts.sweep(bound)
 
 
@@ -406,15 +453,8 @@ def _read_ods(ret: Returned, parts: _Parts) -> None:
     if any(n.startswith("Basic/") and not n.endswith("/") for n in parts.names):
         ret.active.append("宏（Basic）")
     for name, extent in _ods_extents(parts.get("content.xml")).items():   # every table is read at once
-        _check_extent(name, extent)
+        check_size(name, *extent)
     parts.sweep()
-
-
-def _check_extent(sheet: str, extent: tuple[int, int]) -> None:
-    """Refuse a sheet whose used rectangle (rows, cols) is too big to hold in memory."""
-    rows, cols = extent
-    if rows * cols > MAX_CELLS:
-        raise Refused("F114", value=sheet, detail=f"{a1(rows - 1, cols - 1)}（{rows} 行 × {cols} 列）")
 
 
 def _show_errors(ret: Returned) -> None:
@@ -453,7 +493,7 @@ def _read_ole(ret: Returned, data: bytes) -> None:
     if encrypted:
         raise Refused("F105")
     for name, extent in extents.items():         # every sheet is read at once
-        _check_extent(name, extent)
+        check_size(name, *extent)
     ret.format = "xls"
     _read_values(ret, data)
     if {"_VBA_PROJECT_CUR", "_VBA_PROJECT", "VBA"} & names:
@@ -511,26 +551,16 @@ def _attrs(raw: bytes) -> dict[str, str]:
     return {k.split(":")[-1]: html.unescape(v) for k, v in _ATTR.findall(raw.decode("utf-8", "replace"))}
 
 
-def _scan_ooxml(ret: Returned, parts: _Parts) -> dict[str, str]:
-    """Structure of the sheets the checks read; returns every sheet's part name (sheet -> part)."""
+def _scan_ooxml(ret: Returned, parts: _Parts) -> None:
+    """Structure of the sheets the checks read."""
     names = parts.names
     for prefix, what in (("xl/vbaProject", "宏（VBA）"), ("xl/externalLinks/", "外部链接"),
                          ("xl/embeddings/", "嵌入对象"), ("xl/activeX/", "ActiveX 控件")):
         if any(n.startswith(prefix) for n in names):
             ret.active.append(what)
-    rels = {}
-    for raw in _REL.findall(parts.get("xl/_rels/workbook.xml.rels")):
-        a = _attrs(raw)
-        target = a.get("Target", "")            # resolved as python-calamine does, so both read the same part
-        rels[a.get("Id", "")] = (target[1:] if target.startswith("/xl/") else target if target.startswith("xl/")
-                                 else "xl/" + target)
     ret.unlocked_styles = _unlocked_styles(parts.get("xl/styles.xml"))
     ret.xml = {}
-    sheet_parts = {}
-    for raw in _SHEET.findall(parts.get("xl/workbook.xml")):
-        a = _attrs(raw)
-        name, part = a.get("name", ""), rels.get(a.get("id", ""), "")
-        sheet_parts[name] = part
+    for name, part in _sheet_parts(parts):
         if name in SHEETS and part in names:
             ret.xml[name] = _scan_sheet(parts.get(part), ret.unlocked_styles)
     for raw, value in _PROPERTY.findall(parts.get("docProps/custom.xml")):
@@ -538,7 +568,27 @@ def _scan_ooxml(ret: Returned, parts: _Parts) -> dict[str, str]:
     m = _MODIFIED.search(parts.get("docProps/core.xml"))
     if m:
         ret.saved = _parse_time(m.group(1).decode("ascii", "replace"))
-    return sheet_parts
+
+
+def _sheet_parts(parts: _Parts) -> tuple[tuple[str, str], ...]:
+    """(sheet name, part) of every sheet the workbook lists, resolved as python-calamine resolves them."""
+    rels_xml, book_xml = parts.get("xl/_rels/workbook.xml.rels"), parts.get("xl/workbook.xml")
+    found = _LISTED.get((rels_xml, book_xml))
+    if found is None:
+        rels = {}
+        for raw in _REL.findall(rels_xml):
+            a = _attrs(raw)
+            target = a.get("Target", "")
+            rels[a.get("Id", "")] = (target[1:] if target.startswith("/xl/") else target if target.startswith("xl/")
+                                     else "xl/" + target)
+        found = tuple((a.get("name", ""), rels.get(a.get("id", ""), ""))
+                      for a in map(_attrs, _SHEET.findall(book_xml)))
+        if len(rels_xml) + len(book_xml) <= MEMO_MEMBER_BYTES:
+            _LISTED.put((rels_xml, book_xml), found)
+    return found
+
+
+_LISTED = _Memo(8)                   # (workbook rels, workbook) -> (sheet name, part) of each sheet
 
 
 def _unlocked_styles(xml: bytes) -> frozenset[int]:
@@ -619,15 +669,13 @@ _FAST_ANY_CELL = re.compile(rb"<c[\s/>]")
 _FAST_PREFIXED_CELL = re.compile(rb":c[\s/>]")
 _FAST_STYLE = re.compile(rb'<c r="([A-Z]{1,3}[1-9][0-9]{0,6})" s="([0-9]{1,9})"')
 _FAST_STYLE_ALTERNATIVES = 200     # up to this many unlocked styles, a pattern finds just their cells
-_FAST_VALUED = re.compile(rb'<c r="([A-Z]{1,3})([1-9][0-9]{0,6})"[^<>]*+>(?=<(?:f|v|is)\b)')
 _FAST_FORMULA = re.compile(rb'<c r="([A-Z]{1,3}[1-9][0-9]{0,6})"[^<>]*+><f\b[^<>]*?(?:/>|>([^<]*+)</f>)')
 _FAST_ERROR = re.compile(rb'<c r="([A-Z]{1,3})([1-9][0-9]{0,6})"[^<>]*?\bt="e"[^<>]*+>'
                          rb'(?:<f\b[^<>]*?(?:/>|>[^<]*+</f>))?<v>([^<]*+)</v>')
 
 
 def _scan_cells_fast(xml: bytes, out: SheetXml, unlocked: frozenset[int]) -> bool:
-    """Fill formulas, unlocked cells, errors and extent with whole-document patterns; False if the sheet
-    is unusual."""
+    """Fill formulas, unlocked cells and errors with whole-document patterns; False if the sheet is unusual."""
     if len(_FAST_ANY_CELL.findall(xml)) != xml.count(b'<c r="') or _FAST_PREFIXED_CELL.search(xml):
         return False
     if len(unlocked) <= _FAST_STYLE_ALTERNATIVES:
@@ -639,10 +687,6 @@ def _scan_cells_fast(xml: bytes, out: SheetXml, unlocked: frozenset[int]) -> boo
     for letters, digits, text in _FAST_ERROR.findall(xml) if b't="e"' in xml else ():
         key = (int(digits) - 1, col_index(letters.decode()))
         out.errors[key] = html.unescape(text.decode("utf-8", "replace")).strip()[:20]
-    valued = _FAST_VALUED.findall(xml)
-    if valued:
-        letters, digits = zip(*valued)
-        out.extent = (max(map(int, digits)), max(col_index(c.decode()) for c in set(letters)) + 1)
     return True
 
 
@@ -654,7 +698,7 @@ def _unlocked_cell_pattern(unlocked: frozenset[int]) -> re.Pattern:
 
 
 def _scan_sheet(xml: bytes, unlocked: frozenset[int] = frozenset()) -> SheetXml:
-    """Formulas, unlocked cells, error values, protection and validation of one worksheet, and its extent.
+    """Formulas, unlocked cells, error values, protection and validation of one worksheet.
 
     The result is shared by every file with the same sheet bytes: nothing may change it afterwards."""
     key = (xml, unlocked)
@@ -674,21 +718,17 @@ _SCANNED = _Memo(16)                 # (sheet part, unlocked styles) -> SheetXml
 
 def _scan_cells(xml: bytes, out: SheetXml, unlocked: frozenset[int]) -> None:
     """The general walk over every cell, for sheets the fast patterns do not fit."""
-    rows = cols = 0
     for row, col, ref, raw, body in _cells(xml):
         style = _S_PLAIN.search(raw)
         if style is not None and int(style.group(1)) in unlocked:
             out.unlocked.add(ref)
         if body and b"<" in body:
-            if (row >= rows or col >= cols) and _VALUE.search(body):
-                rows, cols = max(rows, row + 1), max(cols, col + 1)
             f = _FORMULA.search(body) if b"f" in body else None
             if f:
                 out.formulas[ref] = html.unescape((f.group(1) or b"").decode("utf-8", "replace"))
             v = _V_TEXT.search(body) if b't="e"' in raw else None
             if v:
                 out.errors[(row, col)] = html.unescape(v.group(1).decode("utf-8", "replace")).strip()[:20]
-    out.extent = (rows, cols)
 
 
 def _start_of(xml: bytes, word: bytes) -> int:
