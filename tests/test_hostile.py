@@ -144,10 +144,11 @@ def test_every_input_is_accounted_for_and_left_untouched(full):
 
 
 def ranking_texts(path: Path) -> tuple[list[bytes], list[str]]:
-    """The sheets' XML and every string of a ranking workbook."""
+    """The sheets' XML and every string of a ranking workbook (shared, or written in place in the cells)."""
     with zipfile.ZipFile(path) as zf:
         sheets = [zf.read(n) for n in zf.namelist() if n.startswith("xl/worksheets/sheet")]
-        xml = zf.read("xl/sharedStrings.xml").decode("utf-8")
+        shared = zf.read("xl/sharedStrings.xml") if "xl/sharedStrings.xml" in zf.namelist() else b""
+    xml = b"".join([shared, *sheets]).decode("utf-8")
     return sheets, [html.unescape(t) for t in re.findall(r"<t[^>]*>([^<]*)</t>", xml)]
 
 

@@ -7,6 +7,7 @@ layout, every input is validated and every total is recomputed in Python (`scori
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 import re
 import unicodedata
@@ -47,7 +48,7 @@ class Context:
         return form_layout(self.rubric, self.roster[code], self.settings)
 
 
-@dataclass
+@dataclass(slots=True)
 class Entries:
     """What a township entered, as read and cleaned."""
 
@@ -58,10 +59,12 @@ class Entries:
     reporter: str = ""
     phone: str = ""
 
-    def fingerprint(self) -> tuple:
-        """What two files must share to count as copies of each other."""
-        return (tuple(sorted(self.values.items(), key=lambda kv: kv[0])), self.zeroed,
-                tuple(sorted(self.notes.items())), tuple(sorted(self.evidence.items())))
+    def fingerprint(self) -> bytes:
+        """What two files must share to count as copies of each other: a digest of everything entered
+        (repr keeps every float exactly), so a province's worth of them stays small."""
+        entered = (tuple(sorted(self.values.items(), key=lambda kv: kv[0])), self.zeroed,
+                   tuple(sorted(self.notes.items())), tuple(sorted(self.evidence.items())))
+        return hashlib.sha256(repr(entered).encode("utf-8")).digest()
 
     def distinctive(self, rubric: Rubric) -> bool:
         """Enough of its own to make an identical second file suspicious (not just all 0 or full marks)."""
@@ -69,7 +72,7 @@ class Entries:
         return partial + len(self.notes) + len(self.evidence) >= 3
 
 
-@dataclass
+@dataclass(slots=True)
 class FileResult:
     """The verdict on one file."""
 
@@ -357,7 +360,7 @@ def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
 def _number(raw: Any, top: float, res: FileResult, where: dict, label: str) -> float | None:
     """A score as a number, or None (blank or unusable, with an issue for the latter)."""
     if type(raw) is float and 0 <= raw <= top + 1e-9:      # the usual case, as a spreadsheet stores it
-        return raw
+        return _SCORES.setdefault(raw, raw) if len(_SCORES) < MAX_SHARED_SCORES else _SCORES.get(raw, raw)
     limit = format_points(top)
     if isinstance(raw, bool) or isinstance(raw, (dt.date, dt.time, dt.timedelta)):
         res.add("V402", value=_show(raw), limit=limit, **where)
@@ -383,6 +386,12 @@ def _number(raw: Any, top: float, res: FileResult, where: dict, label: str) -> f
         res.add("V403", value=format_points(value), limit=limit, **where)
         return None
     return value
+
+
+# A province's files hold the same few hundred scores (0, 0.5, 1, ..., the points of each line): one
+# float object for each value, shared by every file that holds it, instead of one per file and line.
+_SCORES: dict[float, float] = {}
+MAX_SHARED_SCORES = 10_000
 
 
 def _note(raw: Any, ref: str, res: FileResult, item_id: str, into: dict[str, str]) -> None:

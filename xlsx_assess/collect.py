@@ -383,7 +383,7 @@ def _keep_latest(results: list[FileResult]) -> None:
 
 
 def _flag_copies(results: list[FileResult], ctx: Context) -> None:
-    by_entries: dict[tuple, list[FileResult]] = {}
+    by_entries: dict[bytes, list[FileResult]] = {}
     for r in results:
         if r.role == "used" and r.entries is not None and r.entries.distinctive(ctx.rubric):
             by_entries.setdefault(r.entries.fingerprint(), []).append(r)

@@ -115,7 +115,7 @@ CATALOGUE: dict[str, Code] = _catalogue(
 SEVERITY_ZH = {"error": "错误", "warning": "警告", "info": "提示"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Issue:
     """One located problem. `sheet` and `cell` are empty where the problem concerns the whole file."""
 
@@ -164,7 +164,7 @@ class _Blank(dict):
         return ""
 
 
-@dataclass
+@dataclass(slots=True)
 class Report:
     """An ordered collection of issues with convenience views."""
 

@@ -194,7 +194,9 @@ def _write_ranking(rk: Ranking, path: Path) -> None:
 
     from .writer import FONT, WORKBOOK_OPTIONS
 
-    wb = xlsxwriter.Workbook(str(path), WORKBOOK_OPTIONS)
+    # Rows go to temporary files as they are written, so a province's ranking needs no more memory
+    # than a county's (and the strings are written in place: no shared-string table to hold).
+    wb = xlsxwriter.Workbook(str(path), {**WORKBOOK_OPTIONS, "in_memory": False, "constant_memory": True})
     if rk.made:
         wb.set_properties({"created": rk.made.replace(tzinfo=None)})
     base = {"font_name": FONT, "font_size": 10.5, "valign": "vcenter", "border": 1, "border_color": "#A6A6A6"}
