@@ -244,3 +244,18 @@ def test_check_json_shape(good, small_ctx):
 def test_guide_sheet_text_is_compared_too(good, small_ctx):
     patch_zip(good, "xl/sharedStrings.xml", lambda x: x.replace("下发单位", "下发单位（改）", 1))
     assert any(c[:2] == ("S303", GUIDE_SHEET) for c in codes_of(check(good, small_ctx)))
+
+
+def test_item_scores_behave_as_the_dict_they_replace():
+    import pickle
+
+    from xlsx_assess.checks import ItemScores
+
+    values = {"A01": 12.5, "B01": None}
+    scores = ItemScores.of(("A01", "A02", "B01"), values)
+    assert scores == values and dict(scores) == values and len(scores) == 2
+    assert scores.get("A02") is None and "A02" not in scores and scores["B01"] is None
+    with pytest.raises(KeyError):
+        scores["A02"]
+    again = pickle.loads(pickle.dumps(scores))
+    assert again == values and again._index is scores._index      # one index for every file of a rubric

@@ -13,6 +13,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from functools import cached_property
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from . import scoring
@@ -48,11 +49,48 @@ class Context:
         return form_layout(self.rubric, self.roster[code], self.settings)
 
 
+class ItemScores(Mapping[str, "float | None"]):
+    """Item id -> score (None: blank) of one file, held as a tuple in the rubric's order beside an index
+    shared by every file: a dict per file would cost four times the memory at a province's scale."""
+
+    __slots__ = ("_index", "_scores")
+    _INDEXES: dict[tuple[str, ...], dict[str, int]] = {}
+
+    def __init__(self, ids: tuple[str, ...], scores: tuple) -> None:
+        index = self._INDEXES.get(ids)
+        if index is None:
+            index = self._INDEXES[ids] = {item_id: k for k, item_id in enumerate(ids)}
+        self._index, self._scores = index, scores
+
+    @classmethod
+    def of(cls, ids: tuple[str, ...], values: Mapping[str, float | None]) -> "ItemScores":
+        """From a mapping whose keys are among `ids` (absent ones stay absent)."""
+        return cls(ids, tuple(values.get(i, ...) for i in ids))      # ... (Ellipsis) marks an absent id
+
+    def __getitem__(self, item_id: str) -> float | None:
+        value = self._scores[self._index[item_id]]
+        if value is ...:
+            raise KeyError(item_id)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return (i for i, v in zip(self._index, self._scores) if v is not ...)
+
+    def __len__(self) -> int:
+        return sum(v is not ... for v in self._scores)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+    def __reduce__(self):
+        return ItemScores, (tuple(self._index), self._scores)
+
+
 @dataclass(slots=True)
 class Entries:
     """What a township entered, as read and cleaned."""
 
-    values: dict[str, float | None] = field(default_factory=dict)    # item id -> score
+    values: Mapping[str, float | None] = field(default_factory=dict)    # item id -> score
     zeroed: bool = False
     notes: dict[str, str] = field(default_factory=dict)
     evidence: dict[str, str] = field(default_factory=dict)
@@ -350,6 +388,7 @@ def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
                 _note(line[col], ref, res, item.id, texts)
     entries.reporter = _text(ret.value(FORM_SHEET, *position(lay.reporter_cell))).strip()
     entries.phone = _text(ret.value(FORM_SHEET, *position(lay.phone_cell))).strip()
+    entries.values = ItemScores.of(lay.rubric.ids, entries.values)
     if not entries.reporter:
         res.add("V409", sheet=FORM_SHEET, cell=lay.reporter_cell)
     if not entries.phone:

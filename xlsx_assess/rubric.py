@@ -54,6 +54,10 @@ class Rubric:
 
     # Derived once: a rubric never changes (frozen, its items a tuple), and scoring asks for these per file.
     @functools.cached_property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(i.id for i in self.items)
+
+    @functools.cached_property
     def base(self) -> tuple[Item, ...]:
         return self.of_kind("base")
 
