@@ -365,7 +365,8 @@ class _Memo:
         self.found[key] = value
 
 
-MEMO_MEMBER_BYTES = 1 << 20          # members up to this size are inflated in one piece and remembered
+MEMO_MEMBER_BYTES = 256 << 10        # members up to this size are inflated in one piece and remembered (64 of
+                                     # them kept: at most 32 MB, whatever the batch)
 _INFLATED = _Memo(64)                # (method, size, crc, compressed bytes) -> inflated bytes
 
 
