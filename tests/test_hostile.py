@@ -293,11 +293,15 @@ def test_a_sheet_too_big_to_hold_is_refused_by_name(small_ctx, tmp_path, far):
     """1.4 million cells: python-calamine reads them, the helper measures and refuses before sending any;
     17 billion: python-calamine aborts the helper, and this process measures the sheets to say why."""
     path = write_filled(small_ctx, small_ctx.townships[0], tmp_path, SMALL_VALUES, False)
+    assert read_returned(path).readable                      # the helper is up, reading good files
+    helper = sandbox._SANDBOX.proc.pid
     row = re.sub(r"[A-Z]", "", far)
     patch_zip(path, sheet_part(path, FORM_SHEET),
               lambda x: x.replace("</sheetData>", f'<row r="{row}"><c r="{far}"><v>1</v></c></row></sheetData>'))
     issues = read_returned(path).issues
     assert [(i.code, far in i.message, FORM_SHEET in i.message) for i in issues] == [("F114", True, True)]
+    survived = sandbox._SANDBOX.proc is not None and sandbox._SANDBOX.proc.pid == helper
+    assert survived == (far == "ZZ2000")
 
 
 def test_without_a_helper_the_same_guard_runs_before_reading_here(small_ctx, tmp_path, monkeypatch):

@@ -75,9 +75,7 @@ class _Sandbox:
 
         `guard()` raises Refused for a file python-calamine must not read: it runs before a read in this
         process (no helper), and after the helper died on the file, to tell why."""
-        if self.owner != os.getpid():                      # inherited through a fork: nothing here is ours
-            self.proc = self.conn = self.inflight = None
-            self.queue.clear()
+        self._forget_if_forked()
         pending = Pending(self, data, guard)
         self.queue.append(pending)
         self._next()
@@ -114,11 +112,17 @@ class _Sandbox:
         pending.state = "done"
         self._next()
 
+    def _forget_if_forked(self) -> None:
+        """A helper, pipe and reads inherited through a fork belong to the parent: drop them unclosed."""
+        if self.owner != os.getpid():
+            self.proc = self.conn = self.inflight = None
+            self.queue.clear()
+            self.owner = os.getpid()
+
     def _ready(self) -> bool:
         if self.proc is not None and self.owner == os.getpid() and self.proc.is_alive():
             return True
-        if self.owner != os.getpid():                      # inherited through a fork: not ours to use
-            self.proc = self.conn = None
+        self._forget_if_forked()
         self.stop()
         try:
             import multiprocessing as mp
@@ -165,6 +169,8 @@ class Pending:
         while self.state in ("queued", "sent"):
             if box.inflight is not None:
                 box._collect()                    # this read, or one begun before it (kept for its owner)
+            elif self.state == "queued" and self not in box.queue:
+                self.state = "local"              # begun in a process that forked since: read it here
             else:
                 box._next()
         if self.state == "local":
