@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import zipfile
 from dataclasses import replace
+from pathlib import Path
 
 import openpyxl
 import pytest
@@ -302,6 +303,19 @@ def test_form_prints_landscape_a4_one_page_wide_with_repeated_header(built):
     assert ws.print_area == f"'{FORM_SHEET}'!$A$1:{absolute_coordinate(last)}"
 
 
+def test_bad_scores_and_completion_are_coloured(built):
+    """Out-of-range or text scores turn red; the completion cell turns green or amber."""
+    lay = built.layout
+    rules = {str(cf.sqref): [r.text if r.type == "containsText" else r.formula[0] for r in cf.rules]
+             for cf in built.wb[FORM_SHEET].conditional_formatting}
+    scores = {lay.score_cell(i.id) for i in lay.rubric.items if i.kind != "zero"}
+    score_rule = next(sqref for sqref in rules if set().union(*map(cells_of, sqref.split())) == scores)
+    [formula] = rules[score_rule]
+    top = sorted(scores, key=lambda ref: int(ref[1:]))[0]
+    assert formula == f"OR(AND(ISNUMBER({top}),OR({top}<0,{top}>$F{top[1:]})),ISTEXT({top}))"
+    assert rules[lay.completion_cell] == ["可以提交", "尚有"]
+
+
 def test_form_freezes_panes_below_the_header(built):
     assert built.wb[FORM_SHEET].freeze_panes == a1(HEADER_ROW + 1, 0) == a1(FIRST_ITEM_ROW, 0)
 
@@ -321,6 +335,45 @@ def test_timestamps_are_fixed(built):
     assert props.created == props.modified == dt.datetime(year, 1, 1)
     with zipfile.ZipFile(built.path) as z:
         assert all(info.date_time[0] == 1980 for info in z.infolist())
+
+
+def test_remembered_formulas_write_the_same_bytes(small_ctx, tmp_path):
+    """XlsxWriter's formula rewrite is remembered per process; a fresh memo writes the same file."""
+    from xlsx_assess import writer
+
+    t = small_ctx.townships[0]
+    writer._sheet_class.cache_clear()
+    fresh = build_workbook(small_ctx.rubric, t, small_ctx.settings, tmp_path / "a.xlsx").read_bytes()
+    remembered = build_workbook(small_ctx.rubric, t, small_ctx.settings, tmp_path / "b.xlsx").read_bytes()
+    assert fresh == remembered
+
+
+def test_generate_moves_files_into_place_in_the_background(small_ctx, tmp_path):
+    from xlsx_assess.workflow import generate_workbooks
+
+    done = generate_workbooks(tmp_path, small_ctx)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(g.path.name for g in done)
+    assert all(g.path.stat().st_size > 0 for g in done)
+
+
+def test_a_file_that_cannot_be_moved_fails_the_run_after_the_others_land(small_ctx, tmp_path, monkeypatch):
+    import os
+
+    from xlsx_assess.workflow import generate_workbooks
+
+    bad = file_name(small_ctx.townships[0], small_ctx.settings.year)
+    replace = os.replace
+
+    def failing(src, dst):
+        if Path(dst).name == bad:
+            raise OSError("disk full")
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(OSError, match="disk full"):
+        generate_workbooks(tmp_path, small_ctx)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(file_name(t, small_ctx.settings.year) for t in small_ctx.townships[1:])
 
 
 def test_two_townships_give_different_files(small_ctx, tmp_path):

@@ -114,6 +114,7 @@ class FormLayout:
     last_row: int = 0
     identity: dict[str, str] = field(default_factory=dict)
     personal: tuple[int, ...] = ()       # indices of the cells that name the township
+    filled: bool = False                 # some input cells carry entries (else a blank form)
     shared: dict = field(default_factory=dict, repr=False)  # derived once per rubric and settings (row heights)
 
     def score_cell(self, item_id: str) -> str:
@@ -173,6 +174,7 @@ def form_layout(rubric: Rubric, township: Township, settings: Settings,
     for k in tpl.personal:
         cells[k] = _personal(cells[k], township, lay.identity)
     lay.cells = [_filled(c, entries) for c in cells] if entries else cells
+    lay.filled = bool(entries)
     return lay
 
 

@@ -17,7 +17,7 @@ from .collect import Collection, check_paths
 from .ranking import Ranking, rank_townships, write_ranking
 from .rubric import load_rubric
 from .settings import load_settings, load_townships, select_townships
-from .writer import build_workbook, file_name
+from .writer import Mover, build_workbook, file_name
 
 Progress = Callable[[int, int], None]
 
@@ -40,11 +40,13 @@ def generate_workbooks(out: str | Path, ctx: Context, only: list[str] | None = N
     chosen = select_townships(ctx.townships, only)
     out = Path(out)
     done = []
-    for k, t in enumerate(chosen, start=1):
-        path = build_workbook(ctx.rubric, t, ctx.settings, out / file_name(t, ctx.settings.year), password)
-        done.append(Generated(path, t.code, t.name))
-        if progress:
-            progress(k, len(chosen))
+    with Mover() as mover:
+        for k, t in enumerate(chosen, start=1):
+            path = build_workbook(ctx.rubric, t, ctx.settings, out / file_name(t, ctx.settings.year), password,
+                                  mover=mover)
+            done.append(Generated(path, t.code, t.name))
+            if progress:
+                progress(k, len(chosen))
     return done
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import os
 import re
@@ -46,6 +47,8 @@ STYLES: dict[str, dict] = {
     "sign": {"valign": "vcenter"},
     "meta": {},
 }
+FORMATS = {k: {"font_name": FONT, "font_size": 10.5, **v} for k, v in STYLES.items()}
+PREPARED_FORMULAS = 4096            # distinct formulas remembered per process (a form has about 20)
 PROTECT_OPTIONS = {"format_columns": True, "format_rows": True, "select_locked_cells": True,
                    "select_unlocked_cells": True}
 WORKBOOK_OPTIONS = {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False,
@@ -63,23 +66,38 @@ def _hf(text: str) -> str:
 
 
 def build_workbook(rubric: Rubric, township: Township, settings: Settings, path: str | Path,
-                   password: str | None = None, entries: Mapping[str, Any] | None = None) -> Path:
-    """Write one township's workbook atomically; `entries` (A1 -> value) pre-fills input cells."""
+                   password: str | None = None, entries: Mapping[str, Any] | None = None,
+                   mover: Mover | None = None) -> Path:
+    """Write one township's workbook atomically; `entries` (A1 -> value) pre-fills input cells.
+
+    With a `mover` the finished file takes its name on the mover's thread (see `Mover`).
+    """
     lay = form_layout(rubric, township, settings, entries)
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, mover) as tmp:
         _write(lay, tmp, password)
     return path
 
 
 @contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
+def atomic_path(path: Path, mover: Mover | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; it takes the name `path` only if the block succeeds."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if mover is None:
+        _move_into_place(tmp, path)
+    else:
+        mover.move(tmp, path)
+
+
+def _move_into_place(tmp: str, path: Path) -> None:
+    try:
         os.chmod(tmp, 0o666 & ~_umask())
         with open(tmp, "rb") as fh:       # on disk before it takes the name: a power cut leaves old or new
             os.fsync(fh.fileno())
@@ -87,6 +105,41 @@ def atomic_path(path: Path) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class Mover:
+    """Moves finished files into place on one background thread, in order, each after its own fsync.
+
+    Waiting for the disk is I/O, not work: while it flushes one workbook, the next is being written.
+    At most `depth` files wait; leaving the `with` block waits for all of them and raises the first
+    error (a file that failed to move is removed, never left half-named).
+    """
+
+    def __init__(self, depth: int = 4):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="xa-move")
+        self._waiting: list = []
+        self._depth = depth
+
+    def move(self, tmp: str, path: Path) -> None:
+        self._waiting.append(self._pool.submit(_move_into_place, tmp, path))
+        while len(self._waiting) > self._depth:
+            self._waiting.pop(0).result()
+
+    def __enter__(self) -> Mover:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            for waiting in self._waiting:
+                waiting.exception()          # wait for every file, whatever happened to the others
+            if exc[0] is None:
+                for waiting in self._waiting:
+                    waiting.result()
+        finally:
+            self._waiting.clear()
+            self._pool.shutdown()
 
 
 def _umask() -> int:
@@ -106,11 +159,11 @@ def _write(lay: FormLayout, path: Path, password: str | None) -> None:
                        "comments": "由 xlsx-assess 生成，请只填写浅黄色单元格。"})
     for key, value in lay.identity.items():
         wb.set_custom_property(key, value)
-    formats = {k: wb.add_format({"font_name": FONT, "font_size": 10.5, **v}) for k, v in STYLES.items()}
-    guide, form = wb.add_worksheet(GUIDE_SHEET), wb.add_worksheet(FORM_SHEET)
-    meta = wb.add_worksheet(META_SHEET)
+    formats = {k: wb.add_format(v) for k, v in FORMATS.items()}
+    sheet_class = _sheet_class()
+    guide, form, meta = (wb.add_worksheet(name, sheet_class) for name in (GUIDE_SHEET, FORM_SHEET, META_SHEET))
     sheets = {GUIDE_SHEET: guide, FORM_SHEET: form, META_SHEET: meta}
-    cached = computed_cells(lay, _scores_of(lay))
+    cached = _cached_values(lay)
 
     for cell in lay.cells:
         _write_cell(sheets[cell.sheet], cell, formats[cell.style], cached)
@@ -132,6 +185,40 @@ def _write(lay: FormLayout, path: Path, password: str | None) -> None:
         ws.protect(password or "", PROTECT_OPTIONS)
     form.activate()
     wb.close()
+
+
+@functools.cache
+def _sheet_class():
+    """An XlsxWriter worksheet that prepares each distinct formula once per process.
+
+    XlsxWriter rewrites every formula, and every conditional-format formula, through some 180 regular
+    expressions (its "future functions"), a pure function of the formula text. Every township's form
+    has the same formulas, so the rewrite is remembered instead of repeated for each workbook.
+    """
+    from xlsxwriter.worksheet import Worksheet
+
+    prepared: dict[tuple, str] = {}
+
+    class FormSheet(Worksheet):
+        def _prepare_formula(self, formula, *args):
+            key = (formula, bool(self.use_future_functions), args)
+            done = prepared.get(key)
+            if done is None:
+                done = super()._prepare_formula(formula, *args)
+                if len(prepared) < PREPARED_FORMULAS:
+                    prepared[key] = done
+            return done
+
+    return FormSheet
+
+
+def _cached_values(lay: FormLayout) -> dict[str, Any]:
+    """The formula cells' values as saved in the file; a blank form's are the same for every township."""
+    if lay.filled:
+        return computed_cells(lay, _scores_of(lay))
+    if "blank_values" not in lay.shared:
+        lay.shared["blank_values"] = computed_cells(lay, _scores_of(lay))
+    return lay.shared["blank_values"]
 
 
 def _scores_of(lay: FormLayout) -> scoring.Scores:
@@ -165,16 +252,27 @@ def _write_cell(ws, cell: CellSpec, fmt, cached: Mapping[str, Any]) -> None:
 
 
 def _write_validations(lay: FormLayout, sheets: dict) -> None:
-    """One validation rule per distinct rule and sheet, over all the cells it applies to."""
-    groups: dict[tuple, list[CellSpec]] = {}
-    for cell in lay.inputs():
-        groups.setdefault((cell.sheet, cell.validation), []).append(cell)
-    for (sheet, v), cells in groups.items():
-        first = cells[0]
-        options = _validation_options(v)
-        if len(cells) > 1:
-            options["multi_range"] = " ".join(cell_ranges([c.ref for c in cells]))
-        sheets[sheet].data_validation(first.row, first.col, first.row, first.col, options)
+    for sheet, row, col, options in _validation_rules(lay):
+        sheets[sheet].data_validation(row, col, row, col, options)     # XlsxWriter copies the options
+
+
+def _validation_rules(lay: FormLayout) -> list[tuple[str, int, int, dict]]:
+    """One validation rule per distinct rule and sheet, over all the cells it applies to.
+
+    The input cells and their rules come from the rubric, so every township's form has the same.
+    """
+    if "validations" not in lay.shared:
+        groups: dict[tuple, list[CellSpec]] = {}
+        for cell in lay.inputs():
+            groups.setdefault((cell.sheet, cell.validation), []).append(cell)
+        rules = []
+        for (sheet, v), cells in groups.items():
+            options = _validation_options(v)
+            if len(cells) > 1:
+                options["multi_range"] = " ".join(cell_ranges([c.ref for c in cells]))
+            rules.append((sheet, cells[0].row, cells[0].col, options))
+        lay.shared["validations"] = rules
+    return lay.shared["validations"]
 
 
 def _validation_options(v: Validation) -> dict:
@@ -222,19 +320,33 @@ def _setup_form(lay: FormLayout, ws, formats, wb) -> None:
     ws.print_area(0, 0, lay.last_row, COL_EVIDENCE)
     ws.hide_gridlines(2)
     # Out-of-range or non-numeric scores turn red, so a mistake is seen before the form is sent.
-    score_refs = cell_ranges([lay.score_cell(i.id) for i in lay.rubric.items if i.kind != "zero"])
-    if score_refs:
-        top = score_refs[0].split(":")[0]
-        g, f = top, "$" + a1(int(top[1:]) - 1, COL_POINTS)[:-len(top[1:])] + top[1:]
-        bad = wb.add_format({"bg_color": "#F4B6B6", "font_color": "#9C0006"})
-        ws.conditional_format(top, {"type": "formula", "multi_range": " ".join(score_refs), "format": bad,
-                                    "criteria": f"=OR(AND(ISNUMBER({g}),OR({g}<0,{g}>{f})),ISTEXT({g}))"})
+    bad_score = _bad_score_rule(lay)
+    if bad_score:
+        top, rule = bad_score
+        ws.conditional_format(top, {**rule, "format": wb.add_format({"bg_color": "#F4B6B6", "font_color": "#9C0006"})})
     good = wb.add_format({"bg_color": "#C6EFCE", "font_color": "#006100"})
     todo = wb.add_format({"bg_color": "#FFEB9C", "font_color": "#9C5700"})
     ws.conditional_format(lay.completion_cell, {"type": "text", "criteria": "containing",
                                                 "value": "可以提交", "format": good})
     ws.conditional_format(lay.completion_cell, {"type": "text", "criteria": "containing",
                                                 "value": "尚有", "format": todo})
+
+
+def _bad_score_rule(lay: FormLayout) -> tuple[str, dict] | None:
+    """The first score cell and the conditional format over all of them, without its format object.
+
+    The same for every township's form, so made once.
+    """
+    if "bad_score" not in lay.shared:
+        score_refs = cell_ranges([lay.score_cell(i.id) for i in lay.rubric.items if i.kind != "zero"])
+        rule = None
+        if score_refs:
+            top = score_refs[0].split(":")[0]
+            g, f = top, "$" + a1(int(top[1:]) - 1, COL_POINTS)[:-len(top[1:])] + top[1:]
+            rule = top, {"type": "formula", "multi_range": " ".join(score_refs),
+                         "criteria": f"=OR(AND(ISNUMBER({g}),OR({g}<0,{g}>{f})),ISTEXT({g}))"}
+        lay.shared["bad_score"] = rule
+    return lay.shared["bad_score"]
 
 
 def _text_width(text: str) -> int:
