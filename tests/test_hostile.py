@@ -153,6 +153,33 @@ def ranking_texts(path: Path) -> tuple[list[bytes], list[str]]:
 
 
 @pytest.mark.libreoffice
+def test_verdicts_kept_on_disk_give_the_same_reports_and_ranking(full, monkeypatch):
+    """A province's verdicts wait in a temporary file (`collect.KEEP_RESULTS`); reading them back, with
+    the roles and issues the collection rules gave them, changes nothing anyone sees."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from xlsx_assess import collect
+    from xlsx_assess.report import collection_json, ranking_json
+
+    monkeypatch.setattr(collect, "KEEP_RESULTS", 0)
+    ctx = full.corpus.context()
+    on_disk = check_paths([full.corpus.folder], ctx, workers=2)
+    assert not any(isinstance(r, collect.FileResult) for r in on_disk.results._kept)
+    codes = {i["code"] for f in collection_json(on_disk)["files"] for i in f["issues"]}
+    assert {"C501", "C502", "C504"} <= codes                 # the rules' own issues came back with them
+    assert collection_json(on_disk) == collection_json(full.coll)
+    now = dt.datetime(2027, 1, 5, 9, 0, tzinfo=dt.timezone.utc)
+    kept, read_back = rank_townships(full.coll, ctx, now), rank_townships(on_disk, ctx, now)
+    assert {"C501", "C502", "C504"} <= set(kept.issues["代码"])
+    for table in ("ranking", "categories", "details", "issues", "files", "missing"):
+        pd.testing.assert_frame_equal(getattr(kept, table), getattr(read_back, table))
+    assert kept.explanation == read_back.explanation
+    assert ranking_json(kept, full.coll) == ranking_json(read_back, on_disk)
+
+
+@pytest.mark.libreoffice
 def test_the_ranking_workbook_holds_no_formula_whatever_came_in(full):
     sheets, _ = ranking_texts(full.ranking_path)
     assert not any(re.search(rb"<f[ >]", s) for s in sheets)

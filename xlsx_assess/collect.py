@@ -13,10 +13,10 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .checks import Context, FileResult, check_returned
-from .issues import issue
+from .issues import Issue, issue
 from .reader import (MAX_FILE_BYTES, MAX_MEMBERS, ZIP_MAGIC, Returned, cancel_returned, finish_returned, human_size,
                      start_returned, zip_reason)
 from .settings import Township
@@ -28,6 +28,7 @@ OTHER_ARCHIVES = (".rar", ".7z", ".tar", ".gz", ".tgz", ".bz2", ".xz")
 ARCHIVE_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError, zlib.error,
                   IndexError)
 POOL_THRESHOLD = 150         # below this many files a process pool costs more than it saves (measured)
+KEEP_RESULTS = 1000          # verdicts kept as objects; the rest wait in a temporary file (memory flat in N)
 
 
 @dataclass(frozen=True)
@@ -47,35 +48,145 @@ class Skipped:
     reason: str
 
 
+@dataclass(slots=True)
+class Head:
+    """What the collection rules and the counts need of one verdict: kept in memory for every file."""
+
+    name: str
+    sha256: str
+    township: Township | None
+    saved: dt.datetime | None
+    mtime: dt.datetime | None
+    scored: bool
+    status: str
+    copy_key: bytes | None            # digest of the entries, if distinctive enough to flag a copy
+    issues: int                       # how many issues its report holds, the rules' included
+    role: str = "used"
+    added: list[Issue] | None = None  # issues the collection rules added to a verdict kept on disk
+
+    @classmethod
+    def of(cls, res: FileResult, ctx: Context) -> "Head":
+        e = res.entries
+        key = e.fingerprint() if e is not None and e.distinctive(ctx.rubric) else None
+        return cls(res.name, res.sha256, res.township, res.saved, res.mtime, res.scores is not None, res.status,
+                   key, len(res.report), res.role)
+
+    @property
+    def accepted(self) -> bool:       # as FileResult.accepted
+        return self.role == "used" and self.status != "error" and self.scored
+
+    @property
+    def when(self) -> dt.datetime | None:
+        return self.saved or self.mtime
+
+
+
+class Results(Sequence[FileResult]):
+    """The verdicts of a batch, in the order checked.
+
+    The first `keep` are kept as objects; the others are pickled into an anonymous temporary file as
+    they arrive and read back one at a time when asked for, so a province's batch costs this process
+    a `Head` per file, not a whole verdict. Verdicts are changed only through `set_role` and `add`
+    (what the collection rules do), which keep the heads and both kinds of verdict in step; a verdict
+    read back from the file is a fresh copy each time.
+    """
+
+    def __init__(self, ctx: Context, keep: int | None = None):
+        self._ctx = ctx
+        self._keep = KEEP_RESULTS if keep is None else keep
+        self.heads: list[Head] = []
+        self._kept: list[FileResult | tuple[int, int]] = []     # a verdict, or where it lies in the file
+        self._file: Any = None
+
+    def append(self, res: FileResult) -> None:
+        self.heads.append(Head.of(res, self._ctx))
+        if len(self._kept) < self._keep:
+            self._kept.append(res)
+            return
+        import pickle
+        import tempfile
+
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="xa-results-")
+        blob = pickle.dumps(res, pickle.HIGHEST_PROTOCOL)
+        where = self._file.seek(0, io.SEEK_END)
+        self._file.write(blob)
+        self._kept.append((where, len(blob)))
+
+    def __len__(self) -> int:
+        return len(self.heads)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[j] for j in range(*k.indices(len(self)))]
+        kept = self._kept[k]
+        if isinstance(kept, FileResult):
+            return kept
+        import pickle
+
+        self._file.seek(kept[0])
+        res = pickle.loads(self._file.read(kept[1]))
+        head = self.heads[k]
+        res.role = head.role
+        res.report.extend(head.added or ())
+        return res
+
+    def set_role(self, k: int, role: str) -> None:
+        self.heads[k].role = role
+        if isinstance(self._kept[k], FileResult):
+            self._kept[k].role = role
+
+    def add(self, k: int, item: Issue) -> None:
+        head, kept = self.heads[k], self._kept[k]
+        if isinstance(kept, FileResult):
+            kept.report.add(item)
+        else:
+            head.added = (head.added or []) + [item]
+        head.issues += 1
+        if item.severity == "error" or (item.severity == "warning" and head.status == "ok"):
+            head.status = item.severity          # as Report.status: error over warning over ok
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
 @dataclass
 class Collection:
-    results: list[FileResult] = field(default_factory=list)
+    results: Results
     skipped: list[Skipped] = field(default_factory=list)
     missing: list[Township] = field(default_factory=list)
 
     @property
+    def heads(self) -> list[Head]:
+        """A head per verdict: what counts and rules need, without reading verdicts back."""
+        return self.results.heads
+
+    @property
     def accepted(self) -> list[FileResult]:
-        return [r for r in self.results if r.accepted]
+        return [self.results[k] for k, h in enumerate(self.heads) if h.accepted]
 
     @property
     def excluded(self) -> list[FileResult]:
-        return [r for r in self.results if not r.accepted]
+        return [self.results[k] for k, h in enumerate(self.heads) if not h.accepted]
 
     @property
     def has_errors(self) -> bool:
-        return any(r.status == "error" for r in self.results if r.role != "duplicate")
+        return any(h.status == "error" for h in self.heads if h.role != "duplicate")
 
     def summary(self) -> dict[str, int]:
-        counted = [r for r in self.results if r.role != "duplicate"]
+        heads = self.heads
+        counted = [h for h in heads if h.role != "duplicate"]
+        accepted = sum(h.accepted for h in heads)
         return {
-            "received": len(self.results) + len(self.skipped),
-            "accepted": len(self.accepted),
-            "excluded": len(self.excluded),
-            "ok": sum(r.status == "ok" for r in counted),
-            "warning": sum(r.status == "warning" for r in counted),
-            "error": sum(r.status == "error" for r in counted),
-            "duplicate": sum(r.role == "duplicate" for r in self.results),
-            "superseded": sum(r.role == "superseded" for r in self.results),
+            "received": len(heads) + len(self.skipped),
+            "accepted": accepted,
+            "excluded": len(heads) - accepted,
+            "ok": sum(h.status == "ok" for h in counted),
+            "warning": sum(h.status == "warning" for h in counted),
+            "error": sum(h.status == "error" for h in counted),
+            "duplicate": sum(h.role == "duplicate" for h in heads),
+            "superseded": sum(h.role == "superseded" for h in heads),
             "skipped": len(self.skipped),
             "missing": len(self.missing),
         }
@@ -86,7 +197,8 @@ def check_paths(paths: Iterable[str | Path], ctx: Context, progress: Callable[[i
     """Check every file under `paths` and apply the collection rules (`output`: our own ranking file,
     listed as skipped if it lies among the inputs)."""
     candidates, skipped = gather(paths, output)
-    results = _check_all(candidates, ctx, progress, workers)
+    results = Results(ctx)
+    _check_all(candidates, ctx, progress, workers, results)
     coll = Collection(results, skipped)
     apply_rules(coll, ctx)
     return coll
@@ -164,16 +276,14 @@ def member_bytes(path: Path, route: tuple[int, ...]) -> bytes:
     return data or b""
 
 
-def _check_all(cands: list[Candidate], ctx: Context, progress, workers: int | None) -> list[FileResult]:
+def _check_all(cands: list[Candidate], ctx: Context, progress, workers: int | None, out: Results) -> None:
     workers = workers if workers is not None else (os.cpu_count() or 1)
     if workers > 1 and len(cands) >= POOL_THRESHOLD:
-        return _check_pool(cands, ctx, progress, workers)
-    out = []
+        return _check_pool(cands, ctx, progress, workers, out)
     for k, res in enumerate(check_candidates(cands, ctx), start=1):
         out.append(res)
         if progress:
             progress(k, len(cands))
-    return out
 
 
 _POOL_CTX: Context | None = None
@@ -188,7 +298,7 @@ def _check_in_worker(cands: list[Candidate]) -> list[FileResult]:
     return list(check_candidates(cands, _POOL_CTX))
 
 
-def _check_pool(cands: list[Candidate], ctx: Context, progress, workers: int) -> list[FileResult]:
+def _check_pool(cands: list[Candidate], ctx: Context, progress, workers: int, out: Results) -> None:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
@@ -196,12 +306,12 @@ def _check_pool(cands: list[Candidate], ctx: Context, progress, workers: int) ->
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     size = max(1, min(64, len(cands) // (workers * 8)))
     chunks = [cands[k:k + size] for k in range(0, len(cands), size)]   # each checked in order, pipelined
-    out: list[FileResult] = []
     try:
         with ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_init_worker,
                                  initargs=(ctx,)) as pool:
             for results in pool.map(_check_in_worker, chunks):
-                out.extend(results)
+                for res in results:
+                    out.append(res)
                 if progress:
                     progress(len(out), len(cands))
     except BrokenProcessPool:              # a worker died (killed, out of memory): finish the rest here
@@ -209,7 +319,6 @@ def _check_pool(cands: list[Candidate], ctx: Context, progress, workers: int) ->
             out.append(res)
             if progress:
                 progress(k, len(cands))
-    return out
 
 
 # -- gathering ------------------------------------------------------------------------------------
@@ -349,47 +458,49 @@ def member_name(info: zipfile.ZipInfo) -> str:
 def apply_rules(coll: Collection, ctx: Context) -> None:
     _merge_identical(coll.results)
     _keep_latest(coll.results)
-    _flag_copies(coll.results, ctx)
-    taken = {r.township.code for r in coll.accepted}
+    _flag_copies(coll.results)
+    taken = {h.township.code for h in coll.heads if h.accepted}
     coll.missing = [t for t in ctx.townships if t.code not in taken]
 
 
-def _merge_identical(results: list[FileResult]) -> None:
-    first: dict[str, FileResult] = {}
-    for r in results:
-        if not r.sha256:
+def _merge_identical(results: Results) -> None:
+    first: dict[str, Head] = {}
+    for k, h in enumerate(results.heads):
+        if not h.sha256:
             continue
-        if r.sha256 in first:
-            r.role = "duplicate"
-            r.add("C502", value=first[r.sha256].name)
+        if h.sha256 in first:
+            results.set_role(k, "duplicate")
+            results.add(k, issue("C502", file=h.name, value=first[h.sha256].name))
         else:
-            first[r.sha256] = r
+            first[h.sha256] = h
 
 
-def _keep_latest(results: list[FileResult]) -> None:
-    by_code: dict[str, list[FileResult]] = {}
-    for r in results:
-        if r.role == "used" and r.township is not None:
-            by_code.setdefault(r.township.code, []).append(r)
+def _keep_latest(results: Results) -> None:
+    by_code: dict[str, list[int]] = {}
+    for k, h in enumerate(results.heads):
+        if h.role == "used" and h.township is not None:
+            by_code.setdefault(h.township.code, []).append(k)
     floor = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    heads = results.heads
     for group in by_code.values():
         if len(group) < 2:
             continue
-        latest = max(group, key=lambda r: (r.saved or floor, r.mtime or floor, r.name))
-        for r in group:
-            if r is not latest:
-                r.role = "superseded"
-                r.add("C501", value=latest.name)
+        latest = heads[max(group, key=lambda k: (heads[k].saved or floor, heads[k].mtime or floor, heads[k].name))]
+        for k in group:
+            if heads[k] is not latest:
+                results.set_role(k, "superseded")
+                results.add(k, issue("C501", file=heads[k].name, value=latest.name))
 
 
-def _flag_copies(results: list[FileResult], ctx: Context) -> None:
-    by_entries: dict[bytes, list[FileResult]] = {}
-    for r in results:
-        if r.role == "used" and r.entries is not None and r.entries.distinctive(ctx.rubric):
-            by_entries.setdefault(r.entries.fingerprint(), []).append(r)
+def _flag_copies(results: Results) -> None:
+    by_entries: dict[bytes, list[int]] = {}
+    heads = results.heads
+    for k, h in enumerate(heads):
+        if h.role == "used" and h.copy_key is not None:
+            by_entries.setdefault(h.copy_key, []).append(k)
     for group in by_entries.values():
-        if len({r.township.code for r in group}) < 2:
+        if len({heads[k].township.code for k in group}) < 2:
             continue
-        for r in group:
-            others = [o for o in group if o.township.code != r.township.code]
-            r.report.add(issue("C504", file=r.name, value=others[0].name, detail=others[0].township.name))
+        for k in group:
+            other = next(heads[o] for o in group if heads[o].township.code != heads[k].township.code)
+            results.add(k, issue("C504", file=heads[k].name, value=other.name, detail=other.township.name))

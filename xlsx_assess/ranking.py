@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 RANKING_COLUMNS = ["排名", "乡镇代码", "乡镇", "基础得分", "加分", "减分", "最终得分", "等次", "备注"]
 SHEET_NAMES = ("排名", "分类得分", "明细", "问题清单", "未提交", "排名说明")
 MAX_CELL_TEXT = 32767       # what a cell holds; XlsxWriter would cut longer text silently
+ROW_HEIGHT = 21.0           # a table row holding one line of text (points), as writer.row_height gives
 DETAIL_TOWNSHIPS = 200      # beyond this, 明细 keeps the county figures only (a sheet has 16,384 columns)
 KIND_ZH = {"base": "基础项", "bonus": "加分项", "deduction": "减分项", "zero": "归零项（1=是）"}
 ROLE_ZH = {"used": "采用", "superseded": "未采用：有更新的文件", "duplicate": "未采用：重复文件"}
@@ -41,9 +42,13 @@ def rank_townships(coll: Collection, ctx: Context, now: dt.datetime | None = Non
 
     now = now or dt.datetime.now().astimezone()
     s = ctx.settings
-    accepted = sorted(coll.accepted, key=lambda r: r.township.code)
-    rows = []
-    for r in accepted:
+    heads = coll.heads
+    accepted = sorted((k for k, h in enumerate(heads) if h.accepted), key=lambda k: heads[k].township.code)
+    cats = list(ctx.rubric.scored_categories)
+    rows, cat_rows = [], []
+    details = _Details(ctx, len(accepted))
+    for k in accepted:                   # each verdict read once (a province's are read back from disk)
+        r = coll.results[k]
         sc = r.scores
         notes = []
         if sc.zeroed:
@@ -52,21 +57,19 @@ def rank_townships(coll: Collection, ctx: Context, now: dt.datetime | None = Non
             notes.append(f"加分 {format_points(sc.bonus_raw)} 超上限，按 {format_points(s.bonus_cap)} 计")
         if sc.deduction_raw > s.deduction_cap:
             notes.append(f"减分 {format_points(sc.deduction_raw)} 超上限，按 {format_points(s.deduction_cap)} 计")
-        rows.append({"乡镇代码": r.township.code, "乡镇": r.township.name, "基础得分": round(sc.base, 2),
-                     "加分": round(sc.bonus, 2), "减分": round(sc.deduction, 2), "最终得分": sc.final,
-                     "等次": s.lowest_grade if sc.zeroed else s.grade(sc.final), "备注": "；".join(notes),
-                     "归零": sc.zeroed})
-    ranking = pd.DataFrame(rows, columns=RANKING_COLUMNS[1:] + ["归零"])
+        town = heads[k].township                # shared by every table, not a copy read back per file
+        rows.append((town.code, town.name, round(sc.base, 2), round(sc.bonus, 2), round(sc.deduction, 2), sc.final,
+                     s.lowest_grade if sc.zeroed else s.grade(sc.final), "；".join(notes), sc.zeroed))
+        cat_rows.append((town.code, town.name, *(sc.subtotals[c] for c in cats)))
+        details.add(r, town)
+    ranking = pd.DataFrame.from_records(rows, columns=RANKING_COLUMNS[1:] + ["归零"])
     if len(ranking):
         ranking.insert(0, "排名", ranking["最终得分"].round(2).rank(method="min", ascending=False).astype(int))
         ranking = ranking.sort_values(["排名", "乡镇代码"], kind="stable").reset_index(drop=True)
     else:
         ranking.insert(0, "排名", pd.Series(dtype=int))
 
-    cats = list(ctx.rubric.scored_categories)
-    cat_rows = [{"乡镇代码": r.township.code, "乡镇": r.township.name, **{c: r.scores.subtotals[c] for c in cats}}
-                for r in accepted]
-    categories = pd.DataFrame(cat_rows, columns=["乡镇代码", "乡镇", *cats])
+    categories = pd.DataFrame.from_records(cat_rows, columns=["乡镇代码", "乡镇", *cats])
     stats = {"满分": {c: ctx.rubric.category_max(c) for c in cats}}
     if len(categories):
         stats.update({"县平均": categories[cats].mean().to_dict(), "最高": categories[cats].max().to_dict(),
@@ -74,52 +77,71 @@ def rank_townships(coll: Collection, ctx: Context, now: dt.datetime | None = Non
     categories = pd.concat([categories, pd.DataFrame([{"乡镇代码": "", "乡镇": k, **v} for k, v in stats.items()])],
                            ignore_index=True)
 
-    details = _details(accepted, ctx)
     issues, files = _issue_tables(coll)
     bad: dict[str, list[str]] = {}
-    for r in coll.results:
-        if r.township and r.role == "used":
-            bad.setdefault(r.township.code, []).append(r.name)
+    for h in heads:
+        if h.township and h.role == "used":
+            bad.setdefault(h.township.code, []).append(h.name)
     missing = pd.DataFrame([{"乡镇代码": t.code, "乡镇": t.name,
                              "原因": f"文件有错误，未采用：{'、'.join(bad[t.code])}" if t.code in bad else "未收到文件"}
                             for t in coll.missing], columns=["乡镇代码", "乡镇", "原因"])
-    return Ranking(ranking, categories, details, issues, files, missing, explanation(ctx, coll, now), now)
+    return Ranking(ranking, categories, details.frame(), issues, files, missing, explanation(ctx, coll, now), now)
 
 
-def _details(accepted, ctx: Context) -> "pd.DataFrame":
+class _Details:
     """Every rubric line with each township's score (up to DETAIL_TOWNSHIPS of them), the county average
-    and the average loss: where the county as a whole loses points."""
-    import pandas as pd
+    and the average loss: where the county as a whole loses points. Fed one verdict at a time; beyond
+    DETAIL_TOWNSHIPS only the sums are kept."""
 
-    names = [r.township.name for r in accepted]
-    if len(set(names)) < len(names):
-        names = [f"{r.township.name}（{r.township.code}）" for r in accepted]
-    wide = len(accepted) <= DETAIL_TOWNSHIPS
-    rows, matrix = [], []
-    for item in ctx.rubric.items:
-        if item.kind == "zero":
-            scores = [1.0 if r.scores.zeroed else 0.0 for r in accepted]
-        else:
-            scores = [r.entries.values.get(item.id) or 0.0 for r in accepted]
-        matrix.append(scores)
-        row = {"编号": item.id, "内容": item.category, "一级指标": item.indicator, "二级指标": item.criterion,
-               "类型": KIND_ZH[item.kind], "分值": item.points}
-        if wide:
-            row.update(zip(names, scores))
-            noted = [r for r in accepted if item.id in r.entries.notes]
-            room = max(20, MAX_CELL_TEXT // max(1, len(noted)) - 20)     # every township's note gets its share
-            row["扣分说明"] = "；".join(f"{r.township.name}：{_clip(r.entries.notes[item.id], room)}" for r in noted)
-        rows.append(row)
-    columns = ["编号", "内容", "一级指标", "二级指标", "类型", "分值", *(names if wide else [])]
-    df = pd.DataFrame(rows, columns=columns + (["扣分说明"] if wide else []))
-    if accepted:
-        at = len(columns)
-        avg = pd.Series([sum(m) / len(m) for m in matrix])
-        base = df["类型"] == KIND_ZH["base"]
-        df.insert(at, "县平均", avg)
-        df.insert(at + 1, "平均失分", (df["分值"] - avg).where(base))
-        df.insert(at + 2, "失分率", (df["平均失分"] / df["分值"].where(df["分值"] > 0)).where(base))
-    return df
+    def __init__(self, ctx: Context, count: int):
+        self.items = ctx.rubric.items
+        self.wide = count <= DETAIL_TOWNSHIPS
+        self.count = 0
+        self.sums = [0.0] * len(self.items)
+        self.towns: list = []                                   # wide: each township, its scores, its notes
+        self.matrix: list[list[float]] = [[] for _ in self.items]
+        self.notes: list[dict[str, str]] = []
+
+    def add(self, r, town) -> None:
+        self.count += 1
+        for k, item in enumerate(self.items):
+            if item.kind == "zero":
+                v = 1.0 if r.scores.zeroed else 0.0
+            else:
+                v = r.entries.values.get(item.id) or 0.0
+            self.sums[k] += v
+            if self.wide:
+                self.matrix[k].append(v)
+        if self.wide:
+            self.towns.append(town)
+            self.notes.append(r.entries.notes)
+
+    def frame(self) -> "pd.DataFrame":
+        import pandas as pd
+
+        names = [t.name for t in self.towns]
+        if len(set(names)) < len(names):
+            names = [f"{t.name}（{t.code}）" for t in self.towns]
+        rows = []
+        for k, item in enumerate(self.items):
+            row = {"编号": item.id, "内容": item.category, "一级指标": item.indicator, "二级指标": item.criterion,
+                   "类型": KIND_ZH[item.kind], "分值": item.points}
+            if self.wide:
+                row.update(zip(names, self.matrix[k]))
+                noted = [(t, n[item.id]) for t, n in zip(self.towns, self.notes) if item.id in n]
+                room = max(20, MAX_CELL_TEXT // max(1, len(noted)) - 20)     # every township's note gets its share
+                row["扣分说明"] = "；".join(f"{t.name}：{_clip(text, room)}" for t, text in noted)
+            rows.append(row)
+        columns = ["编号", "内容", "一级指标", "二级指标", "类型", "分值", *(names if self.wide else [])]
+        df = pd.DataFrame(rows, columns=columns + (["扣分说明"] if self.wide else []))
+        if self.count:
+            at = len(columns)
+            avg = pd.Series([total / self.count for total in self.sums])
+            base = df["类型"] == KIND_ZH["base"]
+            df.insert(at, "县平均", avg)
+            df.insert(at + 1, "平均失分", (df["分值"] - avg).where(base))
+            df.insert(at + 2, "失分率", (df["平均失分"] / df["分值"].where(df["分值"] > 0)).where(base))
+        return df
 
 
 def _clip(text: str, room: int) -> str:
@@ -127,27 +149,27 @@ def _clip(text: str, room: int) -> str:
 
 
 def _issue_tables(coll: Collection) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+    """Every issue, and every file with what became of it: from the heads, reading back only the
+    verdicts that have issues to list."""
     import pandas as pd
 
     issue_rows, file_rows = [], []
-    for r in coll.results:
-        town = r.township.name if r.township else ""
-        for i in r.report:
-            issue_rows.append({"文件": r.name, "乡镇": town, "级别": SEVERITY_ZH[i.severity], "代码": i.code,
-                               "工作表": i.sheet, "单元格": i.cell, "说明": i.message})
-        if r.accepted:
+    for k, h in enumerate(coll.heads):
+        town = h.township.name if h.township else ""
+        report = coll.results[k].report if h.issues else ()
+        for i in report:
+            issue_rows.append((h.name, town, SEVERITY_ZH[i.severity], i.code, i.sheet, i.cell, i.message))
+        if h.accepted:
             outcome = "采用"
-        elif r.role != "used":
-            outcome = ROLE_ZH[r.role]
+        elif h.role != "used":
+            outcome = ROLE_ZH[h.role]
         else:
-            outcome = "未采用：有错误（" + "、".join(sorted({i.code for i in r.report.errors})) + "）"
-        file_rows.append({"文件": r.name, "乡镇代码": r.township.code if r.township else "", "乡镇": town,
-                          "处理结果": outcome, "保存时间": _when(r.when), "SHA-256": r.sha256})
+            outcome = "未采用：有错误（" + "、".join(sorted({i.code for i in report if i.severity == "error"})) + "）"
+        file_rows.append((h.name, h.township.code if h.township else "", town, outcome, _when(h.when), h.sha256))
     for sk in coll.skipped:
-        file_rows.append({"文件": sk.name, "乡镇代码": "", "乡镇": "", "处理结果": "跳过：" + sk.reason,
-                          "保存时间": "", "SHA-256": ""})
-    issues = pd.DataFrame(issue_rows, columns=["文件", "乡镇", "级别", "代码", "工作表", "单元格", "说明"])
-    files = pd.DataFrame(file_rows, columns=["文件", "乡镇代码", "乡镇", "处理结果", "保存时间", "SHA-256"])
+        file_rows.append((sk.name, "", "", "跳过：" + sk.reason, "", ""))
+    issues = pd.DataFrame.from_records(issue_rows, columns=["文件", "乡镇", "级别", "代码", "工作表", "单元格", "说明"])
+    files = pd.DataFrame.from_records(file_rows, columns=["文件", "乡镇代码", "乡镇", "处理结果", "保存时间", "SHA-256"])
     return issues, files
 
 
@@ -208,7 +230,7 @@ def _write_ranking(rk: Ranking, path: Path) -> None:
         "pct": wb.add_format({**base, "num_format": "0.0%", "align": "center"}),
         "title": wb.add_format({"font_name": FONT, "font_size": 16, "bold": True}),
     }
-    _table(wb, "排名", rk.ranking.drop(columns=["归零"]), f, {"排名": "int"},
+    _table(wb, "排名", rk.ranking, f, {"排名": "int"}, hide=("归零",),
            widths={"乡镇": 12, "备注": 36}, title=rk.explanation[0][1] + " 排名")
     _ranking_visuals(wb, rk, f)
     _table(wb, "分类得分", rk.categories, f, widths={"乡镇": 10})
@@ -226,16 +248,18 @@ def _write_ranking(rk: Ranking, path: Path) -> None:
 
 
 def _table(wb, name: str, df: "pd.DataFrame", f, kinds: dict | None = None, widths: dict | None = None,
-           title: str | None = None, below: tuple[str, "pd.DataFrame"] | None = None):
+           title: str | None = None, below: tuple[str, "pd.DataFrame"] | None = None, hide: tuple[str, ...] = ()):
     ws = wb.add_worksheet(name)
+    ws.set_default_row(ROW_HEIGHT)      # one line of text; only taller rows are set one by one
     top = 0
     if title:
         ws.write_string(0, 0, title, f["title"])
         top = 2
-    cols = [(widths or {}).get(col, max(8, min(30, 2 * len(str(col)) + 2))) for col in df.columns]
+    shown = [col for col in df.columns if col not in hide]
+    cols = [(widths or {}).get(col, max(8, min(30, 2 * len(str(col)) + 2))) for col in shown]
     for c, width in enumerate(cols):
         ws.set_column(c, c, width)
-    _frame(ws, df, top, f, kinds or {}, cols)
+    _frame(ws, df, top, f, kinds or {}, cols, hide)
     ws.freeze_panes(top + 1, 0)
     ws.set_landscape()
     ws.set_paper(9)
@@ -248,15 +272,16 @@ def _table(wb, name: str, df: "pd.DataFrame", f, kinds: dict | None = None, widt
     return ws
 
 
-def _frame(ws, df: "pd.DataFrame", top: int, f, kinds: dict, widths: list[float]) -> None:
+def _frame(ws, df: "pd.DataFrame", top: int, f, kinds: dict, widths: list[float], hide: tuple[str, ...] = ()) -> None:
     import math
 
     from .writer import row_height
 
-    columns = list(df.columns)
+    columns = [col for col in df.columns if col not in hide]
     for c, col in enumerate(columns):
         ws.write_string(top, c, str(col), f["head"])
-    for r, row in enumerate(df.itertuples(index=False), start=top + 1):
+    rows = df[columns].itertuples(index=False) if hide else df.itertuples(index=False)
+    for r, row in enumerate(rows, start=top + 1):
         for c, value in enumerate(row):
             if isinstance(value, bool):
                 ws.write_string(r, c, "是" if value else "否", f["text"])
@@ -267,8 +292,8 @@ def _frame(ws, df: "pd.DataFrame", top: int, f, kinds: dict, widths: list[float]
             else:
                 ws.write_string(r, c, _clip(str(value), MAX_CELL_TEXT), f["text"])   # text stays text
         texts = [(str(v), widths[c] if c < len(widths) else 10) for c, v in enumerate(row) if isinstance(v, str)]
-        height = max((row_height(t, w) for t, w in texts), default=18.0)
-        if height > 18.0:
+        height = max((row_height(t, w) for t, w in texts), default=ROW_HEIGHT)
+        if height > ROW_HEIGHT:
             ws.set_row(r, height)
 
 
