@@ -233,7 +233,7 @@ def _write_ranking(rk: Ranking, path: Path) -> None:
     _table(wb, "排名", rk.ranking, f, {"排名": "int"}, hide=("归零",),
            widths={"乡镇": 12, "备注": 36}, title=rk.explanation[0][1] + " 排名")
     _ranking_visuals(wb, rk, f)
-    _table(wb, "分类得分", rk.categories, f, widths={"乡镇": 10})
+    _table(wb, "分类得分", rk.categories, f, widths={"乡镇": 12})
     _table(wb, "明细", rk.details, f, {"失分率": "pct"},
            widths={"二级指标": 40, "一级指标": 14, "扣分说明": 50, "内容": 10})
     _table(wb, "问题清单", rk.issues, f, widths={"文件": 36, "说明": 70}, below=("文件处理结果", rk.files))
