@@ -170,6 +170,10 @@ def test_verdicts_kept_on_disk_give_the_same_reports_and_ranking(full, monkeypat
     codes = {i["code"] for f in collection_json(on_disk)["files"] for i in f["issues"]}
     assert {"C501", "C502", "C504"} <= codes                 # the rules' own issues came back with them
     assert collection_json(on_disk) == collection_json(full.coll)
+    for coll in (full.coll, on_disk):                        # the heads say what the verdicts say
+        for h, r in zip(coll.heads, coll.results):
+            assert (h.name, h.status, h.role, h.accepted, h.issues) == (r.name, r.status, r.role, r.accepted,
+                                                                        len(r.report))
     now = dt.datetime(2027, 1, 5, 9, 0, tzinfo=dt.timezone.utc)
     kept, read_back = rank_townships(full.coll, ctx, now), rank_townships(on_disk, ctx, now)
     assert {"C501", "C502", "C504"} <= set(kept.issues["代码"])

@@ -80,20 +80,19 @@ class Head:
         return self.saved or self.mtime
 
 
-
 class Results(Sequence[FileResult]):
     """The verdicts of a batch, in the order checked.
 
-    The first `keep` are kept as objects; the others are pickled into an anonymous temporary file as
+    The first KEEP_RESULTS are kept as objects; the others are pickled into an anonymous temporary file as
     they arrive and read back one at a time when asked for, so a province's batch costs this process
     a `Head` per file, not a whole verdict. Verdicts are changed only through `set_role` and `add`
     (what the collection rules do), which keep the heads and both kinds of verdict in step; a verdict
     read back from the file is a fresh copy each time.
     """
 
-    def __init__(self, ctx: Context, keep: int | None = None):
+    def __init__(self, ctx: Context):
         self._ctx = ctx
-        self._keep = KEEP_RESULTS if keep is None else keep
+        self._keep = KEEP_RESULTS
         self.heads: list[Head] = []
         self._kept: list[FileResult | tuple[int, int]] = []     # a verdict, or where it lies in the file
         self._file: Any = None
@@ -146,9 +145,6 @@ class Results(Sequence[FileResult]):
         if item.severity == "error" or (item.severity == "warning" and head.status == "ok"):
             head.status = item.severity          # as Report.status: error over warning over ok
 
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
 
 
 @dataclass
@@ -164,6 +160,7 @@ class Collection:
 
     @property
     def accepted(self) -> list[FileResult]:
+        """The accepted verdicts, all at once (a province's are read back from disk: iterate the heads)."""
         return [self.results[k] for k, h in enumerate(self.heads) if h.accepted]
 
     @property
