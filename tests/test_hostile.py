@@ -319,6 +319,31 @@ def test_a_crash_or_a_hang_in_the_value_reader_costs_only_that_file(small_ctx, t
     assert {r.township.code for r in coll.accepted} == {a.code, b.code}
 
 
+def dies_on_the_fifth(cands):
+    """A pool worker's task that kills the worker when given the file 05.xlsx."""
+    from xlsx_assess import collect
+
+    if any(Path(c.name).name == "05.xlsx" for c in cands):
+        os._exit(1)
+    return list(collect.check_candidates(cands, collect._POOL_CTX))
+
+
+def test_a_pool_worker_that_dies_costs_nothing(small_ctx, tmp_path, monkeypatch):
+    """A worker killed mid-batch (out of memory, a crash): the files it had are checked here instead."""
+    from xlsx_assess import collect
+    from xlsx_assess.report import collection_json
+
+    a, b = small_ctx.townships
+    for k in range(12):
+        write_filled(small_ctx, (a, b)[k % 2], tmp_path, {**SMALL_VALUES, "A01": float(k)}, False, name=f"{k:02d}.xlsx")
+    alone = collection_json(check_paths([tmp_path], small_ctx, workers=1))
+    monkeypatch.setattr(collect, "POOL_THRESHOLD", 2)
+    monkeypatch.setattr(collect, "_check_in_worker", dies_on_the_fifth)     # the workers fork from here
+    pooled = check_paths([tmp_path], small_ctx, workers=2)
+    assert collection_json(pooled) == alone
+    assert [Path(r.name).name for r in pooled.results] == [f"{k:02d}.xlsx" for k in range(12)]
+
+
 @pytest.mark.parametrize("far", ["ZZ2000", "XFD1048576"], ids=["measured by the helper", "the helper dies"])
 def test_a_sheet_too_big_to_hold_is_refused_by_name(small_ctx, tmp_path, far):
     """1.4 million cells: python-calamine reads them, the helper measures and refuses before sending any;

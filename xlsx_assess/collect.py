@@ -31,11 +31,11 @@ POOL_THRESHOLD = 150         # below this many files a process pool costs more t
 KEEP_RESULTS = 1000          # verdicts kept as objects; the rest wait in a temporary file (memory flat in N)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """A file to check: on disk, or a member of an archive (read only when it is checked)."""
 
-    path: Path
+    path: str | Path
     name: str
     route: tuple[int, ...] = ()                  # member indexes: archive (› archive inside it) › file
     mtime: dt.datetime | None = None
@@ -274,13 +274,22 @@ def member_bytes(path: Path, route: tuple[int, ...]) -> bytes:
 
 
 def _check_all(cands: list[Candidate], ctx: Context, progress, workers: int | None, out: Results) -> None:
+    """Check the candidates in order into `out`, letting go of each candidate once it is checked."""
     workers = workers if workers is not None else (os.cpu_count() or 1)
-    if workers > 1 and len(cands) >= POOL_THRESHOLD:
+    total = len(cands)
+    if workers > 1 and total >= POOL_THRESHOLD:
         return _check_pool(cands, ctx, progress, workers, out)
-    for k, res in enumerate(check_candidates(cands, ctx), start=1):
+    for res in check_candidates(_drain(cands), ctx):
         out.append(res)
         if progress:
-            progress(k, len(cands))
+            progress(len(out), total)
+
+
+def _drain(items: list) -> Iterator:
+    """The items in order, each dropped from the list as it is taken (the list ends empty)."""
+    items.reverse()
+    while items:
+        yield items.pop()
 
 
 _POOL_CTX: Context | None = None
@@ -296,26 +305,46 @@ def _check_in_worker(cands: list[Candidate]) -> list[FileResult]:
 
 
 def _check_pool(cands: list[Candidate], ctx: Context, progress, workers: int, out: Results) -> None:
+    """Chunks of candidates checked by a process pool, in order, a few chunks ahead of the results
+    taken (so neither the candidates nor the results of a province wait in memory all at once)."""
+    import itertools
     import multiprocessing as mp
+    from collections import deque
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    size = max(1, min(64, len(cands) // (workers * 8)))
-    chunks = [cands[k:k + size] for k in range(0, len(cands), size)]   # each checked in order, pipelined
+    total = len(cands)
+    size = max(1, min(64, total // (workers * 8)))
+    drained = _drain(cands)
+    chunks = iter(lambda: list(itertools.islice(drained, size)), [])   # each checked in order, pipelined
+    sent: deque[list] = deque()                 # [chunk, its future]: not yet in `out`
     try:
         with ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_init_worker,
                                  initargs=(ctx,)) as pool:
-            for results in pool.map(_check_in_worker, chunks):
+
+            def send(chunk: list[Candidate]) -> None:
+                sent.append([chunk, None])          # listed first: if the pool is broken, it is checked here
+                sent[-1][1] = pool.submit(_check_in_worker, chunk)
+
+            for chunk in itertools.islice(chunks, workers * 4):
+                send(chunk)
+            while sent:
+                results = sent[0][1].result()
+                sent.popleft()
                 for res in results:
                     out.append(res)
                 if progress:
-                    progress(len(out), len(cands))
+                    progress(len(out), total)
+                chunk = next(chunks, None)
+                if chunk is not None:
+                    send(chunk)
     except BrokenProcessPool:              # a worker died (killed, out of memory): finish the rest here
-        for k, res in enumerate(check_candidates(cands[len(out):], ctx), start=len(out) + 1):
+        rest = itertools.chain(itertools.chain.from_iterable(chunk for chunk, _ in sent), drained)
+        for res in check_candidates(rest, ctx):
             out.append(res)
             if progress:
-                progress(k, len(cands))
+                progress(len(out), total)
 
 
 # -- gathering ------------------------------------------------------------------------------------
@@ -365,7 +394,7 @@ def _consider(path: Path, name: str, cands, skipped, explicit: bool) -> None:
     if suffix in ARCHIVE_SUFFIXES:
         _expand(path, name, cands, skipped)
     elif suffix in WORKBOOK_SUFFIXES or explicit:
-        cands.append(Candidate(path, name))
+        cands.append(Candidate(str(path), name))
     else:
         skipped.append(Skipped(name, "不是表格文件（扩展名 " + (suffix or "无") + "）"))
 
@@ -383,13 +412,13 @@ def _expand(path: Path, name: str, cands: list[Candidate], skipped: list[Skipped
         else:
             head = data[:4]
         if head not in ZIP_MAGIC:             # not a zip whatever its name says: let the reader say what it is
-            cands.append(Candidate(path, name, route))
+            cands.append(Candidate(str(path), name, route))
             return
         with zipfile.ZipFile(io.BytesIO(data) if data is not None else path) as zf:
             infos = zf.infolist()
             files = [i for i in infos if not i.is_dir()]
             if len(files) > MAX_MEMBERS:
-                cands.append(Candidate(path, name, route, problem=("F107", {"detail": f"压缩包内有 {len(files)} 个文件"})))
+                cands.append(Candidate(str(path), name, route, problem=("F107", {"detail": f"压缩包内有 {len(files)} 个文件"})))
                 return
             if not files:
                 skipped.append(Skipped(name, "压缩包里没有文件"))
@@ -398,7 +427,7 @@ def _expand(path: Path, name: str, cands: list[Candidate], skipped: list[Skipped
                 if not info.is_dir():
                     _consider_member(path, name, zf, index, info, route, cands, skipped)
     except ARCHIVE_ERRORS as exc:
-        cands.append(Candidate(path, name, route, problem=("F104", {"detail": zip_reason(exc)})))
+        cands.append(Candidate(str(path), name, route, problem=("F104", {"detail": zip_reason(exc)})))
 
 
 def _consider_member(path: Path, name: str, zf: zipfile.ZipFile, index: int, info: zipfile.ZipInfo,
@@ -418,20 +447,20 @@ def _consider_member(path: Path, name: str, zf: zipfile.ZipFile, index: int, inf
     except (TypeError, ValueError):
         mtime = None
     if info.file_size > MAX_FILE_BYTES:
-        cands.append(Candidate(path, member, here, mtime, problem=(
+        cands.append(Candidate(str(path), member, here, mtime, problem=(
             "F106", {"value": human_size(info.file_size), "limit": human_size(MAX_FILE_BYTES)})))
     elif suffix in ARCHIVE_SUFFIXES and route:
-        cands.append(Candidate(path, member, here, mtime, problem=("F113", {})))
+        cands.append(Candidate(str(path), member, here, mtime, problem=("F113", {})))
     elif suffix in ARCHIVE_SUFFIXES:
         try:
             with zf.open(info) as fh:
                 blob = fh.read(MAX_FILE_BYTES + 1)
         except ARCHIVE_ERRORS as exc:
-            cands.append(Candidate(path, member, here, mtime, problem=("F104", {"detail": zip_reason(exc)})))
+            cands.append(Candidate(str(path), member, here, mtime, problem=("F104", {"detail": zip_reason(exc)})))
             return
         _expand(path, member, cands, skipped, blob, here)
     else:
-        cands.append(Candidate(path, member, here, mtime))
+        cands.append(Candidate(str(path), member, here, mtime))
 
 
 def member_name(info: zipfile.ZipInfo) -> str:
