@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,6 +182,28 @@ def test_verdicts_kept_on_disk_give_the_same_reports_and_ranking(full, monkeypat
         pd.testing.assert_frame_equal(getattr(kept, table), getattr(read_back, table))
     assert kept.explanation == read_back.explanation
     assert ranking_json(kept, full.coll) == ranking_json(read_back, on_disk)
+
+
+@pytest.mark.libreoffice
+def test_the_fast_cell_scan_finds_what_the_general_walk_finds(full):
+    """Every worksheet of the corpus the fast patterns accept (ours, LibreOffice's, tampered ones)
+    gives the same formulas, unlocked cells and errors as the walk over every cell."""
+    compared = 0
+    for path in sorted(full.corpus.folder.rglob("*.xls[xm]")):
+        try:
+            zf = zipfile.ZipFile(path)
+            parts = [(n, zf.read(n)) for n in zf.namelist() if n.startswith("xl/worksheets/sheet")]
+        except (zipfile.BadZipFile, OSError, RuntimeError, ValueError, NotImplementedError, EOFError, zlib.error):
+            continue
+        for name, xml in parts:
+            for unlocked in (frozenset(), frozenset({5, 6, 11})):
+                fast, walked = reader.SheetXml(), reader.SheetXml()
+                if reader._scan_cells_fast(xml, fast, unlocked):
+                    reader._scan_cells(xml, walked, unlocked)
+                    assert (fast.formulas, fast.unlocked, fast.errors) == \
+                        (walked.formulas, walked.unlocked, walked.errors), f"{path.name} › {name}"
+                    compared += 1
+    assert compared > 500
 
 
 @pytest.mark.libreoffice

@@ -73,6 +73,13 @@ class ItemScores(Mapping[str, "float | None"]):
             raise KeyError(item_id)
         return value
 
+    def get(self, item_id: str, default=None):     # what scoring asks for every item: spared Mapping's try/except
+        k = self._index.get(item_id)
+        if k is None:
+            return default
+        value = self._scores[k]
+        return default if value is ... else value
+
     def __iter__(self) -> Iterator[str]:
         return (i for i, v in zip(self._index, self._scores) if v is not ...)
 

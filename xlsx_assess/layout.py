@@ -9,7 +9,6 @@ against the very same list. Nothing else computes an address.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import functools
 import hashlib
 from dataclasses import dataclass, field
@@ -196,7 +195,7 @@ def _personal(cell: CellSpec, township: Township, identity: dict[str, str]) -> C
         value = identity[key] if key else cell.value
     else:
         value = cell.value.replace(_PLACEHOLDER.code, township.code).replace(_PLACEHOLDER.name, township.name)
-    return dataclasses.replace(cell, value=value)
+    return CellSpec(cell.sheet, cell.row, cell.col, value, cell.formula, cell.style, cell.merge_to, cell.validation)
 
 
 def identity_key_at(row: int) -> str | None:

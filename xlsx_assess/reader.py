@@ -666,8 +666,8 @@ def _sheet_extent(xml: bytes) -> tuple[int, int]:
 # The common case, as XlsxWriter, Excel, WPS and LibreOffice write it: every cell starts `<c r="A1"`
 # (style right after the address, formula first in the body). Whole-document patterns then replace
 # the walk over every cell; anything else takes the general walk below.
-_FAST_ANY_CELL = re.compile(rb"<c[\s/>]")
-_FAST_PREFIXED_CELL = re.compile(rb":c[\s/>]")
+_FAST_ODD_CELL = re.compile(rb'<c(?! r=")[\s/>]')    # a cell not written `<c r="` (two searches: one
+_FAST_PREFIXED_CELL = re.compile(rb":c[\s/>]")        # alternation would defeat the literal-prefix scan)
 _FAST_STYLE = re.compile(rb'<c r="([A-Z]{1,3}[1-9][0-9]{0,6})" s="([0-9]{1,9})"')
 _FAST_STYLE_ALTERNATIVES = 200     # up to this many unlocked styles, a pattern finds just their cells
 _FAST_FORMULA = re.compile(rb'<c r="([A-Z]{1,3}[1-9][0-9]{0,6})"[^<>]*+><f\b[^<>]*?(?:/>|>([^<]*+)</f>)')
@@ -677,18 +677,32 @@ _FAST_ERROR = re.compile(rb'<c r="([A-Z]{1,3})([1-9][0-9]{0,6})"[^<>]*?\bt="e"[^
 
 def _scan_cells_fast(xml: bytes, out: SheetXml, unlocked: frozenset[int]) -> bool:
     """Fill formulas, unlocked cells and errors with whole-document patterns; False if the sheet is unusual."""
-    if len(_FAST_ANY_CELL.findall(xml)) != xml.count(b'<c r="') or _FAST_PREFIXED_CELL.search(xml):
+    if _FAST_ODD_CELL.search(xml) or _FAST_PREFIXED_CELL.search(xml):
         return False
     if len(unlocked) <= _FAST_STYLE_ALTERNATIVES:
         out.unlocked = {ref.decode() for ref in _unlocked_cell_pattern(unlocked).findall(xml)} if unlocked else set()
     else:
         out.unlocked = {ref.decode() for ref, style in _FAST_STYLE.findall(xml) if int(style) in unlocked}
-    out.formulas = {ref.decode(): html.unescape(text.decode("utf-8", "replace"))
-                    for ref, text in _FAST_FORMULA.findall(xml)}
+    out.formulas = _fast_formulas(xml)
     for letters, digits, text in _FAST_ERROR.findall(xml) if b't="e"' in xml else ():
         key = (int(digits) - 1, col_index(letters.decode()))
         out.errors[key] = html.unescape(text.decode("utf-8", "replace")).strip()[:20]
     return True
+
+
+def _fast_formulas(xml: bytes) -> dict[str, str]:
+    """What `_FAST_FORMULA.findall` finds, from the few `<f` tags back to the start tag right before
+    each, instead of trying the pattern at every cell. Each step back stops at the previous `<`, so
+    the whole stays linear in the document."""
+    out: dict[str, str] = {}
+    at = xml.find(b"<f")
+    while at != -1:
+        start = xml.rfind(b"<", 0, at - 1) if at and xml[at - 1] == 0x3E else -1      # 0x3E: '>'
+        found = _FAST_FORMULA.match(xml, start) if start >= 0 else None
+        if found:
+            out[found[1].decode()] = html.unescape((found[2] or b"").decode("utf-8", "replace"))
+        at = xml.find(b"<f", at + 2)
+    return out
 
 
 @functools.lru_cache(maxsize=16)
