@@ -46,13 +46,15 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import random_values  # noqa: E402  (the tests' valid random scores: no blanks)
 SEED = 20261128
 PANDAS_SAMPLE = 200
-STAGES = ("gen", "bare", "bare_naive", "fill", "rank1", "rank2", "rank1core", "calamine", "pandas")
+STAGES = ("gen", "bare", "bare_naive", "fill", "rank1", "rank1few", "rank2", "rank1core", "calamine", "pandas")
+FEW = 10                    # rank1few: the same run on this many files, the baseline of memory per file
 
 TARGETS = {
     "gen_vs_floor": ("generation per file ≤ 1.5× bare xlsxwriter", 1.5),
     "rank_vs_calamine": ("check+rank per file ≤ 3× calamine read", 3.0),
     "speedup_2w": ("2 cores vs 1 core: speed-up ≥ 1.6×", 1.6),
     "peak_rss_mb": ("peak RSS < 300 MB", 300.0),
+    "rss_per_file_kb": ("peak RSS per file checked and ranked ≤ 2 KB", 2.0),
     "help_s": ("`xlsx-assess --help` < 0.2 s", 0.2),
     "rank_e2e_s": ("`xlsx-assess rank samples/returned` end to end < 1.5 s", 1.5),
 }
@@ -294,21 +296,22 @@ def stage_fill(n: int, work: Path) -> dict:
     return {"files": len(per_file), "wall_s": sum(per_file), "wall_incl_entries_s": wall, **summarize(per_file)}
 
 
-def _stage_rank(n: int, work: Path, workers: int) -> dict:
+def _stage_rank(n: int, work: Path, workers: int, few: bool = False) -> dict:
     from xlsx_assess.collect import POOL_THRESHOLD
     from xlsx_assess.workflow import rank_files
 
-    ctx = make_context(n)
+    ctx = make_context(n)                   # the whole roster either way: it is input, not per-file state
+    inputs = files_in(work / "returned")[:FEW] if few else [work / "returned"]
     ticks = Ticks()
     t0 = ticks.t0
-    coll, ranking = rank_files([work / "returned"], work / f"rank-{workers}w.xlsx", ctx, progress=ticks,
-                               workers=workers)
+    coll, ranking = rank_files(inputs, work / f"rank-{workers}w.xlsx", ctx, progress=ticks, workers=workers)
     wall = time.perf_counter() - t0
     checked = (ticks.times[-1] - t0) if ticks.times else wall
     out = {"files": len(coll.results), "wall_s": wall, "check_s": checked, "rank_and_write_s": wall - checked,
            "summary": coll.summary(), "ranked": int(len(ranking.ranking)),
            "pool_used": workers > 1 and len(coll.results) >= POOL_THRESHOLD, "pool_threshold": POOL_THRESHOLD,
            "workers_peak_rss_mb": round(children_rss_mb(), 1)}
+    del ranking                             # the timing below makes a second one: not both at once
     if workers == 1:
         out.update(summarize(ticks.per_file()))
         from xlsx_assess.ranking import rank_townships, write_ranking
@@ -328,6 +331,11 @@ def _stage_rank(n: int, work: Path, workers: int) -> dict:
 
 def stage_rank1(n: int, work: Path) -> dict:
     return _stage_rank(n, work, 1)
+
+
+def stage_rank1few(n: int, work: Path) -> dict:
+    """rank1 on the first FEW files with the same roster: what memory a batch costs before its files."""
+    return _stage_rank(n, work, 1, few=True)
 
 
 def stage_rank2(n: int, work: Path) -> dict:
@@ -500,6 +508,13 @@ def evaluate(res: dict) -> list[dict]:
         note += (f"; with 2 workers the main process peaks at {pool['peak_rss_mb']:.0f} MB and the largest "
                  f"worker at {pool['workers_peak_rss_mb']:.0f} MB")
     values["peak_rss_mb"] = (rss, note)
+    if "rank1few" in st and st["rank1"]["files"] > st["rank1few"]["files"]:
+        grown = st["rank1"]["peak_rss_mb"] - st["rank1few"]["peak_rss_mb"]
+        values["rss_per_file_kb"] = (grown * 1024 / (st["rank1"]["files"] - st["rank1few"]["files"]),
+                                     f"rank1 peak over rank1few ({st['rank1few']['files']} files, same roster): "
+                                     f"{st['rank1few']['peak_rss_mb']:.0f} → {st['rank1']['peak_rss_mb']:.0f} MB")
+    else:
+        values["rss_per_file_kb"] = (None, f"needs more than {FEW} files")
     values["help_s"] = (su["help"]["best_s"], f"best of 5, {su['cli']}")
     values["rank_e2e_s"] = (su["rank_samples"]["best_s"], su["rank_samples_source"])
     out = []
@@ -523,14 +538,14 @@ def render(res: dict) -> str:
     head = f"{'stage':<10}{'files':>7}{'wall s':>10}{'per file ms':>13}{'median ms':>11}{'p90 ms':>9}" \
            f"{'vs floor':>10}{'med vs floor':>14}{'peak RSS MB':>13}"
     lines += [head, "-" * len(head)]
-    floors = {"gen": "bare", "bare_naive": "bare", "rank1": "calamine", "rank2": "calamine", "rank1core": "calamine",
+    floors = {"rank1few": "", "gen": "bare", "bare_naive": "bare", "rank1": "calamine", "rank2": "calamine", "rank1core": "calamine",
               "pandas": "calamine", "fill": "bare"}
     for name in STAGES:
         if name not in st:
             continue
         s = st[name]
         floor = floors.get(name)
-        ratio = f"{s['per_file_ms'] / st[floor]['per_file_ms']:.2f}×" if floor in st else "floor"
+        ratio = f"{s['per_file_ms'] / st[floor]['per_file_ms']:.2f}×" if floor in st else "floor" if floor is None else "-"
         if name == "bare_naive":
             ratio = f"({ratio})"
         mratio = f"{s['median_ms'] / st[floor]['median_ms']:.2f}×" if floor in st and "median_ms" in s else "-"

@@ -6,6 +6,7 @@ a duplicate) or skipped with a reason, so received = accepted + excluded + skipp
 
 from __future__ import annotations
 
+import array
 import datetime as dt
 import io
 import os
@@ -94,12 +95,13 @@ class Results(Sequence[FileResult]):
         self._ctx = ctx
         self._keep = KEEP_RESULTS
         self.heads: list[Head] = []
-        self._kept: list[FileResult | tuple[int, int]] = []     # a verdict, or where it lies in the file
+        self._kept: list[FileResult] = []          # the first KEEP_RESULTS verdicts
+        self._spans = array.array("q")            # the others: (offset, length) in the file, flat
         self._file: Any = None
 
     def append(self, res: FileResult) -> None:
         self.heads.append(Head.of(res, self._ctx))
-        if len(self._kept) < self._keep:
+        if len(self.heads) <= self._keep:
             self._kept.append(res)
             return
         import pickle
@@ -110,7 +112,7 @@ class Results(Sequence[FileResult]):
         blob = pickle.dumps(res, pickle.HIGHEST_PROTOCOL)
         where = self._file.seek(0, io.SEEK_END)
         self._file.write(blob)
-        self._kept.append((where, len(blob)))
+        self._spans.extend((where, len(blob)))
 
     def __len__(self) -> int:
         return len(self.heads)
@@ -118,13 +120,17 @@ class Results(Sequence[FileResult]):
     def __getitem__(self, k):
         if isinstance(k, slice):
             return [self[j] for j in range(*k.indices(len(self)))]
-        kept = self._kept[k]
-        if isinstance(kept, FileResult):
-            return kept
+        if k < 0:
+            k += len(self)
+        if k < len(self._kept):
+            return self._kept[k]
         import pickle
 
-        self._file.seek(kept[0])
-        res = pickle.loads(self._file.read(kept[1]))
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        at = 2 * (k - len(self._kept))
+        self._file.seek(self._spans[at])
+        res = pickle.loads(self._file.read(self._spans[at + 1]))
         head = self.heads[k]
         res.role = head.role
         res.report.extend(head.added or ())
@@ -132,13 +138,13 @@ class Results(Sequence[FileResult]):
 
     def set_role(self, k: int, role: str) -> None:
         self.heads[k].role = role
-        if isinstance(self._kept[k], FileResult):
+        if k < len(self._kept):
             self._kept[k].role = role
 
     def add(self, k: int, item: Issue) -> None:
-        head, kept = self.heads[k], self._kept[k]
-        if isinstance(kept, FileResult):
-            kept.report.add(item)
+        head = self.heads[k]
+        if k < len(self._kept):
+            self._kept[k].report.add(item)
         else:
             head.added = (head.added or []) + [item]
         head.issues += 1
