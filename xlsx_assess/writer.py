@@ -200,11 +200,11 @@ def _sheet_class():
     prepared: dict[tuple, str] = {}
 
     class FormSheet(Worksheet):
-        def _prepare_formula(self, formula, *args):
-            key = (formula, bool(self.use_future_functions), args)
-            done = prepared.get(key)
+        def _prepare_formula(self, formula, *args, **kwargs):     # XlsxWriter's own, private: if it is
+            key = (formula, bool(self.use_future_functions), args, tuple(sorted(kwargs.items())))  # renamed,
+            done = prepared.get(key)                              # this is simply never called
             if done is None:
-                done = super()._prepare_formula(formula, *args)
+                done = super()._prepare_formula(formula, *args, **kwargs)
                 if len(prepared) < PREPARED_FORMULAS:
                     prepared[key] = done
             return done
