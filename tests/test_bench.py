@@ -15,5 +15,5 @@ def test_bench_runs_at_small_n(tmp_path):
                    check=True, capture_output=True, timeout=600, cwd=ROOT)
     data = json.loads(out.read_text(encoding="utf-8"))
     assert {"gen", "bare", "rank1", "rank1few", "calamine"} <= set(data["stages"])
-    assert {t["target"] for t in data["targets"]} >= {"gen_vs_floor", "rank_vs_calamine", "rss_per_file_kb"}
+    assert {t["target"] for t in data["targets"]} >= {"gen_vs_floor", "rank_vs_calamine", "rss_country_mb"}
     assert data["stages"]["bare"]["same_form_values_as_gen"] is True     # the floor writes the same form

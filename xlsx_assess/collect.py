@@ -29,7 +29,7 @@ OTHER_ARCHIVES = (".rar", ".7z", ".tar", ".gz", ".tgz", ".bz2", ".xz")
 ARCHIVE_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError, zlib.error,
                   IndexError)
 POOL_THRESHOLD = 150         # below this many files a process pool costs more than it saves (measured)
-KEEP_RESULTS = 1000          # verdicts kept as objects; the rest wait in a temporary file (memory flat in N)
+KEEP_RESULTS = 200           # verdicts kept as objects; the rest wait in a temporary file (memory flat in N)
 
 
 @dataclass(frozen=True, slots=True)
