@@ -171,6 +171,10 @@ def test_verdicts_kept_on_disk_give_the_same_reports_and_ranking(full, monkeypat
     codes = {i["code"] for f in collection_json(on_disk)["files"] for i in f["issues"]}
     assert {"C501", "C502", "C504"} <= codes                 # the rules' own issues came back with them
     assert collection_json(on_disk) == collection_json(full.coll)
+    for coll in (full.coll, on_disk):
+        with pytest.raises(IndexError):                      # a sequence: out of range either way
+            coll.results[-len(coll.results) - 1]
+        assert coll.results[-1].name == coll.heads[-1].name
     for coll in (full.coll, on_disk):                        # the heads say what the verdicts say
         for h, r in zip(coll.heads, coll.results):
             assert (h.name, h.status, h.role, h.accepted, h.issues) == (r.name, r.status, r.role, r.accepted,

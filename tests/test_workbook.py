@@ -346,14 +346,20 @@ def test_remembered_formulas_write_the_same_bytes(small_ctx, tmp_path):
     fresh = build_workbook(small_ctx.rubric, t, small_ctx.settings, tmp_path / "a.xlsx").read_bytes()
     remembered = build_workbook(small_ctx.rubric, t, small_ctx.settings, tmp_path / "b.xlsx").read_bytes()
     assert fresh == remembered
+    assert writer._sheet_class().remembered      # XlsxWriter still calls the private method it overrides
 
 
 def test_generate_moves_files_into_place_in_the_background(small_ctx, tmp_path):
     from xlsx_assess.workflow import generate_workbooks
 
+    import os
+
     done = generate_workbooks(tmp_path, small_ctx)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(g.path.name for g in done)
     assert all(g.path.stat().st_size > 0 for g in done)
+    umask = os.umask(0o22)
+    os.umask(umask)
+    assert {g.path.stat().st_mode & 0o777 for g in done} == {0o666 & ~umask}   # not the temporary file's 0600
 
 
 def test_a_file_that_cannot_be_moved_fails_the_run_after_the_others_land(small_ctx, tmp_path, monkeypatch):

@@ -100,19 +100,20 @@ class Results(Sequence[FileResult]):
         self._file: Any = None
 
     def append(self, res: FileResult) -> None:
-        self.heads.append(Head.of(res, self._ctx))
-        if len(self.heads) <= self._keep:
+        head = Head.of(res, self._ctx)
+        if len(self.heads) < self._keep:
             self._kept.append(res)
-            return
-        import pickle
-        import tempfile
+        else:                                     # on disk first: a failed write leaves both lists in step
+            import pickle
+            import tempfile
 
-        if self._file is None:
-            self._file = tempfile.TemporaryFile(prefix="xa-results-")
-        blob = pickle.dumps(res, pickle.HIGHEST_PROTOCOL)
-        where = self._file.seek(0, io.SEEK_END)
-        self._file.write(blob)
-        self._spans.extend((where, len(blob)))
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(prefix="xa-results-")
+            blob = pickle.dumps(res, pickle.HIGHEST_PROTOCOL)
+            where = self._file.seek(0, io.SEEK_END)
+            self._file.write(blob)
+            self._spans.extend((where, len(blob)))
+        self.heads.append(head)
 
     def __len__(self) -> int:
         return len(self.heads)
@@ -122,12 +123,12 @@ class Results(Sequence[FileResult]):
             return [self[j] for j in range(*k.indices(len(self)))]
         if k < 0:
             k += len(self)
+        if not 0 <= k < len(self):
+            raise IndexError(k)
         if k < len(self._kept):
             return self._kept[k]
         import pickle
 
-        if not 0 <= k < len(self):
-            raise IndexError(k)
         at = 2 * (k - len(self._kept))
         self._file.seek(self._spans[at])
         res = pickle.loads(self._file.read(self._spans[at + 1]))
@@ -292,7 +293,7 @@ def _check_all(cands: list[Candidate], ctx: Context, progress, workers: int | No
 
 
 def _drain(items: list) -> Iterator:
-    """The items in order, each dropped from the list as it is taken (the list ends empty)."""
+    """The items in order, each dropped from the caller's list as it is taken (the list ends empty)."""
     items.reverse()
     while items:
         yield items.pop()
@@ -345,9 +346,14 @@ def _check_pool(cands: list[Candidate], ctx: Context, progress, workers: int, ou
                 chunk = next(chunks, None)
                 if chunk is not None:
                     send(chunk)
-    except BrokenProcessPool:              # a worker died (killed, out of memory): finish the rest here
-        rest = itertools.chain(itertools.chain.from_iterable(chunk for chunk, _ in sent), drained)
-        for res in check_candidates(rest, ctx):
+    except BrokenProcessPool:              # a worker died (killed, out of memory): finish the rest here,
+        for chunk, future in sent:         # keeping what the workers finished before it, in order
+            done = future is not None and future.done() and not future.cancelled() and future.exception() is None
+            for res in future.result() if done else check_candidates(chunk, ctx):
+                out.append(res)
+                if progress:
+                    progress(len(out), total)
+        for res in check_candidates(drained, ctx):
             out.append(res)
             if progress:
                 progress(len(out), total)

@@ -98,6 +98,7 @@ class _Details:
         self.wide = count <= DETAIL_TOWNSHIPS
         self.count = 0
         self.sums = [0.0] * len(self.items)
+        self.carry = [0.0] * len(self.items)                    # Neumaier: the sums as exact as fsum's
         self.towns: list = []                                   # wide: each township, its scores, its notes
         self.matrix: list[list[float]] = [[] for _ in self.items]
         self.notes: list[dict[str, str]] = []
@@ -109,7 +110,9 @@ class _Details:
                 v = 1.0 if r.scores.zeroed else 0.0
             else:
                 v = r.entries.values.get(item.id) or 0.0
-            self.sums[k] += v
+            total = self.sums[k] + v
+            self.carry[k] += (self.sums[k] - total) + v if abs(self.sums[k]) >= abs(v) else (v - total) + self.sums[k]
+            self.sums[k] = total
             if self.wide:
                 self.matrix[k].append(v)
         if self.wide:
@@ -136,7 +139,7 @@ class _Details:
         df = pd.DataFrame(rows, columns=columns + (["扣分说明"] if self.wide else []))
         if self.count:
             at = len(columns)
-            avg = pd.Series([total / self.count for total in self.sums])
+            avg = pd.Series([(total + carry) / self.count for total, carry in zip(self.sums, self.carry)])
             base = df["类型"] == KIND_ZH["base"]
             df.insert(at, "县平均", avg)
             df.insert(at + 1, "平均失分", (df["分值"] - avg).where(base))
@@ -280,6 +283,10 @@ def _frame(ws, df: "pd.DataFrame", top: int, f, kinds: dict, widths: list[float]
     columns = [col for col in df.columns if col not in hide]
     for c, col in enumerate(columns):
         ws.write_string(top, c, str(col), f["head"])
+    head = max((row_height(str(col), widths[c] if c < len(widths) else 10) for c, col in enumerate(columns)),
+               default=ROW_HEIGHT)
+    if head > ROW_HEIGHT:                   # rows are one line high unless set: a long heading wraps
+        ws.set_row(top, head)
     rows = df[columns].itertuples(index=False) if hide else df.itertuples(index=False)
     for r, row in enumerate(rows, start=top + 1):
         for c, value in enumerate(row):

@@ -98,7 +98,7 @@ def atomic_path(path: Path, mover: Mover | None = None) -> Iterator[Path]:
 
 def _move_into_place(tmp: str, path: Path) -> None:
     try:
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, _file_mode())
         with open(tmp, "rb") as fh:       # on disk before it takes the name: a power cut leaves old or new
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -117,6 +117,8 @@ class Mover:
 
     def __init__(self, depth: int = 4):
         from concurrent.futures import ThreadPoolExecutor
+
+        _file_mode()                         # read here, before the thread that uses it starts
 
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="xa-move")
         self._waiting: list = []
@@ -142,10 +144,13 @@ class Mover:
             self._pool.shutdown()
 
 
-def _umask() -> int:
+@functools.cache
+def _file_mode() -> int:
+    """What a new file's permissions would be (0o666 less the umask), read once: reading the umask means
+    setting it for a moment, which another thread must not see."""
     mask = os.umask(0o22)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 def _write(lay: FormLayout, path: Path, password: str | None) -> None:
@@ -200,6 +205,8 @@ def _sheet_class():
     prepared: dict[tuple, str] = {}
 
     class FormSheet(Worksheet):
+        remembered = prepared                # what a test looks at: the override is still called
+
         def _prepare_formula(self, formula, *args, **kwargs):     # XlsxWriter's own, private: if it is
             key = (formula, bool(self.use_future_functions), args, tuple(sorted(kwargs.items())))  # renamed,
             done = prepared.get(key)                              # this is simply never called
