@@ -306,14 +306,17 @@ def test_form_prints_landscape_a4_one_page_wide_with_repeated_header(built):
 def test_bad_scores_and_completion_are_coloured(built):
     """Out-of-range or text scores turn red; the completion cell turns green or amber."""
     lay = built.layout
-    rules = {str(cf.sqref): [r.text if r.type == "containsText" else r.formula[0] for r in cf.rules]
-             for cf in built.wb[FORM_SHEET].conditional_formatting}
+    cfs = built.wb[FORM_SHEET].conditional_formatting
+    rules = {str(cf.sqref): [r.text if r.type == "containsText" else r.formula[0] for r in cf.rules] for cf in cfs}
+    fills = {str(cf.sqref): [r.dxf.fill.bgColor.rgb for r in cf.rules] for cf in cfs}
     scores = {lay.score_cell(i.id) for i in lay.rubric.items if i.kind != "zero"}
     score_rule = next(sqref for sqref in rules if set().union(*map(cells_of, sqref.split())) == scores)
     [formula] = rules[score_rule]
     top = sorted(scores, key=lambda ref: int(ref[1:]))[0]
     assert formula == f"OR(AND(ISNUMBER({top}),OR({top}<0,{top}>$F{top[1:]})),ISTEXT({top}))"
     assert rules[lay.completion_cell] == ["可以提交", "尚有"]
+    assert fills[score_rule] == ["FFF4B6B6"]                               # red
+    assert fills[lay.completion_cell] == ["FFC6EFCE", "FFFFEB9C"]          # green when done, amber before
 
 
 def test_form_freezes_panes_below_the_header(built):
@@ -349,7 +352,7 @@ def test_remembered_formulas_write_the_same_bytes(small_ctx, tmp_path):
     assert writer._sheet_class().remembered      # XlsxWriter still calls the private method it overrides
 
 
-def test_generate_moves_files_into_place_in_the_background(small_ctx, tmp_path):
+def test_generate_moves_every_file_into_place_with_the_umask_mode(small_ctx, tmp_path):
     from xlsx_assess.workflow import generate_workbooks
 
     import os

@@ -30,7 +30,7 @@ from typing import AbstractSet, Any, Callable, Iterator
 from .issues import Issue, Refused, issue
 from .ole import OleFile, biff_extents
 from .sandbox import Pending, begin_read, check_size, read_values
-from .layout import SHEETS, a1, col_index
+from .layout import SHEETS, a1, col_index, position
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_MEMBER_BYTES = 50 * 1024 * 1024       # one inflated part that is only streamed (a picture, an embedded file)
@@ -615,8 +615,7 @@ def _cells(xml: bytes):
         head, raw, body = m.group(2), m.group(3), m.group(4)
         if head is not None:                     # the usual <c r="G12" ...>: no decoding, no unescaping
             ref = head.decode("ascii").upper()
-            split = 1 if ref[1].isdigit() else 2 if ref[2].isdigit() else 3
-            col, row = col_index(ref[:split]), int(ref[split:]) - 1
+            row, col = position(ref)
             yield row, col, ref, raw, body
             continue
         if raw is None:                          # <row>
