@@ -2,6 +2,11 @@
 process, and no `except` can catch that) or hang. Then only the helper dies, the file is reported
 damaged, and a new helper starts for the next file. Where no helper can be started, values are read
 in this process.
+
+One interface: `begin_read(bytes)` (`Helper.submit`) returns a future-like `Pending` at once; its
+`outcome()` is one of the `ReadOutcome` types (`Values`, `Refusal`, `Died`, `TimedOut`, `Failed`,
+`Cancelled`), and its `result()` the values or the `Refused` the reader reports. The size rule (F114)
+is `check_size`, here and nowhere else.
 """
 
 from __future__ import annotations
