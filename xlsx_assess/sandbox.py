@@ -20,6 +20,9 @@ from typing import Any, Callable, Mapping, NoReturn
 from .issues import Refused
 from .layout import SHEETS, a1
 
+Sheets = dict[str, str]                        # sheet -> visible | hidden | veryhidden
+Rows = dict[str, list[list[Any]]]              # sheet -> rows of values
+
 MAX_CELLS = 1_000_000                 # the rectangle a sheet spans: python-calamine allocates all of it
 
 
@@ -46,11 +49,11 @@ def rows_extent(rows: list[list[Any]]) -> tuple[int, int]:
     return len(rows), max(map(len, rows), default=0)
 
 
-def _calamine_values(data: bytes) -> tuple[dict[str, str], dict[str, list[list[Any]]]]:
+def _calamine_values(data: bytes) -> tuple[Sheets, Rows]:
     import python_calamine as pc
 
-    sheets: dict[str, str] = {}
-    values: dict[str, list[list[Any]]] = {}
+    sheets: Sheets = {}
+    values: Rows = {}
     try:
         wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
         for meta in wb.sheets_metadata:
@@ -72,9 +75,6 @@ def _calamine_values(data: bytes) -> tuple[dict[str, str], dict[str, list[list[A
 
 READ_SECONDS = 30                              # one file's values, in the helper
 HELPER_EXTRA_MEMORY = 512 * 1024 * 1024        # address space the helper may add to what it inherits
-
-Sheets = dict[str, str]                        # sheet -> visible | hidden | veryhidden
-Rows = dict[str, list[list[Any]]]              # sheet -> rows of values
 
 
 # -- what became of a read: one small type per outcome ---------------------------------------------
