@@ -259,3 +259,72 @@ def test_item_scores_behave_as_the_dict_they_replace():
         scores["A02"]
     again = pickle.loads(pickle.dumps(scores))
     assert again == values and again._index is scores._index      # one index for every file of a rubric
+
+
+# -- a file's outcome in one place ------------------------------------------------------------------
+
+def test_a_verdict_answers_from_its_head(small_ctx):
+    """Status, role and acceptance are the head's; every way of adding an issue counts it there."""
+    import pickle
+
+    from xlsx_assess.checks import FileResult
+    from xlsx_assess.issues import Report, issue
+    from xlsx_assess.scoring import score
+
+    def agree(res: FileResult) -> None:
+        plain = Report(list(res.report))
+        assert res.status == res.head.status == res.report.status == plain.status
+        assert res.head.issues == len(res.report)
+        assert res.accepted == res.head.accepted == (res.role == "used" and plain.ok and res.scores is not None)
+
+    res = FileResult("城关镇.xlsx")
+    agree(res)
+    res.scores = score(small_ctx.rubric, GOOD, False, 2.0, 5.0)
+    agree(res)
+    assert res.accepted and res.status == "ok"
+    res.report.add(issue("V409"))
+    agree(res)
+    assert res.accepted and res.status == "warning"
+    res.report.extend([issue("V410"), issue("V413")])
+    res.add("F104", detail="x")
+    agree(res)
+    assert not res.accepted and res.status == "error"
+    again = pickle.loads(pickle.dumps(res))
+    agree(again)
+    assert again.report.head is again.head and again.head == res.head
+    seeded = FileResult("a.xlsx", report=[issue("V409")], scores=res.scores, role="superseded")
+    agree(seeded)
+    assert seeded.status == "warning" and not seeded.accepted
+
+
+@pytest.mark.parametrize("keep", [0, 200], ids=["verdicts on disk", "verdicts kept"])
+def test_heads_and_verdicts_agree_after_the_collection_rules(small_ctx, tmp_path, monkeypatch, keep):
+    """C501, C502 and C504 go to a verdict's head whether the verdict is kept or waits on disk; a verdict
+    read back is a copy under a copy of its head, and changing it changes nothing kept."""
+    import os
+
+    from xlsx_assess import collect
+    from xlsx_assess.issues import issue
+
+    monkeypatch.setattr(collect, "KEEP_RESULTS", keep)
+    a, b = small_ctx.townships
+    old = write_filled(small_ctx, a, tmp_path, {**GOOD, "A01": 20.0}, False, NOTES, name="a-old.xlsx")
+    os.utime(old, (1_700_000_000, 1_700_000_000))
+    new = write_filled(small_ctx, a, tmp_path, GOOD, False, NOTES, name="a-new.xlsx")
+    (tmp_path / "a-copy.xlsx").write_bytes(new.read_bytes())
+    write_filled(small_ctx, b, tmp_path, GOOD, False, NOTES, name="b.xlsx")
+    coll = check_paths([tmp_path], small_ctx, workers=1)
+    assert {i.code for r in coll.results for i in r.report} >= {"C501", "C502", "C504"}
+    for k, h in enumerate(coll.heads):
+        r = coll.results[k]
+        assert (r.head is h) == bool(keep)
+        assert (h.name, h.status, h.role, h.accepted, h.issues) == (r.name, r.status, r.role, r.accepted, len(r.report))
+    if not keep:
+        counted = coll.heads[0].issues
+        copy = coll.results[0]
+        copy.report.add(issue("F104", detail="x"))
+        assert copy.status == "error" and copy.head.issues == counted + 1
+        assert coll.heads[0].issues == counted == len(coll.results[0].report)
+    monkeypatch.setattr(collect, "KEEP_RESULTS", 200 - keep)
+    other = check_paths([tmp_path], small_ctx, workers=1)
+    assert collection_json(other) == collection_json(coll)

@@ -333,13 +333,13 @@ def test_a_crash_or_a_hang_in_the_value_reader_costs_only_that_file(small_ctx, t
             time.sleep(60)
         return real(data)
 
-    sandbox._SANDBOX.stop()                    # the helper forks from here, with the flaky reader
+    sandbox.stop_helper()                      # the helper forks from here, with the flaky reader
     monkeypatch.setattr(sandbox, "_calamine_values", flaky)
     monkeypatch.setattr(sandbox, "READ_SECONDS", 2)
     try:
         coll = check_paths([tmp_path], small_ctx, workers=1)
     finally:
-        sandbox._SANDBOX.stop()
+        sandbox.stop_helper()
     verdicts = {Path(r.name).name: r for r in coll.results}
     assert [i.code for i in verdicts["crash.xlsx"].report] == ["F104"]
     assert [i.code for i in verdicts["hang.xlsx"].report] == ["F104"]
@@ -377,14 +377,14 @@ def test_a_sheet_too_big_to_hold_is_refused_by_name(small_ctx, tmp_path, far):
     17 billion: python-calamine aborts the helper, and this process measures the sheets to say why."""
     path = write_filled(small_ctx, small_ctx.townships[0], tmp_path, SMALL_VALUES, False)
     assert read_returned(path).readable                      # the helper is up, reading good files
-    helper = sandbox._SANDBOX.proc.pid
+    helper = sandbox.helper_pid()
+    assert helper is not None
     row = re.sub(r"[A-Z]", "", far)
     patch_zip(path, sheet_part(path, FORM_SHEET),
               lambda x: x.replace("</sheetData>", f'<row r="{row}"><c r="{far}"><v>1</v></c></row></sheetData>'))
     issues = read_returned(path).issues
     assert [(i.code, far in i.message, FORM_SHEET in i.message) for i in issues] == [("F114", True, True)]
-    survived = sandbox._SANDBOX.proc is not None and sandbox._SANDBOX.proc.pid == helper
-    assert survived == (far == "ZZ2000")
+    assert (sandbox.helper_pid() == helper) == (far == "ZZ2000")
 
 
 def test_without_a_helper_the_same_guard_runs_before_reading_here(small_ctx, tmp_path, monkeypatch):
@@ -393,11 +393,28 @@ def test_without_a_helper_the_same_guard_runs_before_reading_here(small_ctx, tmp
     good = write_filled(small_ctx, small_ctx.townships[0], tmp_path, SMALL_VALUES, False)
     far = patch_zip(good, sheet_part(good, FORM_SHEET), lambda x: x.replace(
         "</sheetData>", '<row r="1048576"><c r="XFD1048576"><v>1</v></c></row></sheetData>'), out=tmp_path / "far.xlsx")
-    sandbox._SANDBOX.stop()
-    monkeypatch.setattr(sandbox._Sandbox, "_ready", lambda self: False)
+    monkeypatch.setattr(sandbox, "_SANDBOX", sandbox.Helper(processes=False))
     assert [i.code for i in read_returned(far).issues] == ["F114"]
     assert codes_of(check_returned(read_returned(good), small_ctx)) == []
-    assert sandbox._SANDBOX.proc is None
+    assert sandbox.helper_pid() is None
+
+
+@pytest.mark.libreoffice
+def test_every_reader_asks_the_one_size_rule(full, small_ctx, tmp_path, monkeypatch):
+    """Lower the limit in `sandbox.check_size` alone, and every way a sheet is measured refuses by it:
+    the helper's measure, the guard where values are read here, the .xls and .ods sheet scans."""
+    good = write_filled(small_ctx, small_ctx.townships[0], tmp_path, SMALL_VALUES, False)
+    monkeypatch.setattr(sandbox, "MAX_CELLS", 10)
+    helper = sandbox._SANDBOX
+    helper.stop()                                  # the next helper forks with the lower limit
+    try:
+        assert [i.code for i in read_returned(good).issues] == ["F114"]
+        for source in ("formats/form.xls", "formats/form.ods"):
+            assert [i.code for i in read_returned(full.corpus.folder / source).issues] == ["F114"], source
+        monkeypatch.setattr(sandbox, "_SANDBOX", sandbox.Helper(processes=False))
+        assert [i.code for i in read_returned(good).issues] == ["F114"]
+    finally:
+        helper.stop()                              # not to be used again with the lower limit
 
 
 # -- fuzzing: random damage to a good workbook never raises, every outcome is a report ------------------

@@ -6,6 +6,7 @@ layout, every input is validated and every total is recomputed in Python (`scori
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import math
@@ -13,11 +14,11 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from functools import cached_property
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from . import scoring
-from .issues import Issue, Report, issue
+from .issues import Issue, Report, issue, status_of
 from .layout import (COL_EVIDENCE, COL_NOTE, COL_SCORE, FORM_MARK, FORM_SHEET, GUIDE_SHEET, IDENTITY_KEYS, META_SHEET, SHEETS, CellSpec,
                      FormLayout, a1, computed_cells, form_id, form_layout, position)
 from .reader import Returned
@@ -118,34 +119,122 @@ class Entries:
 
 
 @dataclass(slots=True)
-class FileResult:
-    """The verdict on one file."""
+class Head:
+    """A file's outcome, as the collection rules, the counts and the ranking need it: which file, whose,
+    when, what became of it. Its status, role and acceptance live here and only here: a verdict answers
+    from its head, and a batch keeps every head in memory while most verdicts wait on disk
+    (`collect.Results`), so the two cannot disagree."""
 
     name: str
     sha256: str = ""
-    format: str = ""
     township: Township | None = None
-    entries: Entries | None = None
-    scores: scoring.Scores | None = None
     saved: dt.datetime | None = None
     mtime: dt.datetime | None = None
-    role: str = "used"            # used | superseded | duplicate
-    report: Report = field(default_factory=Report)
+    scored: bool = False
+    role: str = "used"                # used | superseded | duplicate
+    errors: int = 0                   # how many issues of each severity its report holds, the rules' included
+    warnings: int = 0
+    issues: int = 0
+    copy_key: bytes | None = None     # digest of the entries, if distinctive enough to flag a copy
+    added: list[Issue] | None = None  # issues the collection rules added to a verdict kept on disk
+
+    def count(self, item: Issue) -> None:
+        """Count an issue added to the file's report (only `FileReport` and `collect.Results` call this)."""
+        self.issues += 1
+        if item.severity == "error":
+            self.errors += 1
+        elif item.severity == "warning":
+            self.warnings += 1
 
     @property
     def status(self) -> str:
-        return self.report.status
+        return status_of(self.errors, self.warnings)
 
     @property
     def accepted(self) -> bool:
-        return self.role == "used" and self.report.ok and self.scores is not None
+        return self.role == "used" and not self.errors and self.scored
 
     @property
     def when(self) -> dt.datetime | None:
         return self.saved or self.mtime
 
+
+class FileReport(Report):
+    """A file's report: every issue added to it is counted in the file's head as it comes."""
+
+    __slots__ = ("head",)
+
+    def __init__(self, head: Head, issues: Iterable[Issue] = ()) -> None:
+        Report.__init__(self)
+        self.head = head
+        self.extend(issues)
+
+    def add(self, item: Issue) -> None:
+        self.issues.append(item)
+        self.head.count(item)
+
+    def extend(self, items: Iterable[Issue]) -> None:
+        for item in items:
+            self.add(item)
+
+    @property
+    def status(self) -> str:
+        return self.head.status
+
+
+class FileResult:
+    """The verdict on one file: its head (the outcome, see `Head`), what was read and scored, and the
+    report of its issues. Status, role and acceptance are its head's."""
+
+    __slots__ = ("head", "format", "entries", "_scores", "report")
+
+    def __init__(self, name: str, sha256: str = "", format: str = "", township: Township | None = None,
+                 entries: Entries | None = None, scores: scoring.Scores | None = None,
+                 saved: dt.datetime | None = None, mtime: dt.datetime | None = None, role: str = "used",
+                 report: Iterable[Issue] = ()) -> None:
+        self.head = Head(name, sha256, township, saved, mtime, role=role)
+        self.format, self.entries = format, entries
+        self.report = FileReport(self.head, report)
+        self.scores = scores
+
+    @property
+    def scores(self) -> scoring.Scores | None:
+        return self._scores
+
+    @scores.setter
+    def scores(self, scores: scoring.Scores | None) -> None:
+        self._scores = scores
+        self.head.scored = scores is not None
+
+    @property
+    def township(self) -> Township | None:
+        return self.head.township
+
+    @township.setter
+    def township(self, township: Township | None) -> None:
+        self.head.township = township
+
+    name = property(lambda self: self.head.name)
+    sha256 = property(lambda self: self.head.sha256)
+    saved = property(lambda self: self.head.saved)
+    mtime = property(lambda self: self.head.mtime)
+    when = property(lambda self: self.head.when)
+    role = property(lambda self: self.head.role)
+    status = property(lambda self: self.head.status)
+    accepted = property(lambda self: self.head.accepted)
+
     def add(self, code: str, **fields) -> None:
         self.report.add(issue(code, file=self.name, **fields))
+
+    def with_head(self, head: Head) -> "FileResult":
+        """This verdict (read back from disk) under `head`, the one the batch kept in memory: a copy of
+        it, with the issues the collection rules added since."""
+        self.head = self.report.head = dataclasses.replace(head, added=None)
+        self.report.issues.extend(head.added or ())
+        return self
+
+    def __repr__(self) -> str:
+        return f"FileResult({self.head!r}, format={self.format!r}, scores={self._scores!r}, report={self.report!r})"
 
 
 def check_returned(ret: Returned, ctx: Context) -> FileResult:

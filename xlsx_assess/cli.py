@@ -202,9 +202,10 @@ def _render_collection(coll, brief: bool = False) -> None:
     from rich.table import Table
 
     con = _console()
-    for r in coll.results:
-        if brief and r.status == "ok":
-            continue
+    for k, h in enumerate(coll.heads):
+        if brief and h.status == "ok":
+            continue                              # not read back from disk
+        r = coll.results[k]
         town = f"{r.township.name}（{r.township.code}）" if r.township else "身份不明"
         role = {"superseded": " · 未采用（有更新的文件）", "duplicate": " · 重复文件"}.get(r.role, "")
         con.print(f"{STATUS_ZH[r.status]}  {_esc(r.name)}  [bold]{_esc(town)}[/]{role}"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from .checks import Context, FileResult, check_returned
+from .checks import Context, FileResult, Head, check_returned
 from .issues import Issue, issue
 from .reader import (MAX_FILE_BYTES, MAX_MEMBERS, ZIP_MAGIC, Returned, cancel_returned, finish_returned, human_size,
                      start_returned, zip_reason)
@@ -49,46 +49,14 @@ class Skipped:
     reason: str
 
 
-@dataclass(slots=True)
-class Head:
-    """What the collection rules and the counts need of one verdict: kept in memory for every file."""
-
-    name: str
-    sha256: str
-    township: Township | None
-    saved: dt.datetime | None
-    mtime: dt.datetime | None
-    scored: bool
-    status: str
-    copy_key: bytes | None            # digest of the entries, if distinctive enough to flag a copy
-    issues: int                       # how many issues its report holds, the rules' included
-    role: str = "used"
-    added: list[Issue] | None = None  # issues the collection rules added to a verdict kept on disk
-
-    @classmethod
-    def of(cls, res: FileResult, ctx: Context) -> "Head":
-        e = res.entries
-        key = e.fingerprint() if e is not None and e.distinctive(ctx.rubric) else None
-        return cls(res.name, res.sha256, res.township, res.saved, res.mtime, res.scores is not None, res.status,
-                   key, len(res.report), res.role)
-
-    @property
-    def accepted(self) -> bool:       # as FileResult.accepted
-        return self.role == "used" and self.status != "error" and self.scored
-
-    @property
-    def when(self) -> dt.datetime | None:
-        return self.saved or self.mtime
-
-
 class Results(Sequence[FileResult]):
-    """The verdicts of a batch, in the order checked.
+    """The verdicts of a batch, in the order checked, and every verdict's head (`Head`: its outcome).
 
-    The first KEEP_RESULTS are kept as objects; the others are pickled into an anonymous temporary file as
-    they arrive and read back one at a time when asked for, so a province's batch costs this process
-    a `Head` per file, not a whole verdict. Verdicts are changed only through `set_role` and `add`
-    (what the collection rules do), which keep the heads and both kinds of verdict in step; a verdict
-    read back from the file is a fresh copy each time.
+    The first KEEP_RESULTS verdicts are kept as objects; the others are pickled into an anonymous
+    temporary file as they arrive and read back one at a time when asked for, so a province's batch
+    costs this process a head per file, not a whole verdict. A verdict kept holds the very head listed
+    in `heads`; one read back is a fresh copy under a copy of its head. The collection rules change a
+    verdict only through `set_role` and `add`, which go to its head.
     """
 
     def __init__(self, ctx: Context):
@@ -100,7 +68,8 @@ class Results(Sequence[FileResult]):
         self._file: Any = None
 
     def append(self, res: FileResult) -> None:
-        head = Head.of(res, self._ctx)
+        e = res.entries
+        res.head.copy_key = e.fingerprint() if e is not None and e.distinctive(self._ctx.rubric) else None
         if len(self.heads) < self._keep:
             self._kept.append(res)
         else:                                     # on disk first: a failed write leaves both lists in step
@@ -113,7 +82,7 @@ class Results(Sequence[FileResult]):
             where = self._file.seek(0, io.SEEK_END)
             self._file.write(blob)
             self._spans.extend((where, len(blob)))
-        self.heads.append(head)
+        self.heads.append(res.head)
 
     def __len__(self) -> int:
         return len(self.heads)
@@ -131,27 +100,18 @@ class Results(Sequence[FileResult]):
 
         at = 2 * (k - len(self._kept))
         self._file.seek(self._spans[at])
-        res = pickle.loads(self._file.read(self._spans[at + 1]))
-        head = self.heads[k]
-        res.role = head.role
-        res.report.extend(head.added or ())
-        return res
+        return pickle.loads(self._file.read(self._spans[at + 1])).with_head(self.heads[k])
 
     def set_role(self, k: int, role: str) -> None:
         self.heads[k].role = role
-        if k < len(self._kept):
-            self._kept[k].role = role
 
     def add(self, k: int, item: Issue) -> None:
-        head = self.heads[k]
         if k < len(self._kept):
-            self._kept[k].report.add(item)
+            self._kept[k].report.add(item)         # counted in its head
         else:
+            head = self.heads[k]
             head.added = (head.added or []) + [item]
-        head.issues += 1
-        if item.severity == "error" or (item.severity == "warning" and head.status == "ok"):
-            head.status = item.severity          # as Report.status: error over warning over ok
-
+            head.count(item)
 
 
 @dataclass

@@ -164,6 +164,12 @@ class _Blank(dict):
         return ""
 
 
+def status_of(errors: int, warnings: int) -> str:
+    """The status of a report or a file, from how many errors and warnings it holds: error over warning
+    over ok. The one place this rule lives."""
+    return "error" if errors else "warning" if warnings else "ok"
+
+
 @dataclass(slots=True)
 class Report:
     """An ordered collection of issues with convenience views."""
@@ -186,11 +192,7 @@ class Report:
 
     @property
     def status(self) -> str:
-        if self.errors:
-            return "error"
-        if any(i.severity == "warning" for i in self.issues):
-            return "warning"
-        return "ok"
+        return status_of(len(self.errors), sum(i.severity == "warning" for i in self.issues))
 
     def __iter__(self):
         return iter(self.issues)

@@ -29,7 +29,7 @@ from typing import AbstractSet, Any, Callable, Iterator
 
 from .issues import Issue, Refused, issue
 from .ole import OleFile, biff_extents
-from .sandbox import Pending, begin_read, check_size, read_values
+from .sandbox import Pending, begin_read, check_size, check_sizes, read_values
 from .layout import SHEETS, a1, col_index, position
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
@@ -453,8 +453,7 @@ def _read_ods(ret: Returned, parts: _Parts) -> None:
     ret.format = "ods"
     if any(n.startswith("Basic/") and not n.endswith("/") for n in parts.names):
         ret.active.append("宏（Basic）")
-    for name, extent in _ods_extents(parts.get("content.xml")).items():   # every table is read at once
-        check_size(name, *extent)
+    check_sizes(_ods_extents(parts.get("content.xml")))        # every table is read at once
     parts.sweep()
 
 
@@ -493,8 +492,7 @@ def _read_ole(ret: Returned, data: bytes) -> None:
         raise Refused("F104", detail=f"Excel 97-2003 文件结构有误（{exc}）") from None
     if encrypted:
         raise Refused("F105")
-    for name, extent in extents.items():         # every sheet is read at once
-        check_size(name, *extent)
+    check_sizes(extents)                         # every sheet is read at once
     ret.format = "xls"
     _read_values(ret, data)
     if {"_VBA_PROJECT_CUR", "_VBA_PROJECT", "VBA"} & names:

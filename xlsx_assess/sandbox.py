@@ -2,6 +2,11 @@
 process, and no `except` can catch that) or hang. Then only the helper dies, the file is reported
 damaged, and a new helper starts for the next file. Where no helper can be started, values are read
 in this process.
+
+One interface: `begin_read(bytes)` (`Helper.submit`) returns a future-like `Pending` at once; its
+`outcome()` is one of the `ReadOutcome` types (`Values`, `Refusal`, `Died`, `TimedOut`, `Failed`,
+`Cancelled`), and its `result()` the values or the `Refused` the reader reports. The size rule (F114)
+is `check_size`, here and nowhere else.
 """
 
 from __future__ import annotations
@@ -9,25 +14,46 @@ from __future__ import annotations
 import io
 import os
 from collections import deque
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, NoReturn
 
 from .issues import Refused
 from .layout import SHEETS, a1
+
+Sheets = dict[str, str]                        # sheet -> visible | hidden | veryhidden
+Rows = dict[str, list[list[Any]]]              # sheet -> rows of values
 
 MAX_CELLS = 1_000_000                 # the rectangle a sheet spans: python-calamine allocates all of it
 
 
 def check_size(sheet: str, rows: int, cols: int) -> None:
-    """Refuse a sheet whose used rectangle (rows × cols from A1) is too big to hold in memory."""
+    """The size rule (F114), decided here and nowhere else: refuse a sheet whose used rectangle
+    (rows × cols from A1) is too big to hold in memory.
+
+    Each reader measures the rectangle its own way and asks here: the helper measures what
+    python-calamine read, before sending it; the reader measures the XML of every worksheet of an
+    .xlsx where python-calamine would run in this process or the helper died on the file, and every
+    sheet of an .xls or .ods before reading it (python-calamine reads all of them at once)."""
     if rows * cols > MAX_CELLS:
         raise Refused("F114", value=sheet, detail=f"{a1(rows - 1, cols - 1)}（{rows} 行 × {cols} 列）")
 
 
-def _calamine_values(data: bytes) -> tuple[dict[str, str], dict[str, list[list[Any]]]]:
+def check_sizes(extents: Mapping[str, tuple[int, int]]) -> None:
+    """`check_size` for every sheet of a file (sheet -> (rows, cols)), in order."""
+    for sheet, (rows, cols) in extents.items():
+        check_size(sheet, rows, cols)
+
+
+def rows_extent(rows: list[list[Any]]) -> tuple[int, int]:
+    """(rows, cols) a sheet's values span from A1, as python-calamine gives them."""
+    return len(rows), max(map(len, rows), default=0)
+
+
+def _calamine_values(data: bytes) -> tuple[Sheets, Rows]:
     import python_calamine as pc
 
-    sheets: dict[str, str] = {}
-    values: dict[str, list[list[Any]]] = {}
+    sheets: Sheets = {}
+    values: Rows = {}
     try:
         wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
         for meta in wb.sheets_metadata:
@@ -35,7 +61,7 @@ def _calamine_values(data: bytes) -> tuple[dict[str, str], dict[str, list[list[A
         for name in sheets:
             if name in SHEETS:
                 values[name] = rows = wb.get_sheet_by_name(name).to_python(skip_empty_area=False)
-                check_size(name, len(rows), max(map(len, rows), default=0))   # before it is sent anywhere
+                check_size(name, *rows_extent(rows))      # before it is sent anywhere
     except pc.PasswordError:
         raise Refused("F105") from None
     except Refused:
@@ -51,163 +77,270 @@ READ_SECONDS = 30                              # one file's values, in the helpe
 HELPER_EXTRA_MEMORY = 512 * 1024 * 1024        # address space the helper may add to what it inherits
 
 
-class _Sandbox:
+# -- what became of a read: one small type per outcome ---------------------------------------------
+# Each says what it means for the file through `unwrap()`: the values, or the Refused the reader reports.
+
+@dataclass(frozen=True, slots=True)
+class Values:
+    """The values were read: every sheet's visibility, and the rows of the form's sheets."""
+
+    sheets: Sheets
+    values: Rows
+
+    def unwrap(self) -> tuple[Sheets, Rows]:
+        return self.sheets, self.values
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """python-calamine or the size rule refused the file: report `code` with `fields`."""
+
+    code: str
+    fields: dict[str, Any]
+
+    @classmethod
+    def of(cls, stop: Refused) -> "Refusal":
+        return cls(stop.code, dict(stop.fields))
+
+    def unwrap(self) -> NoReturn:
+        raise Refused(self.code, **self.fields)
+
+
+@dataclass(frozen=True, slots=True)
+class Died:
+    """The helper ended while reading (python-calamine aborted it, or it was killed). `reason`: what the
+    read's guard found in the file to explain it (a sheet too big to hold, F114), if anything."""
+
+    reason: Refusal | None = None
+
+    def unwrap(self) -> NoReturn:
+        if self.reason is not None:
+            self.reason.unwrap()
+        raise Refused("F104", detail="读取程序因文件结构异常而中止")
+
+
+@dataclass(frozen=True, slots=True)
+class TimedOut:
+    """The helper took longer than `seconds` on the file and was ended."""
+
+    seconds: float
+
+    def unwrap(self) -> NoReturn:
+        raise Refused("F104", detail=f"读取超过 {self.seconds} 秒，文件结构异常")
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """Something nobody foresaw went wrong in the helper, or the helper was stopped under the read."""
+
+    detail: str
+
+    def unwrap(self) -> NoReturn:
+        raise Refused("F104", detail=self.detail)
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    """The read was cancelled: nobody wants the file's values."""
+
+    def unwrap(self) -> NoReturn:
+        raise Refused("F104", detail="读取已取消")
+
+
+ReadOutcome = Values | Refusal | Died | TimedOut | Failed | Cancelled
+
+
+class Pending:
+    """A read handed to the helper, future-like: `outcome()` waits for it and gives its `ReadOutcome`,
+    `result()` gives the values or raises Refused, `cancel()` drops it (the file was refused meanwhile),
+    stopping the helper if it has started on it, so that it does not go on with a file nobody wants.
+
+    Only its `Helper` settles it; it keeps nothing of the helper's bookkeeping."""
+
+    __slots__ = ("_helper", "data", "guard", "_outcome")
+
+    def __init__(self, helper: "Helper", data: bytes, guard: Callable[[], None] | None = None) -> None:
+        self._helper, self.data, self.guard = helper, data, guard
+        self._outcome: ReadOutcome | None = None
+
+    def done(self) -> bool:
+        return self._outcome is not None
+
+    def outcome(self) -> ReadOutcome:
+        if self._outcome is None:
+            self._helper.wait(self)
+        return self._outcome
+
+    def result(self) -> tuple[Sheets, Rows]:
+        """(sheet -> visibility, sheet -> rows of values); raises Refused."""
+        return self.outcome().unwrap()
+
+    def cancel(self) -> None:
+        self._helper.cancel(self)
+
+    def _settle(self, outcome: ReadOutcome) -> None:
+        self._outcome, self.data = outcome, b""
+
+
+class Helper:
     """A helper process that reads values with python-calamine, one file at a time, restarted after a crash.
 
-    One read is in flight at a time; a read begun meanwhile waits in a queue and is handed over the
-    moment the one before it is collected, so the helper reads the next file while this process
-    checks the last one. (Sending only to an idle helper also means neither side can block the other
-    on a full pipe.)
+    `submit(bytes)` returns a `Pending` at once. One read is in flight at a time; a read submitted
+    meanwhile waits in a queue and is sent the moment the one before it is collected, so the helper
+    reads the next file while this process checks the last one. (Sending only to an idle helper also
+    means neither side can block the other on a full pipe.) A read that cannot be sent (no helper can
+    start here, or it was submitted before this process forked) is read in this process when waited for.
+    With `processes=False` every read is.
     """
 
-    def __init__(self) -> None:
-        self.proc = None
-        self.conn = None
-        self.owner = 0
-        self.inflight: Pending | None = None
-        self.queue: deque[Pending] = deque()
+    def __init__(self, processes: bool = True) -> None:
+        self._processes = processes
+        self._proc: Any = None
+        self._conn: Any = None
+        self._owner = 0
+        self._inflight: Pending | None = None
+        self._queue: deque[Pending] = deque()
 
-    def read(self, data: bytes) -> tuple[dict[str, str], dict[str, list[list[Any]]]]:
-        return self.begin(data).result()
+    @property
+    def pid(self) -> int | None:
+        """The helper process's id, if one is running for this process."""
+        return self._proc.pid if self._proc is not None and self._owner == os.getpid() else None
 
-    def begin(self, data: bytes, guard: Callable[[], None] | None = None) -> "Pending":
+    def read(self, data: bytes) -> tuple[Sheets, Rows]:
+        return self.submit(data).result()
+
+    def submit(self, data: bytes, guard: Callable[[], None] | None = None) -> Pending:
         """Hand the bytes to the helper (or queue them behind the read in flight) and return at once.
 
         `guard()` raises Refused for a file python-calamine must not read: it runs before a read in this
-        process (no helper), and after the helper died on the file, to tell why."""
+        process, and after the helper died on the file, to tell why."""
         self._forget_if_forked()
         pending = Pending(self, data, guard)
-        self.queue.append(pending)
-        self._next()
+        self._queue.append(pending)
+        self._send_next()
         return pending
 
-    def _next(self) -> None:
-        """Send queued reads while the helper is idle (reads that cannot be sent are done here, later)."""
-        while self.inflight is None and self.queue:
-            pending = self.queue.popleft()
+    def wait(self, pending: Pending) -> None:
+        """Settle `pending` (and, on the way, the read sent before it, kept for its owner)."""
+        self._forget_if_forked()
+        while not pending.done():
+            if self._inflight is not None:
+                self._collect()
+            elif pending in self._queue:
+                self._send_next()
+            else:                                        # never sent: read here
+                pending._settle(_read_here(pending.data, pending.guard))
+
+    def cancel(self, pending: Pending) -> None:
+        self._forget_if_forked()
+        if pending is self._inflight:
+            self._inflight = None
+            self.stop()
+            self._send_next()
+        elif pending in self._queue:
+            self._queue.remove(pending)
+        pending._settle(Cancelled())                     # whatever it held is let go of
+
+    def stop(self) -> None:
+        """End the helper; a read in flight is settled as failed (its owner cancelled it, or it is reported)."""
+        self._forget_if_forked()
+        if self._conn is not None:
+            self._conn.close()
+        if self._proc is not None:
+            if self._proc.is_alive():
+                self._proc.kill()
+            self._proc.join()
+        self._proc = self._conn = None
+        if self._inflight is not None:
+            pending, self._inflight = self._inflight, None
+            pending._settle(Failed("读取程序已停止"))
+
+    def _send_next(self) -> None:
+        """Send queued reads while the helper is idle (a read that cannot be sent is read here, later)."""
+        while self._inflight is None and self._queue:
+            pending = self._queue.popleft()
             if not self._ready():
-                pending.state = "local"                    # no helper on this system
                 continue
             try:
-                self.conn.send_bytes(pending.data)
+                self._conn.send_bytes(pending.data)
             except OSError:
                 self.stop()
-                pending.state = "local"
                 continue
-            pending.state = "sent"
-            self.inflight = pending
+            self._inflight = pending
 
     def _collect(self) -> None:
-        """Wait for the read in flight and keep its outcome with it; then send the next."""
-        pending, self.inflight = self.inflight, None
+        """Wait for the read in flight and settle it; then send the next."""
+        pending, self._inflight = self._inflight, None
         try:
-            if self.conn.poll(READ_SECONDS):
-                pending.outcome = self.conn.recv()
+            if self._conn.poll(READ_SECONDS):
+                outcome = self._conn.recv()
             else:
                 self.stop()
-                pending.outcome = ("refused", "F104", {"detail": f"读取超过 {READ_SECONDS} 秒，文件结构异常"})
+                outcome = TimedOut(READ_SECONDS)
         except (EOFError, OSError):
             self.stop()
-            pending.outcome = ("died",)
-        pending.state = "done"
-        self._next()
+            outcome = Died(_explain(pending.guard))
+        pending._settle(outcome)
+        self._send_next()
 
     def _forget_if_forked(self) -> None:
         """A helper, pipe and reads inherited through a fork belong to the parent: drop them unclosed."""
-        if self.owner != os.getpid():
-            self.proc = self.conn = self.inflight = None
-            self.queue.clear()
-            self.owner = os.getpid()
+        if self._owner != os.getpid():
+            self._proc = self._conn = self._inflight = None
+            self._queue.clear()
+            self._owner = os.getpid()
 
     def _ready(self) -> bool:
-        if self.proc is not None and self.owner == os.getpid() and self.proc.is_alive():
+        if self._proc is not None and self._owner == os.getpid() and self._proc.is_alive():
             return True
         self._forget_if_forked()
         self.stop()
+        if not self._processes:
+            return False
         try:
             import multiprocessing as mp
 
             ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            self.conn, theirs = ctx.Pipe()
-            self.proc = ctx.Process(target=_serve, args=(theirs, self.conn, os.getpid()), name="xlsx-assess-reader",
-                                    daemon=True)
-            self.proc.start()
+            self._conn, theirs = ctx.Pipe()
+            self._proc = ctx.Process(target=_serve, args=(theirs, self._conn, os.getpid()), name="xlsx-assess-reader",
+                                     daemon=True)
+            self._proc.start()
             theirs.close()
-            self.owner = os.getpid()
+            self._owner = os.getpid()
             return True
         except (OSError, ValueError, AssertionError):     # e.g. no processes allowed here
-            self.proc = self.conn = None
+            self._proc = self._conn = None
             return False
 
-    def stop(self) -> None:
-        """End the helper; a read in flight is lost (its owner cancelled it, or it is reported)."""
-        if self.conn is not None:
-            self.conn.close()
-        if self.proc is not None:
-            if self.proc.is_alive():
-                self.proc.kill()
-            self.proc.join()
-        self.proc = self.conn = None
-        if self.inflight is not None:
-            self.inflight.state = "done"
-            self.inflight.outcome = ("refused", "F104", {"detail": "读取程序已停止"})
-            self.inflight = None
+
+def _read_here(data: bytes, guard: Callable[[], None] | None) -> ReadOutcome:
+    """The values read in this process, the guard first (python-calamine may abort the process)."""
+    try:
+        if guard is not None:
+            guard()
+        return Values(*_calamine_values(data))
+    except Refused as stop:
+        return Refusal.of(stop)
 
 
-class Pending:
-    """A read handed to the helper: `result()` waits for it, `cancel()` (the file was refused meanwhile)
-    drops it, stopping the helper if it has started on it, so that it does not go on with a file
-    nobody wants."""
-
-    def __init__(self, box: _Sandbox, data: bytes, guard: Callable[[], None] | None = None) -> None:
-        self.box, self.data, self.guard = box, data, guard
-        self.state = "queued"                     # queued | sent | local | done | cancelled
-        self.outcome: tuple | None = None
-
-    def result(self) -> tuple[dict[str, str], dict[str, list[list[Any]]]]:
-        box = self.box
-        while self.state in ("queued", "sent"):
-            if box.inflight is not None:
-                box._collect()                    # this read, or one begun before it (kept for its owner)
-            elif self.state == "queued" and self not in box.queue:
-                self.state = "local"              # begun in a process that forked since: read it here
-            else:
-                box._next()
-        if self.state == "local":
-            self.state = "done"
-            if self.guard is not None:
-                self.guard()
-            return _calamine_values(self.data)
-        if self.state != "done" or self.outcome is None:
-            raise Refused("F104", detail="读取已取消")
-        outcome, self.outcome = self.outcome, None
-        if outcome[0] == "died" and self.guard is not None:
-            self.guard()                          # a sheet too big to hold explains it best (F114)
-        self.data = b""
-        if outcome[0] == "ok":
-            return outcome[1], outcome[2]
-        if outcome[0] == "refused":
-            raise Refused(outcome[1], **outcome[2])
-        if outcome[0] == "died":
-            raise Refused("F104", detail="读取程序因文件结构异常而中止")
-        raise Refused("F104", detail=outcome[1])
-
-    def cancel(self) -> None:
-        box = self.box
-        if self.state == "queued":
-            box.queue.remove(self)
-        elif self.state == "sent":
-            box.stop()
-            box._next()
-        self.state, self.outcome, self.data = "cancelled", None, b""
+def _explain(guard: Callable[[], None] | None) -> Refusal | None:
+    """Why the helper died on a file, if its guard can tell."""
+    if guard is not None:
+        try:
+            guard()
+        except Refused as stop:
+            return Refusal.of(stop)
+        except Exception:            # the file is reported damaged (F104) either way
+            pass
+    return None
 
 
-_SANDBOX = _Sandbox()
+_SANDBOX = Helper()
 
 
 def _serve(conn, ours, parent: int) -> None:
-    """The helper's loop: bytes in, (sheets, values) or the reason out, until the pipe closes or the
-    process that started it is gone (killed: then other processes may still hold the pipe open)."""
+    """The helper's loop: bytes in, a `ReadOutcome` out, until the pipe closes or the process that
+    started it is gone (killed: then other processes may still hold the pipe open)."""
     ours.close()                                # the parent's end, inherited through fork
     _limit_memory()
     try:                                        # a crash here is reported as an issue: no backtrace on the console
@@ -226,11 +359,11 @@ def _serve(conn, ours, parent: int) -> None:
         except (EOFError, OSError):
             return
         try:
-            outcome = ("ok", *_calamine_values(data))
+            outcome: ReadOutcome = Values(*_calamine_values(data))
         except Refused as stop:
-            outcome = ("refused", stop.code, stop.fields)
+            outcome = Refusal.of(stop)
         except BaseException as exc:
-            outcome = ("error", f"{type(exc).__name__}: {exc}"[:120])
+            outcome = Failed(f"{type(exc).__name__}: {exc}"[:120])
         conn.send(outcome)
 
 
@@ -245,11 +378,21 @@ def _limit_memory() -> None:
         pass                                    # not Linux: the time limit still holds
 
 
-def read_values(data: bytes) -> tuple[dict[str, str], dict[str, list[list[Any]]]]:
+def read_values(data: bytes) -> tuple[Sheets, Rows]:
     """(sheet -> visibility, sheet -> rows of values) of the form's sheets; raises Refused."""
     return _SANDBOX.read(data)
 
 
 def begin_read(data: bytes, guard: Callable[[], None] | None = None) -> Pending:
     """Start reading the values in the helper; `.result()` gives what `read_values` gives."""
-    return _SANDBOX.begin(data, guard)
+    return _SANDBOX.submit(data, guard)
+
+
+def helper_pid() -> int | None:
+    """The id of this process's helper, if one is running."""
+    return _SANDBOX.pid
+
+
+def stop_helper() -> None:
+    """End this process's helper (the next read starts a new one)."""
+    _SANDBOX.stop()

@@ -1,0 +1,175 @@
+"""The helper process behind one typed interface: bytes in, a `Pending` back at once, a `ReadOutcome` out.
+
+A stand-in for python-calamine answers by the bytes it is given ("ok", "refuse", "fail", "hang"), so every
+kind of outcome is reached in a second: read, refused, died (the helper killed), timed out, failed,
+cancelled, and read in this process where no helper may run.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import time
+
+import pytest
+
+from xlsx_assess import sandbox
+from xlsx_assess.issues import Refused
+from xlsx_assess.sandbox import Cancelled, Died, Failed, Helper, Refusal, TimedOut, Values
+
+READ = ({"表": "visible"}, {"表": [[1.0, "a"]]})
+
+
+def stand_in(data: bytes):
+    if data.startswith(b"ok"):
+        return READ
+    if data == b"refuse":
+        raise Refused("F105")
+    if data == b"fail":
+        raise ValueError("boom")
+    if data == b"hang":
+        time.sleep(60)
+    raise AssertionError(data)
+
+
+@pytest.fixture
+def helper(monkeypatch):
+    """A helper of its own that forks from here, with the stand-in reader."""
+    monkeypatch.setattr(sandbox, "_calamine_values", stand_in)
+    box = Helper()
+    yield box
+    box.stop()
+
+
+def refused(pending) -> tuple[str, dict]:
+    with pytest.raises(Refused) as stop:
+        pending.result()
+    return stop.value.code, stop.value.fields
+
+
+def test_values_come_back_typed_and_as_the_reader_takes_them(helper):
+    pending = helper.submit(b"ok")
+    assert pending.outcome() == Values(*READ) and pending.done()
+    assert pending.result() == READ
+    assert helper.pid is not None
+
+
+def test_a_refusal_is_the_reason_it_gives(helper):
+    pending = helper.submit(b"refuse")
+    assert pending.outcome() == Refusal("F105", {})
+    assert refused(pending) == ("F105", {})
+
+
+def test_a_fault_in_the_helper_is_a_failure_of_that_read_only(helper):
+    pending = helper.submit(b"fail")
+    assert pending.outcome() == Failed("ValueError: boom")
+    assert refused(pending)[0] == "F104"
+    assert helper.submit(b"ok").result() == READ
+
+
+def test_a_killed_helper_is_a_death_explained_by_the_guard_if_it_can(helper):
+    def too_big() -> None:
+        raise Refused("F114", value="评分表", detail="XFD1048576")
+
+    for guard, code in ((None, "F104"), (too_big, "F114")):
+        pending = helper.submit(b"hang", guard)
+        pid = helper.pid
+        os.kill(pid, signal.SIGKILL)
+        outcome = pending.outcome()
+        assert isinstance(outcome, Died)
+        assert outcome.reason == (None if guard is None else Refusal("F114", {"value": "评分表", "detail": "XFD1048576"}))
+        assert refused(pending)[0] == code
+        assert helper.pid is None                      # gone; the next read starts another
+    assert helper.submit(b"ok").result() == READ and helper.pid not in (None, pid)
+
+
+def test_a_read_that_takes_too_long_times_out_and_the_helper_is_replaced(helper, monkeypatch):
+    monkeypatch.setattr(sandbox, "READ_SECONDS", 1)
+    pending = helper.submit(b"hang")
+    pid = helper.pid
+    start = time.monotonic()
+    assert pending.outcome() == TimedOut(1)
+    assert time.monotonic() - start < 10
+    assert refused(pending)[0] == "F104"
+    assert helper.submit(b"ok").result() == READ and helper.pid != pid
+
+
+def test_cancelled_reads_queued_or_in_flight(helper):
+    hanging = helper.submit(b"hang")                  # in flight
+    queued = helper.submit(b"ok-queued")              # waits behind it
+    pid = helper.pid
+    queued.cancel()
+    assert queued.outcome() == Cancelled() and refused(queued)[0] == "F104"
+    assert helper.pid == pid                          # a queued read costs the helper nothing
+    hanging.cancel()
+    assert hanging.outcome() == Cancelled()
+    assert helper.pid is None                         # it had started on it: stopped
+    assert helper.submit(b"ok").result() == READ
+
+
+def test_one_read_in_flight_the_rest_queued_each_kept_for_its_owner(helper):
+    reads = [helper.submit(b"ok%d" % k) for k in range(4)]
+    assert [r.done() for r in reads] == [False] * 4
+    assert reads[2].result() == READ                  # the two before it were collected on the way
+    assert [r.done() for r in reads] == [True, True, True, False]
+    assert all(r.result() == READ for r in reads)
+
+
+def test_a_helper_stopped_under_a_read_fails_that_read(helper):
+    pending = helper.submit(b"hang")
+    helper.stop()
+    assert pending.outcome() == Failed("读取程序已停止")
+
+
+def test_without_processes_the_guard_runs_before_reading_here(monkeypatch):
+    monkeypatch.setattr(sandbox, "_calamine_values", stand_in)
+    box = Helper(processes=False)
+    calls = []
+    assert box.submit(b"ok", guard=lambda: calls.append(1)).outcome() == Values(*READ)
+    assert calls == [1] and box.pid is None
+
+    def too_big() -> None:
+        raise Refused("F114", value="评分表", detail="XFD1048576")
+
+    assert box.submit(b"hang", guard=too_big).outcome() == Refusal("F114", {"value": "评分表", "detail": "XFD1048576"})
+
+
+def test_a_read_begun_before_a_fork_is_read_in_the_child(helper):
+    pending = helper.submit(b"ok")
+    parent_helper = helper.pid
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:                                    # the child: the parent's helper is not its own
+        try:
+            os.close(read)
+            answer = (helper.pid, pending.result())
+            os.write(write, pickle.dumps(answer))
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as fh:
+        pid, values = pickle.loads(fh.read())
+    os.waitpid(child, 0)
+    assert (pid, values) == (None, READ)              # read there, without the parent's helper
+    assert helper.pid == parent_helper and pending.result() == READ
+
+
+def test_the_module_functions_keep_their_shape(monkeypatch):
+    monkeypatch.setattr(sandbox, "_SANDBOX", Helper(processes=False))
+    monkeypatch.setattr(sandbox, "_calamine_values", stand_in)
+    assert sandbox.read_values(b"ok") == READ
+    pending = sandbox.begin_read(b"ok", guard=None)
+    assert isinstance(pending, sandbox.Pending) and pending.result() == READ
+    pending.cancel()                                  # after the result: what it held is let go of
+    assert pending.outcome() == Cancelled()
+    assert sandbox.helper_pid() is None
+
+
+def test_the_size_rule_is_one_function():
+    sandbox.check_size("评分表", 1000, 1000)         # exactly the limit: held
+    with pytest.raises(Refused) as stop:
+        sandbox.check_sizes({"说明": (1, 1), "评分表": (1000, 1001)})
+    assert (stop.value.code, stop.value.fields["value"]) == ("F114", "评分表")
+    assert "ALM1000" in stop.value.fields["detail"]
+    assert sandbox.rows_extent([[1], [1, 2, 3], []]) == (3, 3)
