@@ -17,6 +17,7 @@ import io
 import os
 import random
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -254,13 +255,93 @@ def test_cases_are_judged_as_intended(originals, ctx):
     assert text["status"] == "warning" and {c for c, _, _ in text["issues"]} == {"V404", "V408"}
 
 
+# -- what XML allows but a form must not hold: reported, located ---------------------------------------
+
+def _form_twin(pkg: xml_variants.Package, first: bool) -> None:
+    """A second worksheet named like the form (a copy of it), listed before or after the real one."""
+    form = xml_variants.sheet_parts(pkg)[FORM_SHEET]
+    pkg.parts["xl/worksheets/sheet99.xml"] = pkg.parts[form]
+    pkg.parts["xl/_rels/workbook.xml.rels"] = pkg.parts["xl/_rels/workbook.xml.rels"].replace(
+        b"</Relationships>", b'<Relationship Id="rId99" Type="http://schemas.openxmlformats.org/officeDocument/'
+                             b'2006/relationships/worksheet" Target="worksheets/sheet99.xml"/></Relationships>')
+    pkg.parts["[Content_Types].xml"] = pkg.parts["[Content_Types].xml"].replace(
+        b"</Types>", b'<Override PartName="/xl/worksheets/sheet99.xml" ContentType="application/'
+                     b'vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>')
+    entry = f'<sheet name="{FORM_SHEET}" sheetId="99" r:id="rId99"/>'.encode()
+    book = pkg.parts["xl/workbook.xml"]
+    pkg.parts["xl/workbook.xml"] = (book.replace(b"<sheets>", b"<sheets>" + entry) if first
+                                    else book.replace(b"</sheets>", entry + b"</sheets>"))
+
+
+def _in_form(pkg: xml_variants.Package, pattern: bytes, replacement) -> None:
+    form = xml_variants.sheet_parts(pkg)[FORM_SHEET]
+    pkg.parts[form], n = re.subn(pattern, replacement, pkg.parts[form], count=1)
+    assert n == 1
+
+
+AMBIGUOUS = {   # name -> (edit, the cell the report must point at: None for the sheet)
+    "duplicate-cell": (lambda pkg: _in_form(pkg, rb'<c r="G5"[^>]*>.*?</c>', lambda m: m.group(0) * 2), "G5"),
+    "duplicate-row": (lambda pkg: _in_form(pkg, rb'<row r="5".*?</row>', lambda m: m.group(0) * 2), "5"),
+    "form-twin-before": (lambda pkg: _form_twin(pkg, True), None),
+    "form-twin-after": (lambda pkg: _form_twin(pkg, False), None),
+    "inline-string-then-value": (lambda pkg: _in_form(pkg, rb'<c r="G5"( s="[0-9]+")><v>([^<]*)</v></c>',
+                                                      rb'<c r="G5"\1 t="inlineStr"><is><t>x</t></is><v>\2</v></c>'), "G5"),
+    "value-then-inline-string": (lambda pkg: _in_form(pkg, rb'<c r="G5"( s="[0-9]+")><v>([^<]*)</v></c>',
+                                                      rb'<c r="G5"\1><v>\2</v><is><t>x</t></is></c>'), "G5"),
+}
+def _points_at(cell: str, where: str | None) -> bool:
+    """Whether an issue's cell is `where`: a cell, a row number (any cell of the row, or none), or None."""
+    if where is None:
+        return True
+    if where.isdigit():
+        return cell == "" or cell.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ") == where
+    return cell == where
+
+
+REPORTED_TODAY = {"inline-string-then-value", "value-then-inline-string"}   # as V401/V402 at the cell
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=[] if n in REPORTED_TODAY else [pytest.mark.xfail(
+        reason="issue 10: duplicate cells or rows and a second sheet named like the form pass without a word",
+        strict=False)]) for n in AMBIGUOUS])
+def test_ambiguous_structure_is_reported_where_it_is(originals, ctx, name):
+    edit, where = AMBIGUOUS[name]
+    pkg = xml_variants.Package.load(originals["full-marks"])
+    edit(pkg)
+    found = outcome(pkg.dump(), ctx)["issues"]
+    located = [(code, sheet, cell) for code, sheet, cell in found if sheet == FORM_SHEET and _points_at(cell, where)]
+    assert located, f"nothing reported at {FORM_SHEET} › {where or ''}: {found}"
+
+
 # -- 3. mutation: what LibreOffice shows for every mutant the tool accepts ------------------------------
 
 MUTANTS = 400 if FULL else 40
+# The parts that carry meaning: one of them not well-formed makes the file damaged (F104), as for an office suite.
+MEANINGFUL = re.compile(r"\[Content_Types\]\.xml|_rels/\.rels|xl/workbook\.xml|xl/_rels/workbook\.xml\.rels|"
+                        r"xl/styles\.xml|xl/sharedStrings\.xml|xl/worksheets/[^/]+\.xml|docProps/(core|custom)\.xml")
 
 
-def _mutants(ctx, folder: Path, count: int, seed: int = 20261130):
-    """(kind, description, path) of `count` seeded mutants of three valid returns."""
+@dataclass
+class Mutant:
+    kind: str
+    what: str
+    path: Path
+    result: object               # the tool's FileResult
+
+    @property
+    def accepted(self) -> bool:
+        return self.result.status != "error"
+
+    def label(self) -> str:
+        return f"{self.path.name} [{self.kind}] {self.what}"
+
+
+@pytest.fixture(scope="module")
+def mutants(ctx, tmp_path_factory) -> list[Mutant]:
+    """`MUTANTS` seeded mutants of three valid returns, each judged by the tool."""
+    folder = tmp_path_factory.mktemp("mutants")
+    seed = 20261130
     bases = []
     for k, values in enumerate([full_marks(ctx.rubric), random_values(ctx.rubric, random.Random(seed)),
                                 random_values(ctx.rubric, random.Random(seed + 1))]):
@@ -268,12 +349,34 @@ def _mutants(ctx, folder: Path, count: int, seed: int = 20261130):
         bases.append(xml_variants.Package.load(path.read_bytes()))
     rng = random.Random(seed)
     out = []
-    for n in range(count):
+    for n in range(MUTANTS):
         kind, what, mutant = xml_variants.mutate(bases[n % len(bases)], rng)
         path = folder / f"mutant_{n:04d}.xlsx"
         path.write_bytes(mutant.dump())
-        out.append((kind, what, path))
+        out.append(Mutant(kind, what, path, check_returned(read_returned(path), ctx)))
     return out
+
+
+def _not_well_formed(path: Path) -> list[str]:
+    pkg = xml_variants.Package.load(path.read_bytes())
+    bad = []
+    for name in pkg.xml_parts():
+        if MEANINGFUL.fullmatch(name):
+            try:
+                xml_reference.parse(pkg.parts[name], name)
+            except xml_reference.Unreadable:
+                bad.append(name)
+    return bad
+
+
+@pytest.mark.xfail(reason="issue 10: the regex reader accepts parts that are not well-formed", strict=False)
+def test_mutants_with_a_part_that_is_not_well_formed_are_refused(mutants):
+    accepted_damaged = [f"{m.label()}: {', '.join(bad)}" for m in mutants if m.accepted
+                        for bad in [_not_well_formed(m.path)] if bad]
+    summary = (f"of {len(mutants)} mutants, {sum(m.accepted for m in mutants)} accepted, "
+               f"{len(accepted_damaged)} of them with a part that is not well-formed")
+    print(summary)
+    assert not accepted_damaged, "\n".join([summary, *accepted_damaged])
 
 
 def _shown(read: dict):
@@ -286,55 +389,51 @@ def _shown(read: dict):
 
 
 def _disagreement(res, lay, reads: dict, rubric) -> str:
-    """'' when LibreOffice shows what the tool scored, else what differs."""
+    """'' when LibreOffice shows what the tool scored, else what differs. A score shown as text that is a
+    plain number agrees with that number (the tool counts it, with V404); the form's own total leaves such
+    text out, so the final is compared only where every score is shown as a number or blank."""
+    texts = False
     for item in rubric.items:
-        shown = _shown(reads[lay.score_cell(item.id)])
+        ref = lay.score_cell(item.id)
+        shown = _shown(reads[ref])
         if item.kind == "zero":
             if (shown == "是") != res.entries.zeroed:
-                return f"{lay.score_cell(item.id)}: LibreOffice shows {shown!r}, zeroed {res.entries.zeroed}"
+                return f"{ref}: LibreOffice shows {shown!r}, zeroed {res.entries.zeroed}"
             continue
         scored = res.entries.values.get(item.id)
         if isinstance(shown, str):
-            try:
-                shown = float(shown) if shown.strip() else None
-            except ValueError:
-                return f"{lay.score_cell(item.id)}: LibreOffice shows text {shown!r}, scored {scored!r}"
+            texts = True
+            if not re.fullmatch(r"\s*[0-9]+(\.[0-9]*)?\s*|\s*", shown):
+                return f"{ref}: LibreOffice shows text {shown!r}, scored {scored!r}"
+            shown = float(shown) if shown.strip() else None
         if (shown is None) != (scored is None) or (shown is not None and abs(shown - scored) > 1e-9):
-            return f"{lay.score_cell(item.id)}: LibreOffice shows {shown!r}, scored {scored!r}"
+            return f"{ref}: LibreOffice shows {shown!r}, scored {scored!r}"
     final = _shown(reads[lay.total_cells["最终得分"]])
-    if not isinstance(final, float) or abs(final - round(res.scores.final, 2)) > 0.005:
+    if not texts and (not isinstance(final, float) or abs(final - round(res.scores.final, 2)) > 0.005):
         return f"最终得分: LibreOffice shows {final!r} after recalculation, scored {res.scores.final!r}"
     return ""
 
 
 @pytest.mark.libreoffice
-@pytest.mark.xfail(reason="issue 10: the regex reader accepts parts that are not well-formed and cells LibreOffice "
-                          "shows blank (second values, inline strings beside values, duplicate cells and rows)",
+@pytest.mark.xfail(reason="issue 10: the regex reader accepts files LibreOffice cannot open and cells it shows blank",
                    strict=False)
-def test_accepted_mutants_are_shown_by_libreoffice_as_scored(ctx, tmp_path):
+def test_accepted_mutants_are_shown_by_libreoffice_as_scored(mutants, ctx):
     needs_libreoffice()
-    mutants = _mutants(ctx, tmp_path, MUTANTS)
-    accepted = []
-    for kind, what, path in mutants:
-        res = check_returned(read_returned(path), ctx)
-        if res.status != "error":
-            accepted.append((kind, what, path, res))
-    jobs = []
-    for kind, what, path, res in accepted:
-        lay = form_layout(ctx.rubric, res.township, ctx.settings)
-        cells = [lay.score_cell(i.id) for i in ctx.rubric.items] + [lay.total_cells["最终得分"]]
-        jobs.append({"in": str(path), "read": [[FORM_SHEET, ref] for ref in cells], "timeout": 30})
+    accepted = [m for m in mutants if m.accepted]
+    layouts = [form_layout(ctx.rubric, m.result.township, ctx.settings) for m in accepted]
+    jobs = [{"in": str(m.path), "timeout": 30,
+             "read": [[FORM_SHEET, ref] for ref in [*(lay.score_cell(i.id) for i in ctx.rubric.items),
+                                                    lay.total_cells["最终得分"]]]}
+            for m, lay in zip(accepted, layouts)]
     results = lo.run_jobs(jobs) if jobs else []
     unopenable, different = [], []
-    for (kind, what, path, res), result in zip(accepted, results):
-        lay = form_layout(ctx.rubric, res.township, ctx.settings)
+    for m, lay, result in zip(accepted, layouts, results):
         if not result["ok"]:
-            unopenable.append(f"{path.name} [{kind}] {what}: {result['error'][:80]}")
+            unopenable.append(f"{m.label()}: {result['error'][:100]}")
             continue
-        reads = {r["cell"]: r for r in result["read"]}
-        found = _disagreement(res, lay, reads, ctx.rubric)
+        found = _disagreement(m.result, lay, {r["cell"]: r for r in result["read"]}, ctx.rubric)
         if found:
-            different.append(f"{path.name} [{kind}] {what}: {found}")
+            different.append(f"{m.label()}: {found}")
     summary = (f"of {len(mutants)} mutants, {len(accepted)} accepted; of those LibreOffice cannot open "
                f"{len(unopenable)} and shows {len(different)} differently")
     print(summary)

@@ -83,7 +83,7 @@ def parse(xml: bytes, name: str = "") -> ET.Element:
         raise Unreadable("dtd", name)
     try:
         return ET.fromstring(xml)
-    except ET.ParseError as exc:
+    except (ET.ParseError, LookupError) as exc:           # LookupError: an encoding no reader knows
         raise Unreadable("not-well-formed", f"{name}: {exc}") from None
 
 

@@ -481,7 +481,7 @@ def _edit(pkg: Package, part: str, blob: bytes) -> Package:
 
 def _form_weights(pkg: Package) -> dict[str, int]:
     form = sheet_parts(pkg).get("评分表", "")
-    return {form: 12, "xl/sharedStrings.xml": 3, "xl/workbook.xml": 3, "xl/styles.xml": 2}
+    return {form: 6, "xl/sharedStrings.xml": 3, "xl/workbook.xml": 3, "xl/styles.xml": 2}
 
 
 def drop_element(pkg: Package, rng: random.Random):
