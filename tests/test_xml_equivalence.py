@@ -169,6 +169,12 @@ def originals(ctx, tmp_path_factory) -> dict[str, bytes]:
     return {case: _case_file(ctx, case, folder) for case in CASES}
 
 
+@pytest.fixture(scope="module")
+def judged(originals, ctx) -> dict[str, tuple[dict, dict, object]]:
+    """Each original's outcome, structure as read, and python-calamine view, computed once."""
+    return {case: (outcome(data, ctx), ours(data), calamine_view(data)) for case, data in originals.items()}
+
+
 def outcome(data: bytes, ctx) -> dict:
     """What the tool makes of a file: verdict, issues (code, sheet, cell), scores, saved time."""
     res = check_returned(read_returned("2026_变体.xlsx", data=data), ctx)
@@ -220,8 +226,9 @@ def _metamorphic_params():
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("transform", list(_metamorphic_params()))
-def test_xml_equivalent_variant_is_judged_as_the_original(originals, ctx, case, transform):
+def test_xml_equivalent_variant_is_judged_as_the_original(originals, judged, ctx, case, transform):
     original = originals[case]
+    want, structure, values = judged[case]
     apply, xml_equivalent = xml_variants.TRANSFORMS[transform]
     pkg = xml_variants.Package.load(original)
     variant_pkg = apply(pkg)
@@ -230,22 +237,22 @@ def test_xml_equivalent_variant_is_judged_as_the_original(originals, ctx, case, 
             if variant_pkg.parts[part] != pkg.parts[part]:
                 assert xml_variants.equivalent(pkg.parts[part], variant_pkg.parts[part]) is None, part
     variant = variant_pkg.dump()
-    want, got = outcome(original, ctx), outcome(variant, ctx)
-    if calamine_view(variant) != calamine_view(original):
+    got = outcome(variant, ctx)
+    if calamine_view(variant) != values:
         # python-calamine does not read this variant's values as the original's (CALAMINE_DIFFERS): then
         # the file may be refused, or judged on what calamine read, but never scored differently.
-        assert transform in CALAMINE_DIFFERS, f"python-calamine reads {transform} differently: {calamine_view(variant)!r:.200}"
+        assert transform in CALAMINE_DIFFERS, f"python-calamine reads it differently: {calamine_view(variant)!r:.200}"
         assert got["status"] == "error" or got["scores"] == want["scores"], got["issues"]
         return
     assert got == want
-    found = differences(ours(variant), ours(original))
+    found = differences(ours(variant), structure)
     assert not found, "\n".join(found)
 
 
-def test_cases_are_judged_as_intended(originals, ctx):
+def test_cases_are_judged_as_intended(judged):
     """The originals themselves: clean, clean with deductions, V406 at the formula, V404 at the text
     (so that a variant that loses the formula or the text is seen to)."""
-    judged = {case: outcome(data, ctx) for case, data in originals.items()}
+    judged = {case: views[0] for case, views in judged.items()}
     assert judged["full-marks"]["status"] == "ok" and judged["full-marks"]["scores"].final == 100
     assert judged["deductions"]["status"] == "ok" and judged["deductions"]["scores"].deduction > 0
     formula = judged["formula-in-score"]
@@ -279,15 +286,16 @@ def _in_form(pkg: xml_variants.Package, pattern: bytes, replacement) -> None:
     assert n == 1
 
 
+_G5_VALUE = rb'<c r="G5"( s="[0-9]+")><v>([^<]*)</v></c>'
 AMBIGUOUS = {   # name -> (edit, the cell the report must point at: None for the sheet)
     "duplicate-cell": (lambda pkg: _in_form(pkg, rb'<c r="G5"[^>]*>.*?</c>', lambda m: m.group(0) * 2), "G5"),
     "duplicate-row": (lambda pkg: _in_form(pkg, rb'<row r="5".*?</row>', lambda m: m.group(0) * 2), "5"),
     "form-twin-before": (lambda pkg: _form_twin(pkg, True), None),
     "form-twin-after": (lambda pkg: _form_twin(pkg, False), None),
-    "inline-string-then-value": (lambda pkg: _in_form(pkg, rb'<c r="G5"( s="[0-9]+")><v>([^<]*)</v></c>',
-                                                      rb'<c r="G5"\1 t="inlineStr"><is><t>x</t></is><v>\2</v></c>'), "G5"),
-    "value-then-inline-string": (lambda pkg: _in_form(pkg, rb'<c r="G5"( s="[0-9]+")><v>([^<]*)</v></c>',
-                                                      rb'<c r="G5"\1><v>\2</v><is><t>x</t></is></c>'), "G5"),
+    "inline-string-then-value": (lambda pkg: _in_form(pkg, _G5_VALUE, rb'<c r="G5"\1 t="inlineStr"><is><t>x</t></is>'
+                                                                      rb'<v>\2</v></c>'), "G5"),
+    "value-then-inline-string": (lambda pkg: _in_form(pkg, _G5_VALUE, rb'<c r="G5"\1><v>\2</v><is><t>x</t></is></c>'),
+                                 "G5"),
 }
 def _points_at(cell: str, where: str | None) -> bool:
     """Whether an issue's cell is `where`: a cell, a row number (any cell of the row, or none), or None."""

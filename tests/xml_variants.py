@@ -227,6 +227,12 @@ class _Writer:
         return self.escape(text)
 
     def escape(self, text: str, attribute: bool = False) -> str:
+        if not self.style.charrefs:              # the common case, without a walk over every character
+            text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+            if attribute:
+                text = text.replace("\n", "&#10;").replace("\t", "&#9;")
+                text = text.replace('"', "&quot;") if self.style.quote == '"' else text.replace("'", "&apos;")
+            return text
         out = []
         for k, ch in enumerate(text):
             if ch == "&":
@@ -302,7 +308,8 @@ def restyle(style: Style, only: Callable[[str], bool] = lambda name: True) -> Ca
     return apply
 
 
-def retree(edit: Callable[[Package, str, ET.Element], bool], only: Callable[[str], bool]) -> Callable[[Package], Package]:
+def retree(edit: Callable[[Package, str, ET.Element], bool],
+           only: Callable[[str], bool]) -> Callable[[Package], Package]:
     """The parts `only` names, edited as trees by `edit(pkg, name, root)` (True if it changed something),
     then written back keeping their prefixes."""
     def apply(pkg: Package) -> Package:
@@ -390,7 +397,9 @@ def rezip(compression: int, level: int | None = None, reverse: bool = False) -> 
     return apply
 
 
-MAIN_PARTS = lambda name: name.startswith("xl/") and not name.startswith("xl/theme/") and name.endswith(".xml")  # noqa: E731
+def MAIN_PARTS(name: str) -> bool:       # noqa: N802 - a constant-like selector
+    """The parts in SpreadsheetML's main namespace (workbook, styles, strings, sheets)."""
+    return name.startswith("xl/") and not name.startswith("xl/theme/") and name.endswith(".xml")
 
 # name -> (transform, whether each part it rewrites must be XML-equivalent to the original)
 TRANSFORMS: dict[str, tuple[Callable[[Package], Package], bool]] = {
