@@ -121,7 +121,7 @@ def serialize(xml: bytes, style: Style, tree: ET.Element | None = None) -> bytes
     for uri in _namespaces(root):
         if uri not in uri_prefix:
             uri_prefix[uri] = f"ns{len(uri_prefix)}"
-    uri_prefix.update(dict(style.prefixes))
+    uri_prefix.update((uri, prefix) for uri, prefix in style.prefixes if uri in uri_prefix)
     uri_prefix[XML_NS] = "xml"
     writer = _Writer(style, uri_prefix, old)
     body = writer.element(root, top=True)
