@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Context, Decimal
-from typing import TYPE_CHECKING, Iterable, Mapping
+from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
+from typing import TYPE_CHECKING, Mapping
 
 from .rubric import Rubric, format_points
 
@@ -43,9 +43,13 @@ def exact(value: float) -> Decimal:
 
 def round_half_up(value: Decimal, decimals: int) -> Decimal:
     """Round half away from zero to `decimals` places, as the spreadsheet's ROUND does."""
-    if not value.is_finite() or value.adjusted() >= 30:        # beyond any score: nothing to round
+    if not value.is_finite() or value.adjusted() >= 60:        # beyond any score: nothing to round
         return value
-    return value.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP, context=EXACT)
+    quantum = _QUANTA[decimals] if 0 <= decimals <= MAX_DECIMALS else Decimal(1).scaleb(-decimals)
+    return value.quantize(quantum, rounding=ROUND_HALF_UP, context=EXACT)
+
+
+_QUANTA = [Decimal(1).scaleb(-k) for k in range(MAX_DECIMALS + 1)]     # 1, 0.1, 0.01, …
 
 
 @functools.lru_cache(maxsize=EXACT_CACHE)
@@ -104,28 +108,26 @@ def completion_text(filled: int, required: int) -> str:
 def score(rubric: Rubric, values: Mapping[str, float | None], zeroed: bool, settings: "Settings") -> Scores:
     """Score one township under the county's rule (`settings`: caps and score_decimals).
 
-    `values` maps item ids to numbers as the file holds them; None or absent is blank (0).
+    `values` maps item ids to numbers as the file holds them; None or absent is blank (0). Exact for
+    every sum whose digits fit EXACT's precision: any score from 1e-40 to 1e40.
     """
     d = settings.score_decimals
-
-    def shown(numbers: Iterable[Decimal]) -> Decimal:          # a total as the form shows it
-        return round_half_up(functools.reduce(EXACT.add, numbers, Decimal(0)), d)
-
-    def line(item) -> Decimal:
-        v = values.get(item.id)
-        return Decimal(0) if v is None else exact(v)
-
-    per_category: dict[str, list[Decimal]] = {c: [] for c in rubric.scored_categories}
-    for i in rubric.base:
-        per_category[i.category].append(line(i))
-    subtotals = {c: shown(v) for c, v in per_category.items()}
-    base = shown(subtotals.values())
-    bonus_raw, deduction_raw = shown(map(line, rubric.bonus)), shown(map(line, rubric.deduction))
-    bonus, deduction = min(bonus_raw, exact(settings.bonus_cap)), min(deduction_raw, exact(settings.deduction_cap))
-    final = Decimal(0) if zeroed else round_half_up(max(Decimal(0), EXACT.subtract(EXACT.add(base, bonus), deduction)), d)
-    filled = sum(1 for i in rubric.base if values.get(i.id) is not None)
-    return Scores({c: float(v) for c, v in subtotals.items()}, float(base), float(bonus_raw), float(deduction_raw),
-                  float(bonus), float(deduction), float(final), zeroed, filled, len(rubric.base))
+    n = len(rubric.scored_categories)
+    sums = [Decimal(0)] * (n + 2)                  # each category's 小计, then 加分, 减分
+    filled = 0
+    with localcontext(EXACT):
+        for item_id, total, base in rubric.scored_lines:
+            v = values.get(item_id)
+            if v is not None:
+                sums[total] += exact(v)
+                filled += base
+        shown = [round_half_up(s, d) for s in sums]
+        subtotals, (bonus_raw, deduction_raw) = shown[:n], shown[n:]
+        base_total = round_half_up(sum(subtotals, Decimal(0)), d)
+        bonus, deduction = min(bonus_raw, exact(settings.bonus_cap)), min(deduction_raw, exact(settings.deduction_cap))
+        final = Decimal(0) if zeroed else round_half_up(max(Decimal(0), base_total + bonus - deduction), d)
+    return Scores(dict(zip(rubric.scored_categories, map(float, subtotals))), float(base_total), float(bonus_raw),
+                  float(deduction_raw), float(bonus), float(deduction), float(final), zeroed, filled, len(rubric.base))
 
 
 # -- the same rules as formulas -------------------------------------------------------------------
