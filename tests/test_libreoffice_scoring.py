@@ -197,3 +197,21 @@ def test_ties_at_two_places_share_a_rank(fills):
     rk = rank_townships(coll, group[0].ctx)
     tied = rk.ranking[rk.ranking["最终得分"] == 60.29]
     assert len(tied) == 2 and tied["排名"].nunique() == 1
+
+
+def test_the_rule_survives_a_libreoffice_save(fills):
+    """Read back from the files LibreOffice saved: every score cell keeps its rule, written for the
+    rule's first cell with the county's places, and its Chinese message."""
+    import openpyxl
+
+    for name in ("random0", "random4", "edge2", "edge3"):
+        f = fills[name][0]
+        ws = openpyxl.load_workbook(f.out)[FORM_SHEET]
+        for item in f.ctx.rubric.items:
+            if item.kind == "zero":
+                continue
+            [dv] = [dv for dv in ws.data_validations.dataValidation if f.lay.score_cell(item.id) in dv.sqref]
+            top = min((str(r.coord).split(":")[0] for r in dv.sqref.ranges), key=lambda ref: int(ref[1:]))
+            assert dv.type == "custom" and dv.showErrorMessage and dv.errorStyle in (None, "stop"), (name, item.id)
+            assert dv.formula1 == scoring.score_rule_formula(top, item.points, f.decimals), (name, item.id)
+            assert f"最多 {f.decimals} 位小数" in dv.error, (name, item.id)
