@@ -214,4 +214,4 @@ def test_the_rule_survives_a_libreoffice_save(fills):
             top = min((str(r.coord).split(":")[0] for r in dv.sqref.ranges), key=lambda ref: int(ref[1:]))
             assert dv.type == "custom" and dv.showErrorMessage and dv.errorStyle in (None, "stop"), (name, item.id)
             assert dv.formula1 == scoring.score_rule_formula(top, item.points, f.decimals), (name, item.id)
-            assert f"最多 {f.decimals} 位小数" in dv.error, (name, item.id)
+            assert f"最多{scoring.PLACES_ZH[f.decimals]}的数" in dv.error, (name, item.id)

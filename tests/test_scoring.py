@@ -280,7 +280,7 @@ def test_the_form_refuses_more_places_and_rounds_its_totals(small, tmp_path, dec
         top = min((str(r.coord).split(":")[0] for r in dv.sqref.ranges), key=lambda ref: int(ref[1:]))
         assert (dv.type, dv.errorStyle in (None, "stop"), dv.allow_blank) == ("custom", True, True)
         assert f"ROUND({top},{decimals})={top}" in dv.formula1 and f"{top}<=" in dv.formula1
-        assert ("整数" if decimals == 0 else f"最多 {decimals} 位小数") in dv.error
+        assert ("之间的整数" if decimals == 0 else f"之间、最多{scoring.PLACES_ZH[decimals]}的数") in dv.error
     number_format = "0." + "0" * decimals if decimals else "0"
     for ref in [*lay.total_cells.values(), *(lay.subtotal_cell(c) for c in lay.subtotal_rows)]:
         assert ws[ref].value.startswith(("=ROUND(", "=IF(")) and f",{decimals})" in ws[ref].value, ref

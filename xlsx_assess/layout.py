@@ -216,7 +216,7 @@ def score_validation(item: Item, decimals: int) -> Validation:
     top = format_points(item.points)
     what = {"base": "得分", "bonus": "加分", "deduction": "减分"}[item.kind]
     hint = "不得分请填 0" if item.kind == "base" else "没有发生的填 0 或留空"
-    kind = f"最多 {decimals} 位小数的数" if decimals else "整数"
+    kind = f"、最多{scoring.PLACES_ZH[decimals]}的数" if decimals else "的整数"
     return Validation("score", 0.0, item.points, title=f"{what}（0–{top}）",
                       prompt=f"请填写 0 到 {top} 之间{kind}，{hint}。",
                       error=f"{what}必须是 0 到 {top} 之间{kind}，请重新填写。",
