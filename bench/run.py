@@ -127,6 +127,8 @@ def bare_workbook(lay, path, naive: bool = False) -> None:
     """
     import xlsxwriter
 
+    from xlsx_assess.scoring import score_rule_formula    # the score cells' rule, as the form has it
+
     wb = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False,
                                          "strings_to_numbers": False, "in_memory": not naive})
     wb.set_properties({"created": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)})
@@ -158,10 +160,10 @@ def bare_workbook(lay, path, naive: bool = False) -> None:
         elif v.kind == "date":
             opts.update(validate="date", criteria="between", minimum=dt.date(2000, 1, 1),
                         maximum=dt.date(2100, 12, 31))
+        elif v.kind == "score":
+            opts.update(validate="custom", value="=" + score_rule_formula(cells[0].ref, v.maximum, v.decimals))
         else:
-            opts.update(validate="decimal" if v.kind == "decimal" else "length", criteria="between",
-                        minimum=v.minimum if v.kind == "decimal" else int(v.minimum),
-                        maximum=v.maximum if v.kind == "decimal" else int(v.maximum))
+            opts.update(validate="length", criteria="between", minimum=int(v.minimum), maximum=int(v.maximum))
         if naive:
             for c in cells:
                 sheets[sheet].data_validation(c.row, c.col, c.row, c.col, dict(opts))

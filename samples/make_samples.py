@@ -107,7 +107,7 @@ def _make_tie(ctx, filled: dict, a: str, b: str) -> None:
 
     def final(code):
         values = filled[code][0]
-        return score(ctx.rubric, values, False, s.bonus_cap, s.deduction_cap).final
+        return score(ctx.rubric, values, False, s).final
 
     gap = round(final(a) - final(b), 2)
     values, notes, _ = filled[b]

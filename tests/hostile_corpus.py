@@ -116,8 +116,7 @@ class _Builder:
         return out
 
     def final(self, values: dict, zeroed: bool = False) -> float:
-        s = self.settings
-        return scoring.score(self.rubric, values, zeroed, s.bonus_cap, s.deduction_cap).final
+        return scoring.score(self.rubric, values, zeroed, self.settings).final
 
     def expect(self, name: str, *codes, ranked: tuple[Township, float] | None = None) -> None:
         """`name` must carry `codes` (bare or (code, sheet, cell)); with `ranked`, it is that township's ranked file."""

@@ -27,6 +27,8 @@ JOB.json::
                  ["add_sheet", "Sheet2"], ["show_sheet", "_identity"],
                  ["unprotect", "评分表", ""], ["set_property", "xa_year", "2025"],
                  ["remove_property", "xa_form"]],
+         "invalid": ["评分表"],               # optional: after storing, the cells LibreOffice's own data
+                                            #   validation refuses (Tools › Detective › Mark Invalid Data)
          "password": "secret",              # optional: store encrypted with this open password
                                             # (.xlsx: EncryptionData/OOXPassword; "Password" alone does not)
          "timeout": 120}                    # optional per-job watchdog, seconds
@@ -40,7 +42,8 @@ Prints exactly ONE JSON object on stdout at the end::
 
     {"results": [{"ok": true, "read": [{"sheet", "cell", "value", "string",
                                         "formula", "type", "error"}, ...],
-                  "out": "/abs/out.xlsx"},
+                  "out": "/abs/out.xlsx",
+                  "invalid": {"评分表": ["G7", ...]}},           # only with "invalid"
                  {"ok": false, "error": "..."}]}
 
 One soffice process serves all jobs.  A failing job is reported and does not
@@ -322,6 +325,34 @@ def read_cell(doc, op):
     }
 
 
+def a1(row, col):
+    letters = ""
+    col += 1
+    while col:
+        col, rem = divmod(col - 1, 26)
+        letters = chr(65 + rem) + letters
+    return "%s%d" % (letters, row + 1)
+
+
+def invalid_cells(doc, name):
+    """The cells of a sheet that its data validation refuses, as LibreOffice itself judges them: the
+    detective's "mark invalid data" circles them. The sheet is unprotected for it (the detective works
+    on unprotected sheets only), so call it after the document is stored."""
+    sheet = doc.getSheets().getByName(name)
+    if sheet.isProtected():
+        sheet.unprotect("")
+    sheet.showInvalid()
+    page = sheet.getDrawPage()
+    refs = []
+    for i in range(page.getCount()):
+        shape = page.getByIndex(i)
+        if shape.getShapeType() == "com.sun.star.drawing.EllipseShape":
+            address = shape.Anchor.getCellAddress()
+            refs.append((address.Row, address.Column))
+    sheet.clearArrows()
+    return [a1(row, col) for row, col in sorted(set(refs))]
+
+
 def run_job(office, job):
     src = os.path.abspath(job["in"])
     if not os.path.exists(src):
@@ -363,6 +394,8 @@ def run_job(office, job):
         result = {"ok": True, "read": reads}
         if out:
             result["out"] = out
+        if job.get("invalid"):
+            result["invalid"] = {name: invalid_cells(doc, name) for name in job["invalid"]}
         return result
     finally:
         try:

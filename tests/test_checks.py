@@ -62,7 +62,7 @@ def test_blank_form_reports_each_missing_base_line(small_ctx, town, tmp_path):
 
 
 @pytest.mark.parametrize("raw, code", [
-    ("abc", "V402"), ("-1", "V403"), ("41", "V403"), ("#DIV/0!", "V412"), (" 12.5 ", "V404"), ("１２．５", "V405"),
+    ("abc", "V402"), ("-1", "V402"), (-1.0, "V403"), ("41", "V403"), ("#DIV/0!", "V412"), (" 12.5 ", "V404"), ("１２．５", "V405"),
 ])
 def test_bad_inputs_are_located(small_ctx, town, tmp_path, raw, code):
     path = write_filled(small_ctx, town, tmp_path, {**GOOD, "A01": None}, False)
@@ -279,7 +279,7 @@ def test_a_verdict_answers_from_its_head(small_ctx):
 
     res = FileResult("城关镇.xlsx")
     agree(res)
-    res.scores = score(small_ctx.rubric, GOOD, False, 2.0, 5.0)
+    res.scores = score(small_ctx.rubric, GOOD, False, small_ctx.settings)
     agree(res)
     assert res.accepted and res.status == "ok"
     res.report.add(issue("V409"))

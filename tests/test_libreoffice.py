@@ -65,7 +65,7 @@ def filled_by_libreoffice(ctx, tmp_path_factory):
         reads = [[FORM_SHEET, ref] for ref in [*lay.total_cells.values(), lay.completion_cell,
                                                *(lay.subtotal_cell(c) for c in lay.subtotal_rows)]]
         jobs.append({"in": str(src), "out": str(out / src.name), "format": "xlsx", "set": sets, "read": reads})
-        sc = scoring.score(ctx.rubric, values, bool(zeroed), ctx.settings.bonus_cap, ctx.settings.deduction_cap)
+        sc = scoring.score(ctx.rubric, values, bool(zeroed), ctx.settings)
         expected.append((t, values, zeroed, lay, sc))
     results = lo.run_jobs(jobs)
     for res in results:
@@ -125,11 +125,11 @@ def test_ranking_of_libreoffice_files_equals_direct_computation(filled_by_libreo
     rk = rank_townships(coll, ctx)
     complete = {t.code: sc for t, values, zeroed, lay, sc in expected if sc.complete}
     assert set(rk.ranking["乡镇代码"]) == set(complete)
-    finals = sorted((scoring.round2(sc.final) for sc in complete.values()), reverse=True)
+    finals = sorted((sc.final for sc in complete.values()), reverse=True)
     for row in rk.ranking.to_dict("records"):
         sc = complete[row["乡镇代码"]]
         assert row["最终得分"] == pytest.approx(sc.final)
-        assert row["排名"] == 1 + sum(f > scoring.round2(sc.final) for f in finals)
+        assert row["排名"] == 1 + sum(f > sc.final for f in finals)
 
 
 def test_structure_survives_a_libreoffice_save(filled_by_libreoffice):

@@ -16,7 +16,7 @@ from xlsx_assess import __version__, scoring
 from xlsx_assess.layout import (COL_CATEGORY, COL_EVIDENCE, COL_INDICATOR, COL_POINTS, COL_SCORE, FIRST_ITEM_ROW, FORM_SHEET,
                                 GUIDE_SHEET, HEADER_ROW, IDENTITY_KEYS, META_SHEET, SHEETS, TOTAL_LABELS, a1,
                                 computed_cells, form_id, form_layout)
-from xlsx_assess.rubric import parse_rubric
+from xlsx_assess.rubric import format_points, parse_rubric
 from xlsx_assess.settings import Township
 from xlsx_assess.writer import build_workbook, file_name
 
@@ -124,15 +124,19 @@ def test_validation_on_exactly_the_input_cells(built):
 
 def test_score_cells_accept_0_to_the_items_points(built):
     lay, dvs = built.layout, validations(built.wb[FORM_SHEET])
+    first = {id(dv): min((ref for r in dv.sqref.ranges for ref in cells_of(r.coord)), key=lambda ref: int(ref[1:]))
+             for dv in dvs.values()}
     for item in lay.rubric.items:
         dv = dvs[lay.score_cell(item.id)]
         if item.kind == "zero":
             assert dv.type == "list"
             assert dv.formula1 == f'"{scoring.YES},{scoring.NO}"'
-        else:
-            assert dv.type == "decimal", item.id
-            assert dv.operator in (None, "between"), item.id     # absent means between
-            assert (float(dv.formula1), float(dv.formula2)) == (0.0, item.points), item.id
+        else:                      # a number from 0 to the points, with at most two places (score_decimals)
+            assert dv.type == "custom", item.id
+            top = first[id(dv)]    # the formula is written for the rule's first (top) cell, relative to it
+            assert dv.formula1 == (f"AND(ISNUMBER({top}),{top}>=0,{top}<={format_points(item.points)},"
+                                   f"ROUND({top},2)={top})"), item.id
+            assert dv.allow_blank, item.id
 
 
 def test_text_cells_have_a_length_validation(built):
@@ -235,7 +239,7 @@ def test_cached_values_of_the_blank_form(built):
         assert ws[lay.subtotal_cell(category)].value == 0, category
     assert ws[lay.completion_cell].value == f"已填 0/{n} 项 · 尚有未填项"
     assert {c.ref for c in lay.cells if c.formula} == set(computed_cells(lay, scoring.score(
-        lay.rubric, {}, False, lay.settings.bonus_cap, lay.settings.deduction_cap)))
+        lay.rubric, {}, False, lay.settings)))
 
 
 def test_cached_completion_of_the_bundled_blank_form(ctx, tmp_path):
@@ -304,7 +308,7 @@ def test_form_prints_landscape_a4_one_page_wide_with_repeated_header(built):
 
 
 def test_bad_scores_and_completion_are_coloured(built):
-    """Out-of-range or text scores turn red; the completion cell turns green or amber."""
+    """Out-of-range, over-precise or text scores turn red; the completion cell turns green or amber."""
     lay = built.layout
     cfs = built.wb[FORM_SHEET].conditional_formatting
     rules = {str(cf.sqref): [r.text if r.type == "containsText" else r.formula[0] for r in cf.rules] for cf in cfs}
@@ -313,7 +317,8 @@ def test_bad_scores_and_completion_are_coloured(built):
     score_rule = next(sqref for sqref in rules if set().union(*map(cells_of, sqref.split())) == scores)
     [formula] = rules[score_rule]
     top = sorted(scores, key=lambda ref: int(ref[1:]))[0]
-    assert formula == f"OR(AND(ISNUMBER({top}),OR({top}<0,{top}>$F{top[1:]})),ISTEXT({top}))"
+    assert formula == (f"OR(AND(ISNUMBER({top}),OR({top}<0,{top}>$F{top[1:]},ROUND({top},2)<>{top})),"
+                       f"ISTEXT({top}))")
     assert rules[lay.completion_cell] == ["可以提交", "尚有"]
     assert fills[score_rule] == ["FFF4B6B6"]                               # red
     assert fills[lay.completion_cell] == ["FFC6EFCE", "FFFFEB9C"]          # green when done, amber before

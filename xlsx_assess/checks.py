@@ -11,10 +11,10 @@ import datetime as dt
 import hashlib
 import math
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from functools import cached_property
 from collections.abc import Iterable, Iterator, Mapping
+from decimal import Decimal
 from typing import Any
 
 from . import scoring
@@ -31,6 +31,11 @@ MAX_NOTE = 32767          # what a spreadsheet cell can hold
 ERROR_VALUES = ("#DIV/0!", "#N/A", "#NAME?", "#NULL!", "#NUM!", "#REF!", "#VALUE!", "#GETTING_DATA", "#SPILL!",
                 "#CALC!")
 INJECTION_START = ("=", "+", "-", "@", "\t", "\r")
+# A score typed as text counts when it reads as a person means it: ASCII digits, at most one point,
+# spaces around. Full-width digits, point and space (and 。, typed for a point in a Chinese input
+# method) are read as their ASCII twins, with a warning; anything else is not a number.
+FULL_WIDTH = str.maketrans({**{chr(0xFF10 + k): str(k) for k in range(10)}, "．": ".", "。": ".", "\u3000": " "})
+TYPED_NUMBER = re.compile(r"[ \t\r\n]*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)[ \t\r\n]*")
 
 
 @dataclass
@@ -254,7 +259,7 @@ def check_returned(ret: Returned, ctx: Context) -> FileResult:
     _check_structure(ret, lay, res)
     res.entries = _read_entries(ret, lay, res)
     s = ctx.settings
-    res.scores = scoring.score(ctx.rubric, res.entries.values, res.entries.zeroed, s.bonus_cap, s.deduction_cap)
+    res.scores = scoring.score(ctx.rubric, res.entries.values, res.entries.zeroed, s)
     _check_cached(ret, lay, res)
     return res
 
@@ -475,7 +480,7 @@ def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
             if entries.zeroed:
                 res.add("V413", **where)
             continue
-        value = _number(raw, item.points, res, where, item.label)
+        value = _number(raw, item.points, res, where, item.label, lay.settings.score_decimals)
         if value is None and item.kind == "base" and _text(raw).strip() == "":
             res.add("V401", label=item.label, limit=format_points(item.points), **where)
         entries.values[item.id] = value
@@ -492,35 +497,57 @@ def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
     return entries
 
 
-def _number(raw: Any, top: float, res: FileResult, where: dict, label: str) -> float | None:
-    """A score as a number, or None (blank or unusable, with an issue for the latter)."""
-    if type(raw) is float and 0 <= raw <= top + 1e-9:      # the usual case, as a spreadsheet stores it
+def _number(raw: Any, top: float, res: FileResult, where: dict, label: str, decimals: int) -> float | None:
+    """A score as the file holds it, or None (blank or unusable, with an issue for the latter).
+
+    More places than the county allows is an error (V415), but the score still counts in the totals,
+    so the totals agree with the ones the form shows.
+    """
+    if type(raw) is float and 0 <= raw <= top and scoring.fits(raw, decimals):    # the usual case
         return _SCORES.setdefault(raw, raw) if len(_SCORES) < MAX_SHARED_SCORES else _SCORES.get(raw, raw)
-    limit = format_points(top)
+    value = _held(raw, top, res, where)
+    if value is None:
+        return None
+    if not value.is_finite() or value < 0 or value > scoring.exact(top):
+        res.add("V403", value=format_points(value), limit=format_points(top), **where)
+        return None
+    if scoring.has_more_decimals(value, decimals):
+        res.add("V415", label=label, value=_show(raw) if isinstance(raw, str) else _plain(value),
+                limit=f"最多保留{scoring.PLACES_ZH[decimals]}" if decimals else "只能填整数",
+                expected=scoring.show(value, decimals), **where)
+    return float(value)
+
+
+def _held(raw: Any, top: float, res: FileResult, where: dict) -> Decimal | None:
+    """The number a score cell holds, exactly: a stored number, or text a person typed as one."""
     if isinstance(raw, bool) or isinstance(raw, (dt.date, dt.time, dt.timedelta)):
-        res.add("V402", value=_show(raw), limit=limit, **where)
+        res.add("V402", value=_show(raw), limit=format_points(top), **where)
         return None
-    if isinstance(raw, (int, float)):
-        value = float(raw)
-    else:
-        text = str(raw).strip()
-        if text == "":
-            return None
-        if text.upper() in ERROR_VALUES:
-            res.add("V412", value=text, limit=limit, **where)
-            return None
-        folded = unicodedata.normalize("NFKC", text).replace("。", ".").strip()
-        try:
-            value = float(folded)
-        except ValueError:
-            res.add("V402", value=_show(text), limit=limit, **where)
-            return None
-        code = "V405" if folded != text else "V404"
-        res.add(code, value=text, detail=format_points(value), **where)
-    if not math.isfinite(value) or value < 0 or value > top + 1e-9:
-        res.add("V403", value=format_points(value), limit=limit, **where)
+    if isinstance(raw, float):
+        return scoring.exact(raw)
+    if isinstance(raw, int):
+        return Decimal(raw)
+    text = str(raw)
+    if text.strip() == "":
         return None
+    if text.strip().upper() in ERROR_VALUES:
+        res.add("V412", value=text.strip(), limit=format_points(top), **where)
+        return None
+    ascii_text = text.translate(FULL_WIDTH)
+    typed = TYPED_NUMBER.fullmatch(ascii_text)
+    if typed is None:
+        res.add("V402", value=_show(text), limit=format_points(top), **where)
+        return None
+    value = Decimal(typed.group(1))
+    res.add("V405" if ascii_text != text else "V404", value=text, detail=_plain(value), **where)
     return value
+
+
+def _plain(value: Decimal) -> str:
+    """A decimal as a person writes it: 1.5, 10, 0.305 (no exponent, no trailing zeros)."""
+    if not value.is_finite() or len(value.as_tuple().digits) > 20:
+        return format_points(value)
+    return format(value.normalize(), "f")
 
 
 # A province's files hold the same few hundred scores (0, 0.5, 1, ..., the points of each line): one
@@ -547,15 +574,17 @@ def _check_cached(ret: Returned, lay: FormLayout, res: FileResult) -> None:
     labels = {lay.total_cells[k]: k for k in lay.total_cells}
     labels.update({lay.subtotal_cell(c): f"{c}小计" for c in lay.subtotal_rows})
     labels[lay.completion_cell] = "填报进度"
+    d = lay.settings.score_decimals
     for ref, expected in computed_cells(lay, res.scores).items():
         actual = ret.value(FORM_SHEET, *position(ref))
         if isinstance(expected, str):
             same = _text(actual) == expected
-        else:
-            same = isinstance(actual, (int, float)) and not isinstance(actual, bool) and abs(actual - expected) < 0.005
+        else:                               # what the cell shows, at d places, is what we computed
+            same = isinstance(actual, (int, float)) and not isinstance(actual, bool) and scoring.round_half_up(
+                scoring.exact(actual) if isinstance(actual, float) else Decimal(actual), d) == scoring.exact(expected)
         if not same:
             res.add("V408", sheet=FORM_SHEET, cell=ref, label=labels.get(ref, ""), value=_show(actual),
-                    expected=_show(expected if isinstance(expected, str) else round(expected, 2)))
+                    expected=expected if isinstance(expected, str) else scoring.show(expected, d))
 
 
 # -- small helpers --------------------------------------------------------------------------------

@@ -123,7 +123,7 @@ def check(
 
         print(json.dumps(collection_json(coll), ensure_ascii=False, indent=2))
     else:
-        _render_collection(coll)
+        _render_collection(coll, ctx.settings.score_decimals)
     raise typer.Exit(1 if coll.has_errors else 0)
 
 
@@ -153,7 +153,7 @@ def rank(
 
         print(json.dumps(ranking_json(ranking, coll), ensure_ascii=False, indent=2))
         return
-    _render_collection(coll, brief=True)
+    _render_collection(coll, ctx.settings.score_decimals, brief=True)
     _render_ranking(ranking)
     _console().print(f"排名工作簿已写入 {_esc(str(out))}")
 
@@ -198,8 +198,10 @@ def codes(as_json: bool = JsonOpt) -> None:
     _console().print(table)
 
 
-def _render_collection(coll, brief: bool = False) -> None:
+def _render_collection(coll, decimals: int, brief: bool = False) -> None:
     from rich.table import Table
+
+    from .scoring import show
 
     con = _console()
     for k, h in enumerate(coll.heads):
@@ -209,7 +211,7 @@ def _render_collection(coll, brief: bool = False) -> None:
         town = f"{r.township.name}（{r.township.code}）" if r.township else "身份不明"
         role = {"superseded": " · 未采用（有更新的文件）", "duplicate": " · 重复文件"}.get(r.role, "")
         con.print(f"{STATUS_ZH[r.status]}  {_esc(r.name)}  [bold]{_esc(town)}[/]{role}"
-                  + (f"  最终得分 {r.scores.final:.2f}" if r.accepted else ""))
+                  + (f"  最终得分 {show(r.scores.final, decimals)}" if r.accepted else ""))
         shown = [i for i in r.report if not brief or i.severity == "error"]
         if shown:
             table = Table("代码", "工作表", "单元格", "说明", show_edge=False, pad_edge=False, box=None)

@@ -105,6 +105,7 @@ CATALOGUE: dict[str, Code] = _catalogue(
     Code("V412", "error", "error value", "单元格显示错误值 {value}，请改为 0 到 {limit} 之间的数。"),
     Code("V413", "warning", "zero-out marked", "直接归零项选择了“是”，最终得分记 0 分。请核实。"),
     Code("V414", "info", "text looks like a formula", "文字以“{value}”开头，已作为普通文字处理。"),
+    Code("V415", "error", "score has too many decimals", "“{label}”的得分 {value} 小数位数过多：本次考核得分{limit}。请改为 {expected} 这样的数后重新填写。"),
     # -- collection -----------------------------------------------------------------------------
     Code("C501", "warning", "superseded by a newer file", "同一乡镇有更新的文件“{value}”，本文件未采用。"),
     Code("C502", "info", "identical copy", "与“{value}”内容完全相同，已合并。"),

@@ -65,13 +65,14 @@ def position(ref: str) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class Validation:
-    kind: str                      # "decimal" | "list" | "length" | "date"
+    kind: str                      # "score" | "list" | "length" | "date"
     minimum: float = 0.0
     maximum: float = 0.0
     choices: tuple[str, ...] = ()
     title: str = ""
     prompt: str = ""
     error: str = ""
+    decimals: int = 0              # "score": the places a number may have
 
 
 @dataclass(frozen=True)
@@ -210,13 +211,16 @@ def _filled(cell: CellSpec, entries: Mapping[str, Any]) -> CellSpec:
     return cell
 
 
-def score_validation(item: Item) -> Validation:
+def score_validation(item: Item, decimals: int) -> Validation:
+    """A number from 0 to the line's points with at most `decimals` places."""
     top = format_points(item.points)
     what = {"base": "得分", "bonus": "加分", "deduction": "减分"}[item.kind]
     hint = "不得分请填 0" if item.kind == "base" else "没有发生的填 0 或留空"
-    return Validation("decimal", 0.0, item.points, title=f"{what}（0–{top}）",
-                      prompt=f"请填写 0 到 {top} 之间的数，{hint}。",
-                      error=f"{what}必须是 0 到 {top} 之间的数，请重新填写。")
+    kind = f"、最多{scoring.PLACES_ZH[decimals]}的数" if decimals else "的整数"
+    return Validation("score", 0.0, item.points, title=f"{what}（0–{top}）",
+                      prompt=f"请填写 0 到 {top} 之间{kind}，{hint}。",
+                      error=f"{what}必须是 0 到 {top} 之间{kind}，请重新填写。",
+                      decimals=decimals)
 
 
 def _lay_form(lay: FormLayout) -> None:
@@ -269,7 +273,7 @@ def _lay_form(lay: FormLayout) -> None:
                         prompt="请选择“是”或“否”。选“是”则最终得分记 0 分。", error="只能选择“是”或“否”。"))
                 else:
                     put(row, COL_POINTS, item.points, "points")
-                    put(row, COL_SCORE, None, "input_score", validation=score_validation(item))
+                    put(row, COL_SCORE, None, "input_score", validation=score_validation(item, s.score_decimals))
                 put(row, COL_NOTE, None, "input_text", validation=_text_validation("扣分说明"))
                 put(row, COL_EVIDENCE, None, "input_text", validation=_text_validation("佐证材料"))
                 row += 1
@@ -280,7 +284,7 @@ def _lay_form(lay: FormLayout) -> None:
             put(row, 0, f"{category} 小计", "subtotal_label", merge_to=(row, COL_GUIDE))
             put(row, COL_POINTS, rubric.category_max(category), "subtotal_num")
             cells_ = [a1(lay.item_rows[i.id], COL_SCORE) for i in base]
-            put(row, COL_SCORE, None, "subtotal_num", formula=scoring.sum_formula(cell_ranges(cells_)))
+            put(row, COL_SCORE, None, "subtotal_num", formula=scoring.total_formula(cell_ranges(cells_), s.score_decimals))
             put(row, COL_NOTE, None, "subtotal_label", merge_to=(row, COL_EVIDENCE))
             row += 1
 
@@ -294,11 +298,12 @@ def _lay_form(lay: FormLayout) -> None:
         lay.total_cells[label] = a1(row + TOTAL_LABELS.index(label), COL_SCORE)
     zero = lay.score_cell(rubric.zero.id) if rubric.zero else None
     formulas = {
-        "基础得分": scoring.sum_formula(base_cells),
-        "加分": scoring.sum_formula(bonus_cells),
-        "减分": scoring.sum_formula(ded_cells),
+        "基础得分": scoring.total_formula(base_cells, s.score_decimals),
+        "加分": scoring.total_formula(bonus_cells, s.score_decimals),
+        "减分": scoring.total_formula(ded_cells, s.score_decimals),
         "最终得分": scoring.final_formula(lay.total_cells["基础得分"], lay.total_cells["加分"],
-                                          lay.total_cells["减分"], zero, s.bonus_cap, s.deduction_cap),
+                                          lay.total_cells["减分"], zero, s.bonus_cap, s.deduction_cap,
+                                          s.score_decimals),
     }
     explain = {
         "基础得分": f"各基础项得分之和，满分 {format_points(sum(i.points for i in rubric.base))} 分",
@@ -386,10 +391,12 @@ def _grade_text(s: Settings) -> list[str]:
 
 
 def _scoring_rules(rubric: Rubric, s: Settings) -> str:
+    places = scoring.PLACES_ZH[s.score_decimals]
     lines = [
-        f"1. 基础项共 {len(rubric.base)} 项，满分 {format_points(sum(i.points for i in rubric.base))} 分，逐项填写得分。",
+        f"1. 基础项共 {len(rubric.base)} 项，满分 {format_points(sum(i.points for i in rubric.base))} 分，逐项填写得分"
+        f"（{'最多' + places if s.score_decimals else '填写整数'}）。",
         f"2. 特别加分项合计计入总分，最多 {format_points(s.bonus_cap)} 分；特别减分项合计从总分中扣除，最多 {format_points(s.deduction_cap)} 分。",
-        "3. 最终得分＝基础得分＋加分−减分，最低 0 分，保留两位小数。",
+        f"3. 最终得分＝基础得分＋加分−减分，最低 0 分；各类小计、基础得分、加分、减分和最终得分均四舍五入保留{places}。",
     ]
     if rubric.zero:
         lines.append(f"4. 直接归零项（{rubric.zero.criterion}）为“是”的，最终得分记 0 分，等次为“{s.lowest_grade}”。")

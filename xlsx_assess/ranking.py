@@ -11,6 +11,7 @@ from .collect import Collection
 from .checks import Context
 from .issues import SEVERITY_ZH
 from .rubric import format_points
+from .scoring import PLACES_ZH, number_format
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,10 +35,12 @@ class Ranking:
     missing: "pd.DataFrame"
     explanation: list[tuple[str, str]] = field(default_factory=list)
     made: dt.datetime | None = None
+    decimals: int = 2                  # places the scores are shown with (the county's score_decimals)
 
 
 def rank_townships(coll: Collection, ctx: Context, now: dt.datetime | None = None) -> Ranking:
-    """Rank the accepted files: equal scores (at two decimals) share a rank, the next rank is skipped."""
+    """Rank the accepted files: equal final scores (as the forms show them, rounded by `scoring`) share a
+    rank, the next rank is skipped."""
     import pandas as pd
 
     now = now or dt.datetime.now().astimezone()
@@ -58,13 +61,13 @@ def rank_townships(coll: Collection, ctx: Context, now: dt.datetime | None = Non
         if sc.deduction_raw > s.deduction_cap:
             notes.append(f"减分 {format_points(sc.deduction_raw)} 超上限，按 {format_points(s.deduction_cap)} 计")
         town = heads[k].township                # shared by every table, not a copy read back per file
-        rows.append((town.code, town.name, round(sc.base, 2), round(sc.bonus, 2), round(sc.deduction, 2), sc.final,
+        rows.append((town.code, town.name, sc.base, sc.bonus, sc.deduction, sc.final,
                      s.lowest_grade if sc.zeroed else s.grade(sc.final), "；".join(notes), sc.zeroed))
         cat_rows.append((town.code, town.name, *(sc.subtotals[c] for c in cats)))
         details.add(r, town)
     ranking = pd.DataFrame.from_records(rows, columns=RANKING_COLUMNS[1:] + ["归零"])
     if len(ranking):
-        ranking.insert(0, "排名", ranking["最终得分"].round(2).rank(method="min", ascending=False).astype(int))
+        ranking.insert(0, "排名", ranking["最终得分"].rank(method="min", ascending=False).astype(int))
         ranking = ranking.sort_values(["排名", "乡镇代码"], kind="stable").reset_index(drop=True)
     else:
         ranking.insert(0, "排名", pd.Series(dtype=int))
@@ -85,7 +88,8 @@ def rank_townships(coll: Collection, ctx: Context, now: dt.datetime | None = Non
     missing = pd.DataFrame([{"乡镇代码": t.code, "乡镇": t.name,
                              "原因": f"文件有错误，未采用：{'、'.join(bad[t.code])}" if t.code in bad else "未收到文件"}
                             for t in coll.missing], columns=["乡镇代码", "乡镇", "原因"])
-    return Ranking(ranking, categories, details.frame(), issues, files, missing, explanation(ctx, coll, now), now)
+    return Ranking(ranking, categories, details.frame(), issues, files, missing, explanation(ctx, coll, now), now,
+                   s.score_decimals)
 
 
 class _Details:
@@ -182,6 +186,7 @@ def _when(t: dt.datetime | None) -> str:
 
 def explanation(ctx: Context, coll: Collection, now: dt.datetime) -> list[tuple[str, str]]:
     s, rubric = ctx.settings, ctx.rubric
+    places = PLACES_ZH[s.score_decimals]
     bands = "；".join(f"{g.name} ≥ {format_points(g.min)}" for g in s.grades[:-1]) + f"；其余为{s.lowest_grade}"
     summary = coll.summary()
     return [
@@ -190,9 +195,10 @@ def explanation(ctx: Context, coll: Collection, now: dt.datetime) -> list[tuple[
                   "每项得分由县里按乡镇报送的表格逐项重新核算，不采用表内公式的结果。"),
         ("加分、减分", f"特别加分项合计计入最多 {format_points(s.bonus_cap)} 分，特别减分项合计扣除最多 "
                    f"{format_points(s.deduction_cap)} 分。"),
-        ("最终得分", "基础得分＋加分−减分，最低 0 分，保留两位小数（四舍五入）。"),
+        ("最终得分", f"基础得分＋加分−减分，最低 0 分；各类小计、基础得分、加分、减分和最终得分均四舍五入保留"
+                  f"{places}，与各乡镇表内显示的一致。"),
         ("直接归零", f"直接归零项为“是”的，最终得分记 0 分，等次为{s.lowest_grade}。"),
-        ("排名规则", "按最终得分（两位小数）从高到低排名；得分相同名次相同，其后名次顺延（如 1、2、2、4）。"),
+        ("排名规则", f"按最终得分（{places}）从高到低排名；得分相同名次相同，其后名次顺延（如 1、2、2、4）。"),
         ("等次划分", bands),
         ("采用规则", "只采用没有错误的文件；同一乡镇有多个文件时采用最后保存的一个；内容完全相同的文件合并。"),
         ("评分细则版本", f"sha256 {rubric.fingerprint}"),
@@ -228,7 +234,7 @@ def _write_ranking(rk: Ranking, path: Path) -> None:
     f = {
         "head": wb.add_format({**base, "bold": True, "bg_color": "#D9E1F2", "align": "center", "text_wrap": True}),
         "text": wb.add_format({**base, "text_wrap": True}),
-        "num": wb.add_format({**base, "num_format": "0.00", "align": "center"}),
+        "num": wb.add_format({**base, "num_format": number_format(rk.decimals), "align": "center"}),
         "int": wb.add_format({**base, "num_format": "0", "align": "center"}),
         "pct": wb.add_format({**base, "num_format": "0.0%", "align": "center"}),
         "title": wb.add_format({"font_name": FONT, "font_size": 16, "bold": True}),
@@ -320,7 +326,7 @@ def _ranking_visuals(wb, rk: Ranking, f) -> None:
     name_col = list(rk.ranking.columns).index("乡镇")
     chart.add_series({"name": "最终得分", "categories": ["排名", top + 1, name_col, top + n, name_col],
                       "values": ["排名", top + 1, col, top + n, col], "fill": {"color": "#5B9BD5"},
-                      "data_labels": {"value": True, "num_format": "0.00"}})
+                      "data_labels": {"value": True, "num_format": number_format(rk.decimals)}})
     chart.set_title({"name": "各乡镇最终得分", "name_font": {"name": FONT_NAME, "size": 12}})
     chart.set_y_axis({"reverse": True, "num_font": {"name": FONT_NAME}})
     chart.set_x_axis({"min": 0, "num_font": {"name": FONT_NAME}})

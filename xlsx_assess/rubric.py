@@ -90,6 +90,15 @@ class Rubric:
         """Categories that hold base lines (they get a subtotal)."""
         return tuple(c for c in self.categories if any(i.category == c for i in self.base))
 
+    @functools.cached_property
+    def scored_lines(self) -> tuple[tuple[str, int, bool], ...]:
+        """(id, total, base?) of every scored line: the total it adds to is its category's index among
+        `scored_categories` for a base line, one past them for a bonus line, two past for a deduction."""
+        at = {c: k for k, c in enumerate(self.scored_categories)}
+        n = len(at)
+        return tuple((i.id, at[i.category] if i.kind == "base" else n + (i.kind == "deduction"), i.kind == "base")
+                     for i in self.items if i.kind in ("base", "bonus", "deduction"))
+
     def __hash__(self) -> int:
         return hash(self.fingerprint)
 

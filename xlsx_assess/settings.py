@@ -39,6 +39,7 @@ class Settings:
     contact_phone: str = ""
     bonus_cap: float = 5.0
     deduction_cap: float = 10.0
+    score_decimals: int = 2       # places a score may have; every total is rounded half up to as many
     grades: tuple[Grade, ...] = field(default_factory=lambda: (
         Grade("优秀", 90), Grade("良好", 80), Grade("一般", 60), Grade("较差", 0)))
     instructions: str = ""
@@ -47,8 +48,9 @@ class Settings:
         return self if year is None else replace(self, year=int(year))
 
     def grade(self, score: float) -> str:
+        """The band of a final score (already rounded by `scoring`, as the form shows it)."""
         for g in self.grades:
-            if round(score, 2) >= g.min:
+            if score >= g.min:
                 return g.name
         return self.grades[-1].name
 
@@ -71,8 +73,10 @@ class Township:
 def load_settings(path: str | Path | None = None, year: int | None = None) -> Settings:
     path = Path(path) if path else default_path("settings.toml")
     report = Report()
+    text = ""
     try:
-        data = tomllib.loads(decode_text(path.read_bytes()))
+        text = decode_text(path.read_bytes())
+        data = tomllib.loads(text)
         known = {f for f in Settings.__dataclass_fields__}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -85,17 +89,51 @@ def load_settings(path: str | Path | None = None, year: int | None = None) -> Se
         for key in ("bonus_cap", "deduction_cap"):
             if key in data:
                 data[key] = float(data[key])
-                if data[key] < 0:
-                    raise ValueError(f"{key} 不能为负数")
+                if not 0 <= data[key] < 1e9:
+                    raise ValueError(f"{key} 应为 0 到 10 亿之间的数")
         if "year" in data:
             data["year"] = int(data["year"])
+        _check_decimals(data)
         if "instructions" in data:
             data["instructions"] = str(data["instructions"]).strip()
         settings = Settings(**data)
+    except _Misplaced as exc:
+        report.add(issue("R201", file=path.name, line=_line_of(text, exc.key), column=exc.key, detail=str(exc)))
+        raise AssessError(report) from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError, TypeError, KeyError) as exc:
         report.add(issue("R201", file=path.name, detail=str(exc)))
         raise AssessError(report) from None
     return settings.with_year(year)
+
+
+class _Misplaced(ValueError):
+    """A setting with a wrong value, reported at its line."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
+def _check_decimals(data: dict) -> None:
+    """score_decimals is a whole number from 0 to scoring.MAX_DECIMALS, and the caps have no more places."""
+    from .scoring import MAX_DECIMALS, exact, has_more_decimals
+
+    d = data.get("score_decimals", Settings.score_decimals)
+    if type(d) is not int or not 0 <= d <= MAX_DECIMALS:
+        raise _Misplaced("score_decimals", f"score_decimals（得分小数位数）应为 0 到 {MAX_DECIMALS} 之间的整数，"
+                                           f"实际为 {d!r}")
+    for key in ("bonus_cap", "deduction_cap"):
+        cap = data.get(key)
+        if cap is not None and has_more_decimals(exact(cap), d):
+            raise _Misplaced(key, f"{key} 为 {cap}，小数位数超过 score_decimals（{d} 位）")
+
+
+def _line_of(text: str, key: str) -> int | None:
+    """The line of the settings file that sets `key`, if one does."""
+    for n, line in enumerate(text.splitlines(), start=1):
+        if line.split("=", 1)[0].strip() == key:
+            return n
+    return None
 
 
 def load_townships(path: str | Path | None = None) -> list[Township]:

@@ -48,6 +48,7 @@ STYLES: dict[str, dict] = {
     "meta": {},
 }
 FORMATS = {k: {"font_name": FONT, "font_size": 10.5, **v} for k, v in STYLES.items()}
+SCORE_STYLES = ("subtotal_num", "total_value", "final_value")    # shown with score_decimals places
 PREPARED_FORMULAS = 4096            # distinct formulas remembered per process (a form has about 20)
 PROTECT_OPTIONS = {"format_columns": True, "format_rows": True, "select_locked_cells": True,
                    "select_unlocked_cells": True}
@@ -164,7 +165,7 @@ def _write(lay: FormLayout, path: Path, password: str | None) -> None:
                        "comments": "由 xlsx-assess 生成，请只填写浅黄色单元格。"})
     for key, value in lay.identity.items():
         wb.set_custom_property(key, value)
-    formats = {k: wb.add_format(v) for k, v in FORMATS.items()}
+    formats = {k: wb.add_format(v) for k, v in _formats(s.score_decimals).items()}
     sheet_class = _sheet_class()
     guide, form, meta = (wb.add_worksheet(name, sheet_class) for name in (GUIDE_SHEET, FORM_SHEET, META_SHEET))
     sheets = {GUIDE_SHEET: guide, FORM_SHEET: form, META_SHEET: meta}
@@ -190,6 +191,13 @@ def _write(lay: FormLayout, path: Path, password: str | None) -> None:
         ws.protect(password or "", PROTECT_OPTIONS)
     form.activate()
     wb.close()
+
+
+@functools.cache
+def _formats(decimals: int) -> dict[str, dict]:
+    """The cell formats, the totals showing `decimals` places (as they are rounded)."""
+    shown = scoring.number_format(decimals)
+    return {k: {**v, "num_format": shown} if k in SCORE_STYLES else v for k, v in FORMATS.items()}
 
 
 @functools.cache
@@ -238,7 +246,7 @@ def _scores_of(lay: FormLayout) -> scoring.Scores:
             values[item.id] = float(v) if isinstance(v, (int, float)) else None
     zero = lay.rubric.zero
     zeroed = zero is not None and by_ref.get(lay.score_cell(zero.id)) == scoring.YES
-    return scoring.score(lay.rubric, values, zeroed, lay.settings.bonus_cap, lay.settings.deduction_cap)
+    return scoring.score(lay.rubric, values, zeroed, lay.settings)
 
 
 def _write_cell(ws, cell: CellSpec, fmt, cached: Mapping[str, Any]) -> None:
@@ -274,7 +282,7 @@ def _validation_rules(lay: FormLayout) -> list[tuple[str, int, int, dict]]:
             groups.setdefault((cell.sheet, cell.validation), []).append(cell)
         rules = []
         for (sheet, v), cells in groups.items():
-            options = _validation_options(v)
+            options = _validation_options(v, cells[0].ref)
             if len(cells) > 1:
                 options["multi_range"] = " ".join(cell_ranges([c.ref for c in cells]))
             rules.append((sheet, cells[0].row, cells[0].col, options))
@@ -282,11 +290,12 @@ def _validation_rules(lay: FormLayout) -> list[tuple[str, int, int, dict]]:
     return lay.shared["validations"]
 
 
-def _validation_options(v: Validation) -> dict:
+def _validation_options(v: Validation, top_left: str) -> dict:
+    """XlsxWriter's options for a rule; a formula in it is relative to `top_left`, its first cell."""
     opts: dict[str, Any] = {"input_title": v.title[:32], "input_message": v.prompt[:255],
                             "error_title": "填写有误"[:32], "error_message": v.error[:255], "error_type": "stop"}
-    if v.kind == "decimal":
-        opts.update(validate="decimal", criteria="between", minimum=v.minimum, maximum=v.maximum)
+    if v.kind == "score":
+        opts.update(validate="custom", value="=" + scoring.score_rule_formula(top_left, v.maximum, v.decimals))
     elif v.kind == "list":
         opts.update(validate="list", source=list(v.choices))
     elif v.kind == "length":
@@ -326,7 +335,7 @@ def _setup_form(lay: FormLayout, ws, formats, wb) -> None:
     ws.set_footer("&C&9第 &P 页，共 &N 页")
     ws.print_area(0, 0, lay.last_row, COL_EVIDENCE)
     ws.hide_gridlines(2)
-    # Out-of-range or non-numeric scores turn red, so a mistake is seen before the form is sent.
+    # Out-of-range, non-numeric or over-precise scores turn red, so a mistake is seen before the form is sent.
     bad_score = _bad_score_rule(lay)
     if bad_score:
         top, rule = bad_score
@@ -349,9 +358,9 @@ def _bad_score_rule(lay: FormLayout) -> tuple[str, dict] | None:
         rule = None
         if score_refs:
             top = score_refs[0].split(":")[0]
-            g, f = top, "$" + a1(int(top[1:]) - 1, COL_POINTS)[:-len(top[1:])] + top[1:]
+            f = "$" + a1(int(top[1:]) - 1, COL_POINTS)[:-len(top[1:])] + top[1:]
             rule = top, {"type": "formula", "multi_range": " ".join(score_refs),
-                         "criteria": f"=OR(AND(ISNUMBER({g}),OR({g}<0,{g}>{f})),ISTEXT({g}))"}
+                         "criteria": "=" + scoring.bad_score_formula(top, f, lay.settings.score_decimals)}
         lay.shared["bad_score"] = rule
     return lay.shared["bad_score"]
 
