@@ -615,7 +615,7 @@ def check_shared_strings(part: str, xml: bytes) -> None:
     if not xml:
         return
     check_xml(part, xml)
-    if _PREFIXED.search(xml) or not _is_plain(xml):
+    if _PREFIXED.search(xml) or not _is_plain(xml) or _MAIN_DEFAULT not in xml[:1024]:
         root = parse_xml(part, xml)
         if root.tag not in SST or any(el.tag.partition("}")[0][1:] not in MAIN for el in root.iter()):
             raise Refused("F104", detail=f"{part} 中有无法识别的内容")
