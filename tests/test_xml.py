@@ -170,3 +170,36 @@ def test_a_sheet_entry_in_another_namespace_is_damage(small_ctx, form):
     res = checked(small_ctx, form, lambda xml: xml.replace(
         b"</sheets>", b'<q:sheet xmlns:q="urn:q" name="extra" sheetId="9" r:id="rId1"/></sheets>'), part="xl/workbook.xml")
     assert [i.code for i in res.report] == ["F104"]
+
+
+# -- the plain-way patterns read what the tree reads ------------------------------------------------------
+
+PLAIN_ROWS = [
+    b'<row r="1"><c r="A1" s="05"><f>1+1</f><v>2</v></c><c r="B1" t="e"><v>#DIV/0!</v></c></row>',
+    b'<row r="2"><c r="A2"><f>SUM(A1)</f></c><c r="A2"><f>2</f><v>1</v></c></row><row r="2"><c r="B2" s="1"/></row>',
+    b'<row r="3" spans="1:3" x14ac:dyDescent="0.25"><c r="A3" t="e"><f>1/0</f><v> #N/A </v></c>'
+    b'<c r="C3" s="11"><f t="shared" ref="C3:C4" si="0">A1&amp;"x"</f><v>1</v></c></row>',
+    b'<row r="4"><c r="C4" s="11"><f t="shared" si="0"/><v>1</v></c><c r="D4" s="6" t="s"><v>0</v></c></row>',
+]
+
+
+@pytest.mark.parametrize("rows", PLAIN_ROWS + [b"".join(PLAIN_ROWS)])
+def test_the_plain_way_patterns_read_what_the_tree_reads(rows):
+    doc = (b'<?xml version="1.0" encoding="UTF-8"?>\r\n<worksheet xmlns="' + MAIN + b'" xmlns:x14ac="urn:x14ac">'
+           b'<cols><col min="1" max="2" width="9"/></cols><sheetData>' + rows + b'</sheetData>'
+           b'<sheetProtection sheet="1"/><dataValidations count="1"><dataValidation type="decimal" sqref="A1:B3 C4">'
+           b'<formula1>0</formula1></dataValidation></dataValidations></worksheet>')
+    for unlocked in (frozenset(), frozenset({1, 5}), frozenset(range(20))):
+        plain = ooxml.scan_plain(doc, unlocked)
+        assert plain is not None
+        assert plain == ooxml.scan_tree("sheet.xml", doc, unlocked)
+    assert plain.formulas and plain.protected and plain.validations
+
+
+@pytest.mark.parametrize("odd", [b'<c r="A1" s="1" ><v>1</v></c>', b"<c r='A1'><v>1</v></c>", b'<c s="1" r="A1"/>',
+                                 b'<c r="A1"><v>1</v><!-- x --></c>', b'<c r="a1"/>', b'<c r="A1" t="inlineStr"><is><t>x</t></is></c>',
+                                 b'<c r="A1"> <v>1</v></c>', b'<c r="A1"><v>1</v><f>1</f></c>'])
+def test_anything_else_is_left_to_the_tree(odd):
+    doc = b'<worksheet xmlns="' + MAIN + b'"><sheetData><row r="1">' + odd + b"</row></sheetData></worksheet>"
+    assert ooxml.scan_plain(doc) is None
+    ooxml.scan_tree("sheet.xml", doc)

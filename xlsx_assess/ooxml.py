@@ -347,9 +347,10 @@ def scan_plain(xml: bytes, unlocked: frozenset[int] = frozenset()) -> SheetXml |
     out = SheetXml(protected=protected, validations=validations, covered=covered)
     refs = _PLAIN_REF.findall(data)
     rows = _PLAIN_ROW_NUMBER.findall(data)
-    if len(rows) != data.count(b"<row"):
+    numbers = [int(r) for r in rows]
+    if len(rows) != data.count(b"<row") or 0 in numbers:
         return None
-    problems = [("S312", f"{n}:{n}") for n in _repeated([int(r) for r in rows])]
+    problems = [("S312", f"{n}:{n}") for n in _repeated(numbers)]
     out.problems = _ordered(problems + [("S311", ref.decode()) for ref in _repeated(refs)])
     if unlocked and len(unlocked) <= _FEW_STYLES:
         out.unlocked = {ref.decode() for ref in _style_pattern(unlocked).findall(data)}
@@ -377,7 +378,8 @@ def _plain_split(xml: bytes) -> tuple[bytes, bytes, bytes] | None:
     root_tag = head[at:head.find(b">", at) + 1]
     if not (root_tag.startswith((b"<worksheet ", b"<worksheet>")) and _MAIN_DEFAULT in root_tag):
         return None
-    if b"sheetProtection" in head or b"dataValidation" in head or _CELL_OR_ROW.search(head, len(root_tag) + at):
+    if b"sheetProtection" in head or b"dataValidation" in head or _CELL_OR_ROW.search(head, len(root_tag) + at) \
+            or _CELL_OR_ROW.search(tail):
         return None
     return root_tag, data, tail
 
@@ -399,8 +401,8 @@ def _plain_formulas(xml: bytes) -> dict[str, str]:
     while at != -1:
         start = xml.rfind(b"<", 0, at - 1) if at and xml[at - 1] == 0x3E else -1      # 0x3E: '>'
         found = _PLAIN_FORMULA.match(xml, start) if start >= 0 else None
-        if found:
-            out[found[1].decode()] = html.unescape((found[2] or b"").decode("utf-8", "replace"))
+        if found:                                 # a cell written twice: its first formula, as the tree reads
+            out.setdefault(found[1].decode(), html.unescape((found[2] or b"").decode("utf-8", "replace")))
         at = xml.find(b"<f", at + 2)
     return out
 
