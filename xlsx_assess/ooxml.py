@@ -32,7 +32,7 @@ from typing import AbstractSet
 from .container import MEMO_MEMBER_BYTES, Parts, member_key
 from .issues import Refused
 from .layout import SHEETS, a1, col_index, position
-from .memo import ENTRY_OVERHEAD, Memo, remembered, size_of_bytes
+from .memo import Memo, remembered, size_of_bytes
 
 MAIN = ("http://schemas.openxmlformats.org/spreadsheetml/2006/main", "http://purl.oclc.org/ooxml/spreadsheetml/main")
 RELATIONSHIPS = ("http://schemas.openxmlformats.org/officeDocument/2006/relationships",
