@@ -104,15 +104,17 @@ def parse_xml(part: str, xml: bytes) -> ET.Element:
 def _is_plain(xml: bytes) -> bool:
     """True when a part has no comment, CDATA, DTD, character reference or processing instruction
     (beyond the declaration) and is UTF-8 without a BOM: what python-calamine reads as it means."""
-    if b"<!" in xml or b"&#" in xml or xml[:3] == b"\xef\xbb\xbf" or b"\x00" in xml[:4]:
+    if b"<!" in xml or b"&#" in xml or not _plain_head(xml):
         return False
-    start = 0
-    if xml.startswith(b"<?xml"):
-        start = xml.find(b"?>") + 2
-        declared = _ENCODING.search(xml, 0, start)
-        if declared and declared.group(1).lower() not in (b"utf-8", b"utf8"):
-            return False
-    return xml.find(b"<?", start) < 0
+    return xml.find(b"<?", xml.find(b"?>") + 2 if xml.startswith(b"<?xml") else 0) < 0
+
+
+def _plain_head(xml: bytes) -> bool:
+    """UTF-8 without a BOM, as declared (or by default)."""
+    if xml[:3] == b"\xef\xbb\xbf" or b"\x00" in xml[:4]:
+        return False
+    declared = _ENCODING.search(xml, 0, xml.find(b"?>") + 2) if xml.startswith(b"<?xml") else None
+    return declared is None or declared.group(1).lower() in (b"utf-8", b"utf8")
 
 
 _ENCODING = re.compile(rb"""encoding\s*=\s*["']([^"']*)["']""")
@@ -219,19 +221,17 @@ def _listed(folder: str, rels: dict[str, tuple[str, str]], root: ET.Element) -> 
     return Book(folder, tuple(sheets), tuple(dict.fromkeys(problems)))
 
 
-def plain_parts(parts: Parts, book: Book) -> dict[str, bytes]:
-    """The parts python-calamine reads that are not written plainly, rewritten plainly from their trees."""
-    names = ["_rels/.rels", book.folder + "_rels/workbook.xml.rels", book.folder + "workbook.xml",
-             book.folder + "styles.xml", book.folder + "sharedStrings.xml"]
-    names += [s.part for s in map(book.first, SHEETS) if s is not None]
+def plain_parts(parts: Parts, book: Book, scanned: dict[str, "SheetXml"], strings_plain: bool) -> dict[str, bytes]:
+    """The parts python-calamine reads text from (values, shared strings) that are not written the plain
+    way, rewritten plainly from their trees. (It reads only attributes of the workbook, its
+    relationships and the styles, and those it reads as they mean.)"""
+    names = [] if strings_plain else [book.folder + "sharedStrings.xml"]
+    names += [s.part for s in map(book.first, SHEETS) if s is not None and not scanned[s.name].plain]
     out = {}
     for name in names:
         info = parts.keys.get(member_key(name))
-        if info is None or info.filename in out:
-            continue
-        xml = parts.get(name)
-        if not _is_plain(xml):
-            out[info.filename] = serialize(parse_xml(info.filename, xml))
+        if info is not None and info.filename not in out:
+            out[info.filename] = serialize(parse_xml(info.filename, parts.get(name)))
     return out
 
 
@@ -274,6 +274,8 @@ class SheetXml:
     errors: dict[tuple[int, int], str] = field(default_factory=dict)  # (row, col) -> '#DIV/0!' (calamine gives '')
     covered: frozenset[tuple[int, int]] = frozenset()   # (row, col) of the validated cells, up to a limit
     problems: tuple[tuple[str, str], ...] = ()           # (code, A1 or '5:5'): cells or rows written twice, ...
+    plain: bool = field(default=False, compare=False)    # its cells are written the plain way (python-calamine
+                                                         # reads them as they mean)
 
     def validated(self, row: int, col: int) -> bool:
         return (row, col) in self.covered or any(r1 <= row <= r2 and c1 <= col <= c2
@@ -284,11 +286,11 @@ class SheetXml:
         return {cell for cell in cells - self.covered if not self.validated(*cell)}
 
     def nbytes(self) -> int:
-        """The bytes this holds, estimated on the large side (for the memos)."""
-        text = sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in self.formulas.items())
-        text += sum(sys.getsizeof(k) for k in self.unlocked) + sum(sys.getsizeof(v) + 120 for v in self.errors.values())
-        return (text + _set_bytes(self.formulas, 0) + _set_bytes(self.unlocked, 0) + _set_bytes(self.errors, 0)
-                + _set_bytes(self.covered, 120) + len(self.validations) * 300 + len(self.problems) * 400 + 400)
+        """The bytes this holds, estimated on the large side (for the memos) without a Python loop: a
+        text of n characters takes at most 4n + 80 bytes, a key and its slot under 200."""
+        text = sum(map(len, self.formulas.values())) + sum(map(len, self.errors.values()))
+        return (4 * text + 200 * (len(self.formulas) + len(self.errors)) + 160 * len(self.unlocked)
+                + 160 * len(self.covered) + 300 * len(self.validations) + 400 * len(self.problems) + 2000)
 
 
 def _set_bytes(items, each: int) -> int:
@@ -316,11 +318,15 @@ _SCANNED = Memo("scanned sheets", 8 << 20)
 
 # The plain way, as XlsxWriter, Excel, WPS and LibreOffice write cells: attributes r, s, t in that order
 # with double quotes, a formula first, then the value, nothing else in the cell, nothing else in a row.
-_PLAIN_CELL = (rb'<c r="[A-Z]{1,3}[1-9][0-9]{0,6}"(?: s="[0-9]{1,9}")?(?: t="[a-zA-Z]{1,9}")?'
-               rb'(?: (?:cm|vm|ph)="[0-9a-z]{1,9}")*(?:/>|>(?:<f(?: [a-zA-Z0-9]{1,9}="[^"<>&]*")*(?:/>|>[^<]*</f>))?'
-               rb'(?:<v>[^<]*</v>)?</c>)')
-_PLAIN_ROW = rb'<row(?: [A-Za-z][\w.:-]*="[^"<>&]*")*(?:/>|>(?:' + _PLAIN_CELL + rb')*</row>)'
-_PLAIN_SHEET_DATA = re.compile(rb"<sheetData(?:/>|>(?:" + _PLAIN_ROW + rb")*</sheetData>)")
+# Text may hold the five predefined entities, never a character reference. Possessive throughout: one
+# pass, no backtracking, whatever the input.
+_PLAIN_TEXT = rb"[^<&]*+(?:&(?:amp|lt|gt|quot|apos);[^<&]*+)*+"
+_PLAIN_CELL = (rb'<c r="[A-Z]{1,3}[1-9][0-9]{0,6}"(?: s="[0-9]{1,9}")?+(?: t="[a-zA-Z]{1,9}")?+'
+               rb'(?: cm="[0-9]{1,9}")?+(?: vm="[0-9]{1,9}")?+(?: ph="[01a-z]{1,5}")?+'
+               rb'(?:/>|>(?:<f(?: [a-zA-Z0-9]{1,9}="[^"<>&]*+")*+(?:/>|>' + _PLAIN_TEXT + rb'</f>))?+'
+               rb'(?:<v>' + _PLAIN_TEXT + rb'</v>)?+</c>)')
+_PLAIN_ROW = rb'<row(?: [A-Za-z][\w.:-]*+="[^"<>&]*+")*+(?:/>|>(?:' + _PLAIN_CELL + rb')*+</row>)'
+_PLAIN_SHEET_DATA = re.compile(rb"<sheetData(?:/>|>(?:" + _PLAIN_ROW + rb")*+</sheetData>)")
 _MAIN_DEFAULT = b'xmlns="' + MAIN[0].encode() + b'"'
 _CELL_OR_ROW = re.compile(rb"<(?:[\w.-]+:)?(?:c|row)[\s/>]")
 _PLAIN_REF = re.compile(rb'<c r="([A-Z]{1,3}[1-9][0-9]{0,6})"')
@@ -329,7 +335,7 @@ _PLAIN_STYLE = re.compile(rb'<c r="([A-Z]{1,3}[1-9][0-9]{0,6})" s="([0-9]{1,9})"
 _PLAIN_FORMULA = re.compile(rb'<c r="([A-Z]{1,3}[1-9][0-9]{0,6})"[^<>]*+><f\b[^<>]*?(?:/>|>([^<]*+)</f>)')
 _PLAIN_ERROR = re.compile(rb'<c r="([A-Z]{1,3})([1-9][0-9]{0,6})"[^<>]*?\bt="e"[^<>]*+>'
                           rb'(?:<f\b[^<>]*?(?:/>|>[^<]*+</f>))?<v>([^<]*+)</v>')
-_FEW_STYLES = 8        # up to this many unlocked styles, one pattern finds just their cells (see _style_pattern)
+_FEW_STYLES = 64       # up to this many unlocked styles, one pattern finds just their cells (see _style_pattern)
 
 
 def scan_plain(xml: bytes, unlocked: frozenset[int] = frozenset()) -> SheetXml | None:
@@ -344,7 +350,7 @@ def scan_plain(xml: bytes, unlocked: frozenset[int] = frozenset()) -> SheetXml |
             root_tag + tail)), lambda found: size_of_bytes(root_tag, tail) + _rules_bytes(found))
     except ET.ParseError:          # the sheet data sits deeper than the root: let the tree say
         return None
-    out = SheetXml(protected=protected, validations=validations, covered=covered)
+    out = SheetXml(protected=protected, validations=validations, covered=covered, plain=True)
     refs = _PLAIN_REF.findall(data)
     rows = _PLAIN_ROW_NUMBER.findall(data)
     numbers = [int(r) for r in rows]
@@ -366,13 +372,13 @@ def scan_plain(xml: bytes, unlocked: frozenset[int] = frozenset()) -> SheetXml |
 def _plain_split(xml: bytes) -> tuple[bytes, bytes, bytes] | None:
     """(root start tag, sheetData, what follows it) of a sheet whose cells are written the plain way."""
     start = xml.find(b"<sheetData")
-    if start < 0 or xml.find(b"<sheetData", start + 1) >= 0 or not _is_plain(xml):
+    if start < 0 or xml.find(b"<sheetData", start + 1) >= 0 or not _plain_head(xml):
         return None
     whole = _PLAIN_SHEET_DATA.match(xml, start)
     if whole is None:
         return None
     data, head, tail = xml[start:whole.end()], xml[:start], xml[whole.end():]
-    if b"\r" in data or b"inlineStr" in data or _PREFIXED.search(data) or xml.count(b'xmlns="') != 1:
+    if b"\r" in data or b"inlineStr" in data or xml.count(b'xmlns="') != 1:      # (the pattern lets no prefix in)
         return None
     at = head.find(b"<", head.find(b"?>") + 2 if head.startswith(b"<?xml") else 0)
     root_tag = head[at:head.find(b">", at) + 1]
@@ -415,9 +421,10 @@ def _style_pattern(unlocked: frozenset[int]) -> re.Pattern:
         lambda p: 4 * sys.getsizeof(p) + _set_bytes(unlocked, 28))
 
 
-# unlocked styles -> the pattern of their cells. At most 8 styles each (a pattern under 200 bytes, so
-# re's own cache of 512 patterns holds at most ~1 MB of them). Bound: 256 KB.
-_PATTERNS = Memo("unlocked-cell patterns", 256 << 10)
+# unlocked styles -> the pattern of their cells. At most 64 styles each: a pattern under 1 KB of source
+# and 8 KB compiled (measured: 3 KB), so `re`'s own cache of 512 patterns holds at most 4 MB of them.
+# Bound: 512 KB.
+_PATTERNS = Memo("unlocked-cell patterns", 512 << 10)
 
 
 def scan_tree(part: str, xml: bytes, unlocked: frozenset[int] = frozenset()) -> SheetXml:
@@ -610,14 +617,16 @@ _SI = re.compile(rb"<(?:\w+:)?si\b")
 _UNIQUE = re.compile(rb'(?<![\w:.-])uniqueCount\s*+=\s*+["\']([^"\']*+)["\']')
 
 
-def check_shared_strings(part: str, xml: bytes) -> None:
+def check_shared_strings(part: str, xml: bytes) -> bool:
     """Well-formed, nothing python-calamine would read that an office suite would not, and a
     `uniqueCount` it can trust: it reserves room for that many strings up front, and a lie there
-    aborts the process. (Matched by local name, prefix or not, as python-calamine reads it.)"""
+    aborts the process. (Matched by local name, prefix or not, as python-calamine reads it.)
+    True if written the plain way (python-calamine reads it as it means)."""
     if not xml:
-        return
+        return True
     check_xml(part, xml)
-    if _PREFIXED.search(xml) or not _is_plain(xml) or _MAIN_DEFAULT not in xml[:1024]:
+    plain = _is_plain(xml) and _MAIN_DEFAULT in xml[:1024] and not _PREFIXED.search(xml)
+    if not plain:
         root = parse_xml(part, xml)
         if root.tag not in SST or any(el.tag.partition("}")[0][1:] not in MAIN for el in root.iter()):
             raise Refused("F104", detail=f"{part} 中有无法识别的内容")
@@ -627,6 +636,7 @@ def check_shared_strings(part: str, xml: bytes) -> None:
     if declared is not None and not (declared.isascii() and declared.isdigit() and (
             int(declared) <= xml.count(b"<si>") or int(declared) <= len(_SI.findall(xml)))):   # the first: a quick lower bound
         raise Refused("F104", detail=f"共享字符串表声明有 {declared[:20]} 项，与实际不符")
+    return plain
 
 
 # -- how far a sheet reaches (for python-calamine's sake: it allocates the whole rectangle) ------------

@@ -52,6 +52,7 @@ class Returned:
     issues: list[Issue] = field(default_factory=list)
     pending: Pending | None = field(default=None, repr=False)             # values the helper is reading
     listed: tuple[str, ...] | None = field(default=None, repr=False)      # sheet names the workbook lists
+    strings_plain: bool = field(default=True, repr=False)                 # shared strings written the plain way
 
     @property
     def readable(self) -> bool:
@@ -182,7 +183,7 @@ def _read_zip(ret: Returned, data: bytes) -> None:
             read_ods(ret, parts)
         elif parts.has("xl/workbook.xml"):
             book = _read_ooxml(ret, parts)
-            plain = plain_parts(parts, book)
+            plain = plain_parts(parts, book, ret.xml or {}, ret.strings_plain)
             given = parts.replaced(plain) if plain else data      # what python-calamine reads as the tree says
             if parts.total_declared() <= MAX_XML_BYTES:           # the helper reads while this process goes on
                 pending = begin_read(given, guard=lambda: _check_worksheets(given))
@@ -231,7 +232,8 @@ def _read_ooxml(ret: Returned, parts: Parts) -> Book:
     ret.format = "xlsm" if b"macroEnabled" in types else "xlsx"
     book = read_book(parts)
     ret.listed = tuple(s.name for s in book.sheets)
-    check_shared_strings(book.folder + "sharedStrings.xml", parts.get(book.folder + "sharedStrings.xml"))
+    strings = book.folder + "sharedStrings.xml"
+    ret.strings_plain = check_shared_strings(strings, parts.get(strings))
     for prefix, what in (("xl/vbaproject", "宏（VBA）"), ("xl/externallinks/", "外部链接"),
                          ("xl/embeddings/", "嵌入对象"), ("xl/activex/", "ActiveX 控件")):
         if any(n.startswith(prefix) for n in parts.keys):
