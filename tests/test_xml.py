@@ -5,10 +5,13 @@ mutation harnesses are in test_xml_equivalence.py)."""
 from __future__ import annotations
 
 import io
+import pyexpat
 import re
 import zipfile
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from conftest import codes_of, sheet_part, write_filled
 
 from xlsx_assess import ooxml
@@ -203,3 +206,30 @@ def test_anything_else_is_left_to_the_tree(odd):
     doc = b'<worksheet xmlns="' + MAIN + b'"><sheetData><row r="1">' + odd + b"</row></sheetData></worksheet>"
     assert ooxml.scan_plain(doc) is None
     ooxml.scan_tree("sheet.xml", doc)
+
+
+MUTATIONS = [b"<", b">", b"&", b"&amp;", b"&#49;", b"&bogus;", b"\x01", b"\x0b", b"]]>", b'"', b"'", b" ", b"\xff",
+             b"\xef\xbf\xbe", b"\xef\xbc\x91", b' s="1"', b' t="e"', b' r="A1"', b"x14ac:", b"q:", b"<f>", b"</f>",
+             b"<v>", b"</v>", b"<c>", b"</c>", b'<c r="A1">', b"<row>", b"</row>", b'<row r="1">', b"/>", b"<!--",
+             b"-->", b"<?", b"?>", b"<![CDATA[", b"\r", b"\t", b"1", b"A", b"=", b'="', b"\x00"]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_sheet_the_plain_way_accepts_is_well_formed_and_read_as_the_tree_reads(form, data):
+    """Whatever is done to the sheet data, the plain way reads a sheet only if expat calls it well-formed,
+    and then exactly as the tree does."""
+    xml = dict(form[0])[form[1]]
+    start, end = xml.index(b"<sheetData"), xml.index(b"</sheetData>") + 12
+    inside = [m.end() for m in re.finditer(rb'<v>|<f>|="|<c |<row ', xml[start:end])]   # text, values, tags
+    blob = bytearray(xml)
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = start + data.draw(st.sampled_from(inside)) if data.draw(st.booleans()) else data.draw(st.integers(start, end))
+        cut = data.draw(st.integers(0, 2))
+        blob[at:at + cut] = data.draw(st.sampled_from(MUTATIONS))
+    mutant = bytes(blob)
+    plain = ooxml.scan_plain(mutant, frozenset({1, 5, 11}))
+    if plain is not None:
+        parser = pyexpat.ParserCreate()
+        parser.Parse(mutant, True)                     # raises if not well-formed
+        assert plain == ooxml.scan_tree("sheet.xml", mutant, frozenset({1, 5, 11}))

@@ -304,8 +304,7 @@ def scan_sheet(part: str, xml: bytes, unlocked: frozenset[int] = frozenset()) ->
     key = (xml, unlocked)
     out = _SCANNED.get(key)
     if out is None:
-        check_xml(part, xml)
-        out = scan_plain(xml, unlocked)
+        out = scan_plain(xml, unlocked)        # proves the sheet well-formed where it reads it
         if out is None:
             out = scan_tree(part, xml, unlocked)
         if len(xml) <= MEMO_MEMBER_BYTES:
@@ -316,17 +315,36 @@ def scan_sheet(part: str, xml: bytes, unlocked: frozenset[int] = frozenset()) ->
 # (sheet part, unlocked styles) -> SheetXml. Bound: 8 MB.
 _SCANNED = Memo("scanned sheets", 8 << 20)
 
-# The plain way, as XlsxWriter, Excel, WPS and LibreOffice write cells: attributes r, s, t in that order
-# with double quotes, a formula first, then the value, nothing else in the cell, nothing else in a row.
-# Text may hold the five predefined entities, never a character reference. Possessive throughout: one
-# pass, no backtracking, whatever the input.
+# The plain way, as XlsxWriter, Excel, WPS and LibreOffice write cells: every attribute optional, at most
+# once, in the schema's order, with double quotes; in a cell a formula first, then the value, nothing
+# else; nothing but cells in a row. Text holds only the five predefined entities, never a character
+# reference. Possessive throughout: one pass, no backtracking, whatever the input. What matches is
+# well-formed XML but for its characters and undeclared prefixes, which `_plain_split` checks.
 _PLAIN_TEXT = rb"[^<&]*+(?:&(?:amp|lt|gt|quot|apos);[^<&]*+)*+"
+_PLAIN_VALUE = rb'="[^"<>&]*+"'
+
+
+def _attrs_in_order(*names: bytes) -> bytes:
+    return b"".join(rb"(?: " + n + _PLAIN_VALUE + rb")?+" for n in names)
+
+
 _PLAIN_CELL = (rb'<c r="[A-Z]{1,3}[1-9][0-9]{0,6}"(?: s="[0-9]{1,9}")?+(?: t="[a-zA-Z]{1,9}")?+'
-               rb'(?: cm="[0-9]{1,9}")?+(?: vm="[0-9]{1,9}")?+(?: ph="[01a-z]{1,5}")?+'
-               rb'(?:/>|>(?:<f(?: [a-zA-Z0-9]{1,9}="[^"<>&]*+")*+(?:/>|>' + _PLAIN_TEXT + rb'</f>))?+'
-               rb'(?:<v>' + _PLAIN_TEXT + rb'</v>)?+</c>)')
-_PLAIN_ROW = rb'<row(?: [A-Za-z][\w.:-]*+="[^"<>&]*+")*+(?:/>|>(?:' + _PLAIN_CELL + rb')*+</row>)'
+               + _attrs_in_order(b"cm", b"vm", b"ph") + rb"(?:/>|>(?:<f"
+               + _attrs_in_order(b"t", b"aca", b"ref", b"dt2D", b"dtr", b"del1", b"del2", b"r1", b"r2", b"ca", b"si", b"bx")
+               + rb"(?:/>|>" + _PLAIN_TEXT + rb"</f>))?+(?:<v>" + _PLAIN_TEXT + rb"</v>)?+</c>)")
+_PLAIN_ROW = (rb"<row" + _attrs_in_order(b"r", b"spans", b"s", b"customFormat", b"ht", b"hidden", b"customHeight",
+                                          b"outlineLevel", b"collapsed", b"thickTop", b"thickBot", b"ph",
+                                          b"x14ac:dyDescent")
+              + rb"(?:/>|>(?:" + _PLAIN_CELL + rb")*+</row>)")
 _PLAIN_SHEET_DATA = re.compile(rb"<sheetData(?:/>|>(?:" + _PLAIN_ROW + rb")*+</sheetData>)")
+_CONTROL = bytes(c for c in range(32) if c not in (9, 10, 13))        # not characters in XML 1.0
+_NON_CHARACTER = re.compile(rb"\xef\xbf[\xbe\xbf]")                 # U+FFFE, U+FFFF
+
+
+def _xml_characters(data: bytes) -> bool:
+    """True when `data` (UTF-8 text and markup) holds only characters XML allows, and no `]]>`."""
+    return (len(data.translate(None, _CONTROL)) == len(data) and b"]]>" not in data
+            and not (b"\xef\xbf" in data and _NON_CHARACTER.search(data)))
 _MAIN_DEFAULT = b'xmlns="' + MAIN[0].encode() + b'"'
 _CELL_OR_ROW = re.compile(rb"<(?:[\w.-]+:)?(?:c|row)[\s/>]")
 _PLAIN_REF = re.compile(rb'<c r="([A-Z]{1,3}[1-9][0-9]{0,6})"')
@@ -339,8 +357,8 @@ _FEW_STYLES = 64       # up to this many unlocked styles, one pattern finds just
 
 
 def scan_plain(xml: bytes, unlocked: frozenset[int] = frozenset()) -> SheetXml | None:
-    """`scan_tree`'s result from whole-document patterns, for a well-formed sheet written the plain way;
-    None for any other sheet."""
+    """`scan_tree`'s result from whole-document patterns, for a sheet written the plain way (which it
+    proves well-formed); None for any other sheet, well-formed or not."""
     split = _plain_split(xml)
     if split is None:
         return None
@@ -370,7 +388,9 @@ def scan_plain(xml: bytes, unlocked: frozenset[int] = frozenset()) -> SheetXml |
 
 
 def _plain_split(xml: bytes) -> tuple[bytes, bytes, bytes] | None:
-    """(root start tag, sheetData, what follows it) of a sheet whose cells are written the plain way."""
+    """(root start tag, sheetData, what follows it) of a sheet whose cells are written the plain way,
+    proven well-formed: the pattern for the sheet data (with its characters and prefixes checked), expat
+    for what comes before it, the tree of what follows it (in `scan_plain`)."""
     start = xml.find(b"<sheetData")
     if start < 0 or xml.find(b"<sheetData", start + 1) >= 0 or not _plain_head(xml):
         return None
@@ -387,6 +407,13 @@ def _plain_split(xml: bytes) -> tuple[bytes, bytes, bytes] | None:
     if b"sheetProtection" in head or b"dataValidation" in head or _CELL_OR_ROW.search(head, len(root_tag) + at) \
             or _CELL_OR_ROW.search(tail):
         return None
+    if not _xml_characters(data) or (b"x14ac:" in data and b"xmlns:x14ac=" not in root_tag):
+        return None
+    try:
+        data.decode("utf-8")
+        check_xml("", head + b"</worksheet>")
+    except (UnicodeDecodeError, Refused):
+        return None                    # the whole part's check says what is wrong
     return root_tag, data, tail
 
 
