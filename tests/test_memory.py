@@ -19,7 +19,7 @@ from xlsx_assess.memo import Memo, total_bound
 
 CRAFTED = 16                   # files of each kind (the issue: 16 small files pinned about 150 MB)
 RSS_GROWTH_MB = 64             # what the whole process may grow by over the crafted files, after the first
-# (the memos' own bound, 34 MB, plus the allocator's slack and the largest single file's working set)
+# (the memos' own bound, 35 MB, plus the allocator's slack and the largest single file's working set)
 
 PROBE = """
 import gc, json, sys, zipfile
@@ -112,7 +112,7 @@ def test_every_memo_is_bounded_and_its_bound_stated():
 
     names = {m.name for m in Memo.everyone}
     assert {"inflated members", "well-formed parts", "workbook listings", "unlocked styles", "scanned sheets",
-            "unlocked-cell patterns", "validation rules"} <= names
+            "unlocked-cell patterns", "validation rules", "workbook folders"} <= names
     assert total_bound() == sum(m.max_bytes for m in Memo.everyone) <= 40 << 20
 
 
@@ -125,3 +125,9 @@ def test_a_memo_keeps_to_its_bytes_and_forgets_the_least_recently_used():
     assert memo.get(99) == "99" and memo.get(0) is None
     memo.put("big", "x", 5000)                      # over a quarter of the bound: not kept
     assert memo.get("big") is None
+    once = Memo("test", 10_000, second_sight=True)
+    Memo.everyone.remove(once)
+    once.put("a", 1, 10)
+    assert once.get("a") is None                    # a key seen once is not kept: most are one file's own
+    once.put("a", 1, 10)
+    assert once.get("a") == 1

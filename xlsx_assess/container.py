@@ -53,7 +53,7 @@ ZIP_ERRORS = (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedE
 
 MEMO_MEMBER_BYTES = 256 << 10        # members up to this size are inflated in one piece and remembered
 # (method, size, crc, compressed bytes) -> inflated bytes. Bound: 8 MB of keys and values together.
-_INFLATED = Memo("inflated members", 8 << 20)
+_INFLATED = Memo("inflated members", 8 << 20, second_sight=True)
 
 
 def member_key(name: str) -> str:

@@ -12,6 +12,7 @@ import sys
 from typing import Any, Callable
 
 ENTRY_OVERHEAD = 200        # a dict slot, the key tuple and the bookkeeping around one entry (generous)
+SIGHTINGS = 4096            # hashes of keys seen once, per memo that waits for a second sight (under 0.5 MB)
 
 
 class Memo:
@@ -19,10 +20,13 @@ class Memo:
 
     everyone: list["Memo"] = []     # for the tests and the README: every memo and its bound
 
-    def __init__(self, name: str, max_bytes: int) -> None:
+    def __init__(self, name: str, max_bytes: int, second_sight: bool = False) -> None:
+        """`second_sight`: keep a value only for a key seen before (for memos whose keys are mostly
+        unique to one file, like a form sheet's bytes: remembering those would only hold memory)."""
         self.name, self.max_bytes = name, max_bytes
         self.found: dict[Any, tuple[Any, int]] = {}
         self.held = 0
+        self.sightings: dict[int, None] | None = {} if second_sight else None   # hashes of keys seen once
         Memo.everyone.append(self)
 
     def get(self, key: Any) -> Any:
@@ -36,7 +40,7 @@ class Memo:
         """Remember `value` under `key`; `size`: the bytes both hold. Too big for a quarter of the
         bound, it is not kept at all (one entry may not push out everything else)."""
         size += ENTRY_OVERHEAD
-        if size > self.max_bytes // 4 or key in self.found:
+        if size > self.max_bytes // 4 or key in self.found or not self._seen_before(key):
             return
         while self.found and self.held + size > self.max_bytes:
             _, freed = self.found.pop(next(iter(self.found)))
@@ -44,9 +48,22 @@ class Memo:
         self.found[key] = (value, size)
         self.held += size
 
+    def _seen_before(self, key: Any) -> bool:
+        if self.sightings is None:
+            return True
+        mark = hash(key)
+        if mark in self.sightings:
+            return True
+        if len(self.sightings) >= SIGHTINGS:
+            self.sightings.pop(next(iter(self.sightings)))
+        self.sightings[mark] = None
+        return False
+
     def clear(self) -> None:
         self.found.clear()
         self.held = 0
+        if self.sightings is not None:
+            self.sightings.clear()
 
 
 def remembered(memo: Memo, key: Any, make: Callable[[], Any], size: Callable[[Any], int]) -> Any:

@@ -89,7 +89,7 @@ def check_xml(part: str, xml: bytes) -> None:
 
 
 # parts proven well-formed (the ones every file repeats: styles, workbook, guide sheet, ...). Bound: 4 MB.
-_WELL_FORMED = Memo("well-formed parts", 4 << 20)
+_WELL_FORMED = Memo("well-formed parts", 4 << 20, second_sight=True)
 
 
 def parse_xml(part: str, xml: bytes) -> ET.Element:
@@ -149,7 +149,8 @@ def read_book(parts: Parts) -> Book:
     """The workbook's sheets, resolved exactly as python-calamine resolves them (its folder from the
     package relationships, the part from the workbook's, first sheet of a name wins)."""
     root_rels = parts.get("_rels/.rels")
-    folder = _book_folder(root_rels) if root_rels else "xl/"
+    folder = remembered(_FOLDERS, root_rels, lambda: _book_folder(root_rels), lambda f: size_of_bytes(root_rels, f)) \
+        if root_rels else "xl/"
     rels_xml, book_xml = parts.get(folder + "_rels/workbook.xml.rels"), parts.get(folder + "workbook.xml")
     if not book_xml:
         raise Refused("F104", detail=f"缺少 {folder}workbook.xml")
@@ -164,6 +165,8 @@ def read_book(parts: Parts) -> Book:
 
 # (folder, workbook rels, workbook) -> Book. Bound: 2 MB.
 _BOOKS = Memo("workbook listings", 2 << 20)
+# package relationships -> the workbook's folder. Bound: 256 KB.
+_FOLDERS = Memo("workbook folders", 256 << 10)
 
 
 def _book_folder(xml: bytes) -> str:
@@ -313,7 +316,7 @@ def scan_sheet(part: str, xml: bytes, unlocked: frozenset[int] = frozenset()) ->
 
 
 # (sheet part, unlocked styles) -> SheetXml. Bound: 8 MB.
-_SCANNED = Memo("scanned sheets", 8 << 20)
+_SCANNED = Memo("scanned sheets", 8 << 20, second_sight=True)
 
 # The plain way, as XlsxWriter, Excel, WPS and LibreOffice write cells: every attribute optional, at most
 # once, in the schema's order, with double quotes; in a cell a formula first, then the value, nothing
