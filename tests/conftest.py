@@ -36,11 +36,16 @@ def ctx() -> Context:
     return Context(load_rubric(), load_settings(), load_townships())
 
 
-@pytest.fixture(scope="session")
-def small_ctx() -> Context:
+def small_ctx_for_probe() -> Context:
+    """The small context, for a test's own subprocess."""
     rubric, report = parse_rubric(SMALL_RUBRIC)
     assert rubric is not None, report.issues
     return Context(rubric, load_settings(), [Township("410927100", "城关镇"), Township("410927101", "侯庙镇")])
+
+
+@pytest.fixture(scope="session")
+def small_ctx() -> Context:
+    return small_ctx_for_probe()
 
 
 def needs_libreoffice() -> None:

@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hostile_corpus as hc
-from xlsx_assess import reader, sandbox
+from xlsx_assess import ooxml, reader, sandbox
 from xlsx_assess.checks import check_returned
 from xlsx_assess.collect import Collection, check_paths
 from xlsx_assess.issues import CATALOGUE
@@ -188,26 +188,58 @@ def test_verdicts_kept_on_disk_give_the_same_reports_and_ranking(full, monkeypat
     assert ranking_json(kept, full.coll) == ranking_json(read_back, on_disk)
 
 
-@pytest.mark.libreoffice
-def test_the_fast_cell_scan_finds_what_the_general_walk_finds(full):
-    """Every worksheet of the corpus the fast patterns accept (ours, LibreOffice's, tampered ones)
-    gives the same formulas, unlocked cells and errors as the walk over every cell."""
-    compared = 0
-    for path in sorted(full.corpus.folder.rglob("*.xls[xm]")):
+# ../shared/real-files from the repository's root (XLSX_ASSESS_REAL_FILES elsewhere, e.g. in a worktree)
+REAL_FILES = Path(os.environ.get("XLSX_ASSESS_REAL_FILES") or Path(__file__).resolve().parents[2] / "shared" / "real-files")
+
+
+def plain_and_tree_differences(paths) -> tuple[int, list[str]]:
+    """Run the plain-way patterns and the tree walk over every worksheet of `paths` (xlsx/xlsm) with a
+    few sets of unlocked styles: (worksheets the patterns accepted, the ones where the two differ)."""
+    compared, differ = 0, []
+    for path in paths:
         try:
             zf = zipfile.ZipFile(path)
-            parts = [(n, zf.read(n)) for n in zf.namelist() if n.startswith("xl/worksheets/sheet")]
+            parts = [(n, zf.read(n)) for n in zf.namelist() if n.lower().startswith("xl/worksheets/")
+                     and n.lower().endswith(".xml")]
         except (zipfile.BadZipFile, OSError, RuntimeError, ValueError, NotImplementedError, EOFError, zlib.error):
             continue
         for name, xml in parts:
-            for unlocked in (frozenset(), frozenset({5, 6, 11})):
-                fast, walked = reader.SheetXml(), reader.SheetXml()
-                if reader._scan_cells_fast(xml, fast, unlocked):
-                    reader._scan_cells(xml, walked, unlocked)
-                    assert (fast.formulas, fast.unlocked, fast.errors) == \
-                        (walked.formulas, walked.unlocked, walked.errors), f"{path.name} › {name}"
-                    compared += 1
+            try:
+                ooxml.check_xml(name, xml)
+            except Exception:
+                continue                               # not well-formed: neither path runs
+            for unlocked in (frozenset(), frozenset({1, 5, 6, 11}), frozenset(range(1, 40))):
+                plain = ooxml.scan_plain(xml, unlocked)
+                if plain is None:
+                    continue
+                try:
+                    tree = ooxml.scan_tree(name, xml, unlocked)
+                except Exception as exc:
+                    differ.append(f"{path.name} › {name}: the tree refused what the patterns read ({exc})")
+                    continue
+                if plain != tree:
+                    differ.append(f"{path.name} › {name} ({sorted(unlocked)[:3]}…)")
+                compared += 1
+    return compared, differ
+
+
+@pytest.mark.libreoffice
+def test_the_plain_way_patterns_read_what_the_tree_reads(full):
+    """Every worksheet of the corpus the plain-way patterns accept (ours, LibreOffice's, tampered ones)
+    gives the same formulas, unlocked cells, errors, protection, validation and problems as the tree."""
+    compared, differ = plain_and_tree_differences(sorted(full.corpus.folder.rglob("*.xls[xm]")))
+    assert differ == []
     assert compared > 500
+
+
+def test_the_plain_way_patterns_read_what_the_tree_reads_in_real_files():
+    """The same over every .xlsx/.xlsm saved by Excel and other programs (../shared/real-files)."""
+    if not REAL_FILES.is_dir():
+        pytest.skip(f"no real files at {REAL_FILES}")
+    paths = sorted(p for p in REAL_FILES.rglob("*") if p.suffix.lower() in (".xlsx", ".xlsm"))
+    compared, differ = plain_and_tree_differences(paths)
+    assert differ == []
+    assert compared > 300
 
 
 @pytest.mark.libreoffice
@@ -312,7 +344,11 @@ def test_a_file_over_the_size_limit_is_not_even_opened(tmp_path, monkeypatch):
 ], ids=["unclosed cells", "unclosed validations", "unclosed formulas", "endless attributes"])
 def test_scanning_hostile_xml_takes_linear_time(xml):
     start = time.monotonic()
-    reader._scan_sheet(xml)
+    with pytest.raises(Exception):
+        ooxml.scan_sheet("xl/worksheets/sheet1.xml", xml)       # not well-formed: refused, in linear time
+    assert time.monotonic() - start < 1.0
+    start = time.monotonic()
+    ooxml.sheet_extent(xml)                                      # what python-calamine would allocate
     assert time.monotonic() - start < 1.0
 
 

@@ -60,11 +60,16 @@ class ItemScores(Mapping[str, "float | None"]):
     shared by every file: a dict per file would cost four times the memory at a province's scale."""
 
     __slots__ = ("_index", "_scores")
+    # rubric ids -> their index. Memory bound: keyed by the county's rubrics (a few hundred ids each, under
+    # 64 KB with the index), at most `MAX_INDEXES` of them: 0.5 MB. Files never add a key.
     _INDEXES: dict[tuple[str, ...], dict[str, int]] = {}
+    MAX_INDEXES = 8
 
     def __init__(self, ids: tuple[str, ...], scores: tuple) -> None:
         index = self._INDEXES.get(ids)
         if index is None:
+            if len(self._INDEXES) >= self.MAX_INDEXES:
+                self._INDEXES.clear()          # earlier files keep their own index object
             index = self._INDEXES[ids] = {item_id: k for k, item_id in enumerate(ids)}
         self._index, self._scores = index, scores
 
@@ -552,6 +557,7 @@ def _plain(value: Decimal) -> str:
 
 # A province's files hold the same few hundred scores (0, 0.5, 1, ..., the points of each line): one
 # float object for each value, shared by every file that holds it, instead of one per file and line.
+# Memory bound: a float key and value and a dict slot are under 150 bytes: 10,000 of them, 1.5 MB.
 _SCORES: dict[float, float] = {}
 MAX_SHARED_SCORES = 10_000
 

@@ -90,6 +90,9 @@ CATALOGUE: dict[str, Code] = _catalogue(
     Code("S307", "warning", "locked cell unlocked", "此单元格本应锁定，却被解除锁定。"),
     Code("S308", "warning", "identity sheet visible", "隐藏的身份工作表被显示出来。"),
     Code("S309", "error", "many locked cells changed", "另有 {value} 处锁定单元格被改动，可能插入、删除或移动了行。请让乡镇使用下发的原表重新填写。"),
+    Code("S310", "error", "sheet name used twice", "工作簿中不止一个工作表名为“{value}”，不同软件会读到不同的表，无法核对。请让乡镇使用下发的原表重新填写。"),
+    Code("S311", "error", "cell written twice", "此单元格在文件中写了不止一次，不同软件显示的内容可能不同，无法核对。请让乡镇使用下发的原表重新填写。"),
+    Code("S312", "warning", "row written twice", "第 {value} 行在文件中写了不止一次，已按其中每个单元格核对。请提醒乡镇使用下发的原表。"),
     # -- values ---------------------------------------------------------------------------------
     Code("V401", "error", "required score missing", "“{label}”未填写得分。请填写 0 到 {limit} 之间的数；不得分请填 0。"),
     Code("V402", "error", "score not a number", "得分“{value}”不是数字。请填写 0 到 {limit} 之间的数。"),
@@ -106,6 +109,7 @@ CATALOGUE: dict[str, Code] = _catalogue(
     Code("V413", "warning", "zero-out marked", "直接归零项选择了“是”，最终得分记 0 分。请核实。"),
     Code("V414", "info", "text looks like a formula", "文字以“{value}”开头，已作为普通文字处理。"),
     Code("V415", "error", "score has too many decimals", "“{label}”的得分 {value} 小数位数过多：本次考核得分{limit}。请改为 {expected} 这样的数后重新填写。"),
+    Code("V416", "error", "value and text in one cell", "此单元格同时写有数值和文字（或同一内容写了两次），不同软件显示不一（LibreOffice 显示为空），无法核对。请让乡镇清除此单元格后重新填写。"),
     # -- collection -----------------------------------------------------------------------------
     Code("C501", "warning", "superseded by a newer file", "同一乡镇有更新的文件“{value}”，本文件未采用。"),
     Code("C502", "info", "identical copy", "与“{value}”内容完全相同，已合并。"),

@@ -49,7 +49,9 @@ STYLES: dict[str, dict] = {
 }
 FORMATS = {k: {"font_name": FONT, "font_size": 10.5, **v} for k, v in STYLES.items()}
 SCORE_STYLES = ("subtotal_num", "total_value", "final_value")    # shown with score_decimals places
-PREPARED_FORMULAS = 4096            # distinct formulas remembered per process (a form has about 20)
+PREPARED_FORMULAS = 4096            # distinct formulas remembered per process (a form has about 20). Memory
+                                    # bound: the formulas come from the layout (the county's rubric), each
+                                    # under 1 KB with its key: at most 4 MB
 PROTECT_OPTIONS = {"format_columns": True, "format_rows": True, "select_locked_cells": True,
                    "select_unlocked_cells": True}
 WORKBOOK_OPTIONS = {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False,
