@@ -26,7 +26,7 @@ from conftest import codes_of, full_marks, needs_libreoffice, random_values, wri
 import lo
 import xml_reference
 import xml_variants
-from xlsx_assess import reader
+from xlsx_assess import container, ooxml
 from xlsx_assess.checks import check_returned
 from xlsx_assess.layout import FORM_SHEET, SHEETS, form_layout
 from xlsx_assess.reader import read_returned
@@ -37,20 +37,24 @@ FULL = os.environ.get("XLSX_ASSESS_FULL") == "1"
 def ours(data: bytes) -> dict:
     """What the reader reads of a file, in `xml_reference.extract`'s shape, or {"refused": [codes], ...}.
 
-    The one place that reaches into the reader (today: `_Parts`, `_sheet_parts`, `_unlocked_styles` and
-    `_scan_sheet`, since `Returned.xml` keeps only the form's sheets); re-point it when the reader changes."""
+    The one place that reaches past the public API (`Returned.xml` keeps only the form's sheets): the
+    workbook as `ooxml.read_book` resolves it, and each of its worksheets through `ooxml.scan_sheet`."""
     ret = read_returned("corpus.xlsx", data=data)
     if not ret.readable:
         return {"refused": [i.code for i in ret.issues if i.severity == "error"],
                 "messages": [i.message for i in ret.issues]}
-    parts = reader._Parts(data)
-    unlocked = reader._unlocked_styles(parts.get("xl/styles.xml"))
+    parts = container.Parts(data)
+    book = ooxml.read_book(parts)
+    styles = book.folder + "styles.xml"
+    unlocked = ooxml.unlocked_styles(styles, parts.get(styles))
     worksheets = {}
-    for name, part in reader._sheet_parts(parts):
-        sx = reader._scan_sheet(parts.get(part), unlocked) if part in parts.names else reader.SheetXml()
-        worksheets[name] = {"formulas": dict(sx.formulas), "unlocked": set(sx.unlocked),
-                            "validations": sorted(sx.validations), "protected": sx.protected,
-                            "errors": dict(sx.errors)}
+    for listed in book.sheets:
+        xml = parts.get(listed.part)
+        worksheet = xml and ooxml.parse_xml(listed.part, xml).tag in ooxml.WORKSHEET    # not a chartsheet
+        sx = ooxml.scan_sheet(listed.part, xml, unlocked) if worksheet else ooxml.SheetXml()
+        worksheets[listed.name] = {"formulas": dict(sx.formulas), "unlocked": set(sx.unlocked),
+                                   "validations": sorted(sx.validations), "protected": sx.protected,
+                                   "errors": dict(sx.errors)}
     return {"sheets": list(ret.sheets.items()), "saved": ret.saved, "properties": dict(ret.properties),
             "worksheets": worksheets}
 
@@ -219,22 +223,6 @@ def calamine_view(data: bytes):
         return f"{type(exc).__name__}: {exc}"
 
 
-# Transforms the regex reader gets wrong today: each is a bug issue 10 names ("comments, CDATA, character
-# references, namespace prefixes, either quote"; "whitespace between elements"). The lead removes these
-# marks once the parser-based reader is merged.
-KNOWN_TODAY = {
-    "single-quotes": "the regex reader reads attributes in double quotes only: sheet names are lost, so every "
-                     "structure check is skipped and a formula typed in a score cell is accepted unreported",
-    "whitespace-between-elements": "the fast formula pattern needs <f> right after the cell's start tag: "
-                                   "false S304 on every formula, V406 missed",
-    "comments-between-elements": "a comment before <f> hides the formula (false S304, V406 missed); a comment "
-                                 "inside <property> hides the custom properties",
-    "comments-inside-formulas": "a comment inside <f> hides the formula",
-    "cdata-formulas": "a formula in CDATA is not read",
-    "cdata-strings-and-properties": "custom properties and dcterms:modified in CDATA are not read",
-    "property-prefixes": "dcterms:modified is found by its usual prefix only (saved time lost)",
-    "main-x-prefix-for-formulas-only": "the fast formula pattern looks for '<f' only: a prefixed formula is missed",
-}
 # Transforms python-calamine 0.9.1 itself does not read as the original (the metamorphic test then only
 # asks that the file is not scored differently): for the record, and checked to stay true.
 CALAMINE_DIFFERS = {
@@ -248,8 +236,7 @@ CALAMINE_DIFFERS = {
 
 def _metamorphic_params():
     for name in xml_variants.TRANSFORMS:
-        marks = [pytest.mark.xfail(reason=KNOWN_TODAY[name], strict=False)] if name in KNOWN_TODAY else []
-        yield pytest.param(name, marks=marks, id=name)
+        yield pytest.param(name, id=name)
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, marks=[pytest.mark.libreoffice] if c == "saved-by-libreoffice"
@@ -341,13 +328,7 @@ def _points_at(cell: str, where: str | None) -> bool:
     return cell == where
 
 
-REPORTED_TODAY = {"inline-string-then-value", "value-then-inline-string"}   # as V401/V402 at the cell
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=[] if n in REPORTED_TODAY else [pytest.mark.xfail(
-        reason="issue 10: duplicate cells or rows and a second sheet named like the form pass without a word",
-        strict=False)]) for n in AMBIGUOUS])
+@pytest.mark.parametrize("name", list(AMBIGUOUS))
 def test_ambiguous_structure_is_reported_where_it_is(originals, ctx, name):
     edit, where = AMBIGUOUS[name]
     pkg = xml_variants.Package.load(originals["full-marks"])
@@ -412,7 +393,6 @@ def _not_well_formed(path: Path) -> list[str]:
     return bad
 
 
-@pytest.mark.xfail(reason="issue 10: the regex reader accepts parts that are not well-formed", strict=False)
 def test_mutants_with_a_part_that_is_not_well_formed_are_refused(mutants):
     accepted_damaged = [f"{m.label()}: {', '.join(bad)}" for m in mutants if m.accepted
                         for bad in [_not_well_formed(m.path)] if bad]
@@ -458,8 +438,6 @@ def _disagreement(res, lay, reads: dict, rubric) -> str:
 
 
 @pytest.mark.libreoffice
-@pytest.mark.xfail(reason="issue 10: the regex reader accepts files LibreOffice cannot open and cells it shows blank",
-                   strict=False)
 def test_accepted_mutants_are_shown_by_libreoffice_as_scored(mutants, ctx):
     needs_libreoffice()
     accepted = [m for m in mutants if m.accepted]

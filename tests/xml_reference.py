@@ -50,7 +50,8 @@ def extract(data: bytes) -> dict:
         raise Unreadable("ole", "Office 97 container (an .xls, or an encrypted .xlsx)")
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-        names = set(zf.namelist())
+        # members found as python-calamine finds them: backslashes as slashes, ASCII case ignored
+        names = {n.replace("\\", "/").lower(): n for n in zf.namelist()}
     except zipfile.BadZipFile as exc:
         raise Unreadable("zip", str(exc)) from None
     if "xl/workbook.bin" in names:
@@ -59,10 +60,10 @@ def extract(data: bytes) -> dict:
         raise Unreadable("no-workbook")
 
     def part(name: str) -> ET.Element | None:
-        if name not in names:
+        if name.lower() not in names:
             return None
         try:
-            xml = zf.read(name)
+            xml = zf.read(names[name.lower()])
         except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:    # a bad CRC, a truncated member
             raise Unreadable("zip", f"{name}: {exc}") from None
         return parse(xml, name)
