@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from . import scoring
-from .issues import Issue, Report, issue, status_of
+from .issues import Code, Issue, Report, issue, status_of
 from .layout import (COL_EVIDENCE, COL_NOTE, COL_SCORE, FORM_MARK, FORM_SHEET, GUIDE_SHEET, IDENTITY_KEYS, META_SHEET, SHEETS, CellSpec,
                      FormLayout, a1, computed_cells, form_id, form_layout, position)
 from .reader import Returned
@@ -285,31 +285,31 @@ def _check_identity(ret: Returned, ctx: Context, res: FileResult) -> Township | 
     props, sheet = read_identity(ret)
     ident = sheet or props
     if ident.get("xa_form") != FORM_MARK:
-        res.add("I201")
+        res.add(Code.NO_IDENTITY)
         return None
     if props and sheet:
         differ = [k for k in IDENTITY_KEYS if props.get(k) != sheet.get(k) and k != "xa_tool_version"]
         if differ:
-            res.add("I206", sheet=META_SHEET, detail="文档属性与隐藏表不一致：" + "、".join(differ))
+            res.add(Code.IDENTITY_ALTERED, sheet=META_SHEET, detail="文档属性与隐藏表不一致：" + "、".join(differ))
     code, name = ident.get("xa_township_code", ""), ident.get("xa_township", "")
     township = ctx.roster.get(code)
     if township is None:
-        res.add("I202", sheet=META_SHEET, value=f"{name}（{code}）")
+        res.add(Code.IDENTITY_TOWNSHIP_UNKNOWN, sheet=META_SHEET, value=f"{name}（{code}）")
         return None
     if name != township.name:
-        res.add("I207", sheet=META_SHEET, value=code, expected=township.name, detail=name)
+        res.add(Code.TOWNSHIP_NAME_MISMATCH, sheet=META_SHEET, value=code, expected=township.name, detail=name)
     if ident.get("xa_year") != str(ctx.settings.year):
-        res.add("I203", sheet=META_SHEET, value=ident.get("xa_year", "?"), expected=ctx.settings.year)
+        res.add(Code.WRONG_YEAR, sheet=META_SHEET, value=ident.get("xa_year", "?"), expected=ctx.settings.year)
         return None
     if ident.get("xa_rubric_sha256") != ctx.rubric.fingerprint:
-        res.add("I204", sheet=META_SHEET, value=ident.get("xa_rubric_sha256", "?")[:12],
+        res.add(Code.WRONG_RUBRIC, sheet=META_SHEET, value=ident.get("xa_rubric_sha256", "?")[:12],
                 expected=ctx.rubric.fingerprint[:12])
         return None
     if ident.get("xa_form_id") != form_id(ctx.rubric, township, ctx.settings.year):
-        res.add("I206", sheet=META_SHEET, detail="表单编号不符")
+        res.add(Code.IDENTITY_ALTERED, sheet=META_SHEET, detail="表单编号不符")
     other = _named_in_file_name(ret.name, ctx)
     if other is not None and other.code != code:
-        res.add("I205", value=other.name, expected=township.name)
+        res.add(Code.FILE_NAME_DISAGREES, value=other.name, expected=township.name)
     return township
 
 
@@ -329,12 +329,12 @@ def _named_in_file_name(name: str, ctx: Context) -> Township | None:
 def _check_sheets(ret: Returned, res: FileResult) -> bool:
     for name in SHEETS:               # the identity sheet too: deleting a very hidden sheet is deliberate
         if name not in ret.sheets:
-            res.add("S301", sheet=name, value=name)
+            res.add(Code.SHEET_MISSING, sheet=name, value=name)
     for name in ret.sheets:
         if name not in SHEETS:
-            res.add("S302", sheet=name, value=name)
+            res.add(Code.SHEET_ADDED, sheet=name, value=name)
     if ret.sheets.get(META_SHEET) == "visible":
-        res.add("S308", sheet=META_SHEET)
+        res.add(Code.IDENTITY_SHEET_VISIBLE, sheet=META_SHEET)
     return FORM_SHEET in ret.sheets
 
 
@@ -414,19 +414,19 @@ def _check_locked(ret: Returned, lay: FormLayout, res: FileResult) -> None:
         if cell.formula is not None:
             problem = _formula_problem(ret, cell)
             if problem:
-                changed.append(issue("S304", file=res.name, sheet=cell.sheet, cell=cell.ref, expected=problem))
+                changed.append(issue(Code.FORMULA_CHANGED, file=res.name, sheet=cell.sheet, cell=cell.ref, expected=problem))
             continue
         if cell.value is None:
             continue
         actual = ret.value(cell.sheet, cell.row, cell.col)
         if not _same(cell.value, actual):
-            changed.append(issue("S303", file=res.name, sheet=cell.sheet, cell=cell.ref,
+            changed.append(issue(Code.LOCKED_CELL_CHANGED, file=res.name, sheet=cell.sheet, cell=cell.ref,
                                  expected=_show(cell.value), value=_show(actual)))
         elif ret.is_locked(cell.sheet, cell.ref) is False:
-            changed.append(issue("S307", file=res.name, sheet=cell.sheet, cell=cell.ref))
+            changed.append(issue(Code.LOCKED_CELL_UNLOCKED, file=res.name, sheet=cell.sheet, cell=cell.ref))
     res.report.extend(changed[:MAX_CHANGED])
     if len(changed) > MAX_CHANGED:
-        res.add("S309", sheet=FORM_SHEET, value=len(changed) - MAX_CHANGED)
+        res.add(Code.MANY_LOCKED_CELLS_CHANGED, sheet=FORM_SHEET, value=len(changed) - MAX_CHANGED)
 
 
 def _formula_problem(ret: Returned, cell: CellSpec) -> str:
@@ -451,7 +451,7 @@ def _check_structure(ret: Returned, lay: FormLayout, res: FileResult) -> None:
         return
     for sheet in (GUIDE_SHEET, FORM_SHEET):
         if sheet in ret.xml and not ret.xml[sheet].protected:
-            res.add("S305", sheet=sheet)
+            res.add(Code.PROTECTION_REMOVED, sheet=sheet)
     form = ret.xml.get(FORM_SHEET)
     if form is None:
         return
@@ -460,7 +460,7 @@ def _check_structure(ret: Returned, lay: FormLayout, res: FileResult) -> None:
     missing = [ref for cell, ref in inputs.items() if cell in unvalidated]
     if missing:
         shown = "、".join(missing[:5]) + (f" 等 {len(missing)} 个单元格" if len(missing) > 5 else "")
-        res.add("S306", sheet=FORM_SHEET, cell=missing[0], detail=shown)
+        res.add(Code.VALIDATION_REMOVED, sheet=FORM_SHEET, cell=missing[0], detail=shown)
 
 
 # -- values ---------------------------------------------------------------------------------------
@@ -474,20 +474,20 @@ def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
         raw = line[COL_SCORE] if COL_SCORE < len(line) else ""
         where = {"sheet": FORM_SHEET, "cell": ref}
         if formulas and ref in formulas:
-            res.add("V406", value="=" + formulas[ref][:40], **where)
+            res.add(Code.FORMULA_IN_INPUT, value="=" + formulas[ref][:40], **where)
             entries.values[item.id] = None
             continue
         if item.kind == "zero":
             answer = _text(raw).strip()
             if answer not in ("", scoring.YES, scoring.NO):
-                res.add("V407", value=_show(raw), **where)
+                res.add(Code.ZERO_ANSWER_INVALID, value=_show(raw), **where)
             entries.zeroed = answer == scoring.YES
             if entries.zeroed:
-                res.add("V413", **where)
+                res.add(Code.ZERO_OUT_MARKED, **where)
             continue
         value = _number(raw, item.points, res, where, item.label, lay.settings.score_decimals)
         if value is None and item.kind == "base" and _text(raw).strip() == "":
-            res.add("V401", label=item.label, limit=format_points(item.points), **where)
+            res.add(Code.SCORE_MISSING, label=item.label, limit=format_points(item.points), **where)
         entries.values[item.id] = value
         for col, ref, texts in ((COL_NOTE, note, entries.notes), (COL_EVIDENCE, evidence, entries.evidence)):
             if col < len(line) and line[col] != "":
@@ -496,9 +496,9 @@ def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
     entries.phone = _text(ret.value(FORM_SHEET, *position(lay.phone_cell))).strip()
     entries.values = ItemScores.of(lay.rubric.ids, entries.values)
     if not entries.reporter:
-        res.add("V409", sheet=FORM_SHEET, cell=lay.reporter_cell)
+        res.add(Code.REPORTER_MISSING, sheet=FORM_SHEET, cell=lay.reporter_cell)
     if not entries.phone:
-        res.add("V410", sheet=FORM_SHEET, cell=lay.phone_cell)
+        res.add(Code.PHONE_MISSING, sheet=FORM_SHEET, cell=lay.phone_cell)
     return entries
 
 
@@ -514,10 +514,10 @@ def _number(raw: Any, top: float, res: FileResult, where: dict, label: str, deci
     if value is None:
         return None
     if not value.is_finite() or value < 0 or value > scoring.exact(top):
-        res.add("V403", value=format_points(value), limit=format_points(top), **where)
+        res.add(Code.SCORE_OUT_OF_RANGE, value=format_points(value), limit=format_points(top), **where)
         return None
     if scoring.has_more_decimals(value, decimals):
-        res.add("V415", label=label, value=_show(raw) if isinstance(raw, str) else _plain(value),
+        res.add(Code.SCORE_TOO_MANY_DECIMALS, label=label, value=_show(raw) if isinstance(raw, str) else _plain(value),
                 limit=f"最多保留{scoring.PLACES_ZH[decimals]}" if decimals else "只能填整数",
                 expected=scoring.show(value, decimals), **where)
     return float(value)
@@ -526,7 +526,7 @@ def _number(raw: Any, top: float, res: FileResult, where: dict, label: str, deci
 def _held(raw: Any, top: float, res: FileResult, where: dict) -> Decimal | None:
     """The number a score cell holds, exactly: a stored number, or text a person typed as one."""
     if isinstance(raw, bool) or isinstance(raw, (dt.date, dt.time, dt.timedelta)):
-        res.add("V402", value=_show(raw), limit=format_points(top), **where)
+        res.add(Code.SCORE_NOT_NUMBER, value=_show(raw), limit=format_points(top), **where)
         return None
     if isinstance(raw, float):
         return scoring.exact(raw)
@@ -536,15 +536,15 @@ def _held(raw: Any, top: float, res: FileResult, where: dict) -> Decimal | None:
     if text.strip() == "":
         return None
     if text.strip().upper() in ERROR_VALUES:
-        res.add("V412", value=text.strip(), limit=format_points(top), **where)
+        res.add(Code.ERROR_VALUE, value=text.strip(), limit=format_points(top), **where)
         return None
     ascii_text = text.translate(FULL_WIDTH)
     typed = TYPED_NUMBER.fullmatch(ascii_text)
     if typed is None:
-        res.add("V402", value=_show(text), limit=format_points(top), **where)
+        res.add(Code.SCORE_NOT_NUMBER, value=_show(text), limit=format_points(top), **where)
         return None
     value = Decimal(typed.group(1))
-    res.add("V405" if ascii_text != text else "V404", value=text, detail=_plain(value), **where)
+    res.add(Code.FULL_WIDTH_DIGITS if ascii_text != text else Code.NUMBER_AS_TEXT, value=text, detail=_plain(value), **where)
     return value
 
 
@@ -568,10 +568,10 @@ def _note(raw: Any, ref: str, res: FileResult, item_id: str, into: dict[str, str
     if not text.strip():
         return
     if len(text) > MAX_NOTE:
-        res.add("V411", sheet=FORM_SHEET, cell=ref, value=len(text), limit=MAX_NOTE)
+        res.add(Code.TEXT_TOO_LONG, sheet=FORM_SHEET, cell=ref, value=len(text), limit=MAX_NOTE)
         text = text[:MAX_NOTE]
     if text.startswith(INJECTION_START[:4]):
-        res.add("V414", sheet=FORM_SHEET, cell=ref, value=text[:1])
+        res.add(Code.TEXT_LIKE_FORMULA, sheet=FORM_SHEET, cell=ref, value=text[:1])
     into[item_id] = text
 
 
@@ -589,7 +589,7 @@ def _check_cached(ret: Returned, lay: FormLayout, res: FileResult) -> None:
             same = isinstance(actual, (int, float)) and not isinstance(actual, bool) and scoring.round_half_up(
                 scoring.exact(actual) if isinstance(actual, float) else Decimal(actual), d) == scoring.exact(expected)
         if not same:
-            res.add("V408", sheet=FORM_SHEET, cell=ref, label=labels.get(ref, ""), value=_show(actual),
+            res.add(Code.CACHED_TOTAL_DIFFERS, sheet=FORM_SHEET, cell=ref, label=labels.get(ref, ""), value=_show(actual),
                     expected=expected if isinstance(expected, str) else scoring.show(expected, d))
 
 

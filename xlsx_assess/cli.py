@@ -187,20 +187,21 @@ def codes(as_json: bool = JsonOpt) -> None:
     from .issues import CATALOGUE
 
     if as_json:
-        print(json.dumps([{"code": c.code, "severity": c.severity, "title": c.title, "message": c.template}
+        print(json.dumps([{"code": c.code, "severity": c.severity, "title": c.meaning, "message": c.template}
                           for c in CATALOGUE.values()], ensure_ascii=False, indent=2))
         return
     from rich.table import Table
 
     table = Table("代码", "级别", "含义", "提示")
     for c in CATALOGUE.values():
-        table.add_row(c.code, c.severity, c.title, _esc(c.template))
+        table.add_row(c.code, c.severity, c.meaning, _esc(c.template))
     _console().print(table)
 
 
 def _render_collection(coll, decimals: int, brief: bool = False) -> None:
     from rich.table import Table
 
+    from .collect import missing_issue
     from .scoring import show
 
     con = _console()
@@ -221,9 +222,9 @@ def _render_collection(coll, decimals: int, brief: bool = False) -> None:
             if len(shown) > 40:
                 con.print(f"    … 另有 {len(shown) - 40} 条，完整清单见 --json 或排名工作簿的“问题清单”。")
     for s in coll.skipped:
-        con.print(f"[dim]· 跳过 {_esc(s.name)}：{_esc(s.reason)}[/]")
+        con.print(f"[dim]· {_esc(s.issue.render())}[/]")
     for t in coll.missing:
-        con.print(f"[red]✖ 未提交[/] {t.name}（{t.code}）：没有收到可用的考核表，请催报。")
+        con.print(f"[red]✖[/] {_esc(missing_issue(t).render())}")
     s = coll.summary()
     con.print(f"收到 {s['received']} 个文件：合格 {s['ok']}，有警告 {s['warning']}，有错误 {s['error']}，"
               f"重复 {s['duplicate']}，被替代 {s['superseded']}，跳过 {s['skipped']}；"

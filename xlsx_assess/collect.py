@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .checks import Context, FileResult, Head, check_returned
-from .issues import Issue, issue
+from .issues import Code, Issue, issue
 from .reader import (MAX_FILE_BYTES, MAX_MEMBERS, ZIP_MAGIC, Returned, cancel_returned, finish_returned, human_size,
                      start_returned, zip_reason)
 from .settings import Township
@@ -47,6 +47,15 @@ class Candidate:
 class Skipped:
     name: str
     reason: str
+
+    @property
+    def issue(self) -> Issue:
+        return issue(Code.SKIPPED, file=self.name, detail=self.reason)
+
+
+def missing_issue(township: Township) -> Issue:
+    """What is said of a township on the roster that no usable form came from (催报)."""
+    return issue(Code.TOWNSHIP_MISSING, file=f"{township.name}（{township.code}）")
 
 
 class Results(Sequence[FileResult]):
@@ -215,11 +224,11 @@ def _attempt(cand: Candidate, work: Callable[[], Any]) -> Any:
     try:
         return work()
     except ARCHIVE_ERRORS as exc:
-        problem = ("F104", {"detail": zip_reason(exc)})
+        problem = (Code.DAMAGED, {"detail": zip_reason(exc)})
     except MemoryError:
-        problem = ("F107", {"detail": "读取时内存不足"})
+        problem = (Code.DECOMPRESSION_BOMB, {"detail": "读取时内存不足"})
     except Exception as exc:      # a fault of ours on an input nobody foresaw: still only this file's verdict
-        problem = ("F101", {"detail": f"核查时出错（{type(exc).__name__}: {exc}）"[:160]})
+        problem = (Code.FILE_UNREADABLE, {"detail": f"核查时出错（{type(exc).__name__}: {exc}）"[:160]})
     return _failed(cand, problem)
 
 
@@ -390,7 +399,7 @@ def _expand(path: Path, name: str, cands: list[Candidate], skipped: list[Skipped
             infos = zf.infolist()
             files = [i for i in infos if not i.is_dir()]
             if len(files) > MAX_MEMBERS:
-                cands.append(Candidate(str(path), name, route, problem=("F107", {"detail": f"压缩包内有 {len(files)} 个文件"})))
+                cands.append(Candidate(str(path), name, route, problem=(Code.DECOMPRESSION_BOMB, {"detail": f"压缩包内有 {len(files)} 个文件"})))
                 return
             if not files:
                 skipped.append(Skipped(name, "压缩包里没有文件"))
@@ -399,7 +408,7 @@ def _expand(path: Path, name: str, cands: list[Candidate], skipped: list[Skipped
                 if not info.is_dir():
                     _consider_member(path, name, zf, index, info, route, cands, skipped)
     except ARCHIVE_ERRORS as exc:
-        cands.append(Candidate(str(path), name, route, problem=("F104", {"detail": zip_reason(exc)})))
+        cands.append(Candidate(str(path), name, route, problem=(Code.DAMAGED, {"detail": zip_reason(exc)})))
 
 
 def _consider_member(path: Path, name: str, zf: zipfile.ZipFile, index: int, info: zipfile.ZipInfo,
@@ -420,15 +429,15 @@ def _consider_member(path: Path, name: str, zf: zipfile.ZipFile, index: int, inf
         mtime = None
     if info.file_size > MAX_FILE_BYTES:
         cands.append(Candidate(str(path), member, here, mtime, problem=(
-            "F106", {"value": human_size(info.file_size), "limit": human_size(MAX_FILE_BYTES)})))
+            Code.FILE_TOO_LARGE, {"value": human_size(info.file_size), "limit": human_size(MAX_FILE_BYTES)})))
     elif suffix in ARCHIVE_SUFFIXES and route:
-        cands.append(Candidate(str(path), member, here, mtime, problem=("F113", {})))
+        cands.append(Candidate(str(path), member, here, mtime, problem=(Code.ARCHIVE_TOO_DEEP, {})))
     elif suffix in ARCHIVE_SUFFIXES:
         try:
             with zf.open(info) as fh:
                 blob = fh.read(MAX_FILE_BYTES + 1)
         except ARCHIVE_ERRORS as exc:
-            cands.append(Candidate(str(path), member, here, mtime, problem=("F104", {"detail": zip_reason(exc)})))
+            cands.append(Candidate(str(path), member, here, mtime, problem=(Code.DAMAGED, {"detail": zip_reason(exc)})))
             return
         _expand(path, member, cands, skipped, blob, here)
     else:
@@ -468,7 +477,7 @@ def _merge_identical(results: Results) -> None:
             continue
         if h.sha256 in first:
             results.set_role(k, "duplicate")
-            results.add(k, issue("C502", file=h.name, value=first[h.sha256].name))
+            results.add(k, issue(Code.IDENTICAL_COPY, file=h.name, value=first[h.sha256].name))
         else:
             first[h.sha256] = h
 
@@ -487,7 +496,7 @@ def _keep_latest(results: Results) -> None:
         for k in group:
             if heads[k] is not latest:
                 results.set_role(k, "superseded")
-                results.add(k, issue("C501", file=heads[k].name, value=latest.name))
+                results.add(k, issue(Code.SUPERSEDED, file=heads[k].name, value=latest.name))
 
 
 def _flag_copies(results: Results) -> None:
@@ -501,4 +510,4 @@ def _flag_copies(results: Results) -> None:
             continue
         for k in group:
             other = next(heads[o] for o in group if heads[o].township.code != heads[k].township.code)
-            results.add(k, issue("C504", file=heads[k].name, value=other.name, detail=other.township.name))
+            results.add(k, issue(Code.SAME_ENTRIES, file=heads[k].name, value=other.name, detail=other.township.name))

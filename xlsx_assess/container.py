@@ -15,7 +15,7 @@ import zipfile
 import zlib
 from typing import Callable
 
-from .issues import Refused
+from .issues import Code, Refused
 from .memo import Memo, size_of_bytes
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
@@ -88,21 +88,21 @@ class Parts:
         """Refuse what the zip's own directory gives away: too many parts, sizes that are too big or lie,
         two members a reader cannot tell apart."""
         if len(self.entries) > MAX_MEMBERS:
-            raise Refused("F107", detail=f"{len(self.entries)} 个部件")
+            raise Refused(Code.DECOMPRESSION_BOMB, detail=f"{len(self.entries)} 个部件")
         if len(self.keys) != len(self.entries):
-            raise Refused("F104", detail="压缩包内有重名的部件")
+            raise Refused(Code.DAMAGED, detail="压缩包内有重名的部件")
         if any(i.flag_bits & 0x1 for i in self.entries):     # zip-level encryption (e.g. 7-Zip with a password)
-            raise Refused("F105")
+            raise Refused(Code.PASSWORD_PROTECTED)
         declared = sum(i.file_size for i in self.entries)
         if declared > MAX_TOTAL_BYTES:
-            raise Refused("F107", detail=f"声明解压后 {human_size(declared)}")
+            raise Refused(Code.DECOMPRESSION_BOMB, detail=f"声明解压后 {human_size(declared)}")
         for i in self.entries:
             limit = MAX_XML_BYTES if i.filename.lower().endswith(XML_SUFFIXES) else MAX_MEMBER_BYTES
             if i.file_size > limit or (i.file_size > 1 << 20 and i.file_size > MAX_RATIO * max(i.compress_size, 1)):
-                raise Refused("F107", detail=f"{i.filename} 解压后 {human_size(i.file_size)}")
+                raise Refused(Code.DECOMPRESSION_BOMB, detail=f"{i.filename} 解压后 {human_size(i.file_size)}")
             stored = i.compress_type == zipfile.ZIP_STORED and i.compress_size != i.file_size
             if stored or i.compress_size > i.file_size + i.file_size // 100 + 1024:
-                raise Refused("F107", detail=f"{i.filename} 声明解压后只有 {human_size(i.file_size)}，"
+                raise Refused(Code.DECOMPRESSION_BOMB, detail=f"{i.filename} 声明解压后只有 {human_size(i.file_size)}，"
                                               f"压缩数据却有 {human_size(i.compress_size)}")
 
     def get(self, name: str) -> bytes:
@@ -138,7 +138,7 @@ class Parts:
             _INFLATED.put(key, blob, size_of_bytes(raw, blob))
         self.total += len(blob)
         if self.total > MAX_TOTAL_BYTES:
-            raise Refused("F107", detail=f"{info.filename} 实际解压超过上限")
+            raise Refused(Code.DECOMPRESSION_BOMB, detail=f"{info.filename} 实际解压超过上限")
         return blob if keep else b""
 
     def _raw(self, info: zipfile.ZipInfo) -> bytes:
@@ -167,10 +167,10 @@ class Parts:
                 size += len(chunk)
                 self.total += len(chunk)
                 if size > limit or self.total > MAX_TOTAL_BYTES:
-                    raise Refused("F107", detail=f"{info.filename} 实际解压超过上限")
+                    raise Refused(Code.DECOMPRESSION_BOMB, detail=f"{info.filename} 实际解压超过上限")
                 seen = tail + chunk
                 if _DTD_HINT in seen and _DTD.search(seen):
-                    raise Refused("F108")
+                    raise Refused(Code.XML_DTD)
                 tail = chunk[-_DTD_TAIL:]
                 if keep:
                     chunks.append(chunk)
@@ -199,7 +199,7 @@ def _inflate_small(info: zipfile.ZipInfo, raw: bytes) -> bytes:
     if len(blob) != info.file_size or zlib.crc32(blob) != info.CRC:
         raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
     if _DTD_HINT in blob and _DTD.search(blob):
-        raise Refused("F108")
+        raise Refused(Code.XML_DTD)
     return blob
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import AbstractSet
 
 from .container import MEMO_MEMBER_BYTES, Parts, member_key
-from .issues import Refused
+from .issues import Code, Refused
 from .layout import SHEETS, a1, col_index, position
 from .memo import Memo, remembered, size_of_bytes
 
@@ -70,7 +70,7 @@ SST = _tags("sst", MAIN)
 # -- well-formed XML ---------------------------------------------------------------------------------
 
 def _refuse_dtd(*_args) -> None:
-    raise Refused("F108")
+    raise Refused(Code.XML_DTD)
 
 
 def check_xml(part: str, xml: bytes) -> None:
@@ -83,7 +83,7 @@ def check_xml(part: str, xml: bytes) -> None:
     try:
         parser.Parse(xml, True)
     except pyexpat.ExpatError as exc:
-        raise Refused("F104", detail=f"{part} 不是完整的 XML（第 {exc.lineno} 行第 {exc.offset + 1} 列）") from None
+        raise Refused(Code.DAMAGED, detail=f"{part} 不是完整的 XML（第 {exc.lineno} 行第 {exc.offset + 1} 列）") from None
     if len(xml) <= MEMO_MEMBER_BYTES:
         _WELL_FORMED.put(xml, True, size_of_bytes(xml))
 
@@ -98,7 +98,7 @@ def parse_xml(part: str, xml: bytes) -> ET.Element:
     try:
         return ET.fromstring(xml)        # no DTD got past the check: only the five predefined entities exist
     except ET.ParseError as exc:         # (expat said well-formed: only a parser disagreeing gets here)
-        raise Refused("F104", detail=f"{part} 不是完整的 XML（{exc}）"[:120]) from None
+        raise Refused(Code.DAMAGED, detail=f"{part} 不是完整的 XML（{exc}）"[:120]) from None
 
 
 def _is_plain(xml: bytes) -> bool:
@@ -153,7 +153,7 @@ def read_book(parts: Parts) -> Book:
         if root_rels else "xl/"
     rels_xml, book_xml = parts.get(folder + "_rels/workbook.xml.rels"), parts.get(folder + "workbook.xml")
     if not book_xml:
-        raise Refused("F104", detail=f"缺少 {folder}workbook.xml")
+        raise Refused(Code.DAMAGED, detail=f"缺少 {folder}workbook.xml")
     key = (folder, rels_xml, book_xml)
 
     def make() -> Book:
@@ -176,7 +176,7 @@ def _book_folder(xml: bytes) -> str:
         if rel[1].endswith("/relationships/officeDocument"):
             target = rel[0]
     if target is None:
-        raise Refused("F104", detail="_rels/.rels 中没有工作簿")
+        raise Refused(Code.DAMAGED, detail="_rels/.rels 中没有工作簿")
     cut = target.rfind("/")
     return target[:cut + 1].removeprefix("/") if cut >= 0 else ""
 
@@ -185,41 +185,41 @@ def _relationships(part: str, xml: bytes) -> dict[str, tuple[str, str]]:
     """Id -> (Target, Type) of a relationships part; an Id given twice is damage (readers differ on it)."""
     root = parse_xml(part, xml)
     if root.tag not in RELS:
-        raise Refused("F104", detail=f"{part} 不是关系部件")
+        raise Refused(Code.DAMAGED, detail=f"{part} 不是关系部件")
     found: dict[str, tuple[str, str]] = {}
     for el in root.iter():
         if local_name(el.tag) != "Relationship":
             continue
         if el.tag not in REL:
-            raise Refused("F104", detail=f"{part} 中有无法识别的关系条目")
+            raise Refused(Code.DAMAGED, detail=f"{part} 中有无法识别的关系条目")
         rel_id = el.get("Id")
         if rel_id is None:
             continue
         if rel_id in found:
-            raise Refused("F104", detail=f"{part} 中关系编号 {rel_id[:20]} 重复")
+            raise Refused(Code.DAMAGED, detail=f"{part} 中关系编号 {rel_id[:20]} 重复")
         found[rel_id] = (el.get("Target", ""), el.get("Type", ""))
     return found
 
 
 def _listed(folder: str, rels: dict[str, tuple[str, str]], root: ET.Element) -> Book:
     if root.tag not in WORKBOOK:
-        raise Refused("F104", detail=f"{folder}workbook.xml 不是工作簿")
+        raise Refused(Code.DAMAGED, detail=f"{folder}workbook.xml 不是工作簿")
     sheets, seen, problems = [], {}, []
     for el in root.iter():
         if local_name(el.tag) != "sheet":
             continue
         if el.tag not in SHEET:                          # python-calamine would list it all the same
-            raise Refused("F104", detail="工作簿中有无法识别的工作表条目")
+            raise Refused(Code.DAMAGED, detail="工作簿中有无法识别的工作表条目")
         ids = [v for k, v in el.attrib.items() if local_name(k) == "id"]
         if len(ids) > 1:
-            raise Refused("F104", detail="工作表条目有多个关系编号")
+            raise Refused(Code.DAMAGED, detail="工作表条目有多个关系编号")
         target = rels.get(ids[0], ("", ""))[0] if ids else ""
         part = member_key(target[1:] if target.startswith("/") else folder + target)
         name = el.get("name", "")
         sheets.append(Listed(name, part, el.get("state", "visible")))
         claimed = name.casefold()
         if claimed in seen and (name in SHEETS or seen[claimed] in SHEETS):
-            problems.append(("S310", seen[claimed], seen[claimed]))
+            problems.append((Code.SHEET_NAME_TWICE, seen[claimed], seen[claimed]))
         seen.setdefault(claimed, name)
     return Book(folder, tuple(sheets), tuple(dict.fromkeys(problems)))
 
@@ -248,7 +248,7 @@ def unlocked_styles(part: str, xml: bytes) -> frozenset[int]:
     def make() -> frozenset[int]:
         root = parse_xml(part, xml)
         if root.tag not in STYLESHEET:
-            raise Refused("F104", detail=f"{part} 不是样式部件")
+            raise Refused(Code.DAMAGED, detail=f"{part} 不是样式部件")
         xfs = next((el for el in root if el.tag in CELL_XFS), None)
         found = set()
         for k, xf in enumerate(el for el in (xfs if xfs is not None else ()) if el.tag in XF):
@@ -377,8 +377,8 @@ def scan_plain(xml: bytes, unlocked: frozenset[int] = frozenset()) -> SheetXml |
     numbers = [int(r) for r in rows]
     if len(rows) != data.count(b"<row") or 0 in numbers:
         return None
-    problems = [("S312", f"{n}:{n}") for n in _repeated(numbers)]
-    out.problems = _ordered(problems + [("S311", ref.decode()) for ref in _repeated(refs)])
+    problems = [(Code.ROW_TWICE, f"{n}:{n}") for n in _repeated(numbers)]
+    out.problems = _ordered(problems + [(Code.CELL_TWICE, ref.decode()) for ref in _repeated(refs)])
     if unlocked and len(unlocked) <= _FEW_STYLES:
         out.unlocked = {ref.decode() for ref in _style_pattern(unlocked).findall(data)}
     elif unlocked:
@@ -462,16 +462,16 @@ def scan_tree(part: str, xml: bytes, unlocked: frozenset[int] = frozenset()) -> 
     them (a cell without `r` follows the one before it in its row, a row without `r` the row before)."""
     root = parse_xml(part, xml)
     if root.tag not in WORKSHEET:
-        raise Refused("F104", detail=f"{part} 不是工作表")
+        raise Refused(Code.DAMAGED, detail=f"{part} 不是工作表")
     datas = [el for el in root.iter() if el.tag in SHEET_DATA]
     if len(datas) > 1:
-        raise Refused("F104", detail=f"{part} 中有多个表格数据区")
+        raise Refused(Code.DAMAGED, detail=f"{part} 中有多个表格数据区")
     out = SheetXml()
     out.protected, out.validations, out.covered = _rules(root)
     cells = _walk_cells(part, datas[0] if datas else ET.Element("sheetData"), unlocked, out)
     outside = sum(1 for el in root.iter() if local_name(el.tag) in ("c", "row"))
     if outside != cells:
-        raise Refused("F104", detail=f"{part} 中有表格数据区以外的单元格")
+        raise Refused(Code.DAMAGED, detail=f"{part} 中有表格数据区以外的单元格")
     return out
 
 
@@ -483,25 +483,25 @@ def _walk_cells(part: str, data: ET.Element, unlocked: frozenset[int], out: Shee
     row, met = 0, 0
     for row_el in data:
         if row_el.tag not in ROW:
-            raise Refused("F104", detail=f"{part} 的表格数据区中有无法识别的内容")
+            raise Refused(Code.DAMAGED, detail=f"{part} 的表格数据区中有无法识别的内容")
         met += 1
         r = row_el.get("r")
         if r is not None:
             row = _row_number(r)
             if row in seen_rows:
-                problems.append(("S312", f"{row + 1}:{row + 1}"))
+                problems.append((Code.ROW_TWICE, f"{row + 1}:{row + 1}"))
             seen_rows.add(row)
         col = 0
         for cell in row_el:
             if cell.tag not in CELL:
-                raise Refused("F104", detail=f"{part} 的第 {row + 1} 行中有无法识别的内容")
+                raise Refused(Code.DAMAGED, detail=f"{part} 的第 {row + 1} 行中有无法识别的内容")
             met += 1
             ref = cell.get("r")
             at = (row, col) if ref is None else _cell_position(ref)
             col = at[1] + 1
             ref = a1(*at)
             if at in seen_cells:
-                problems.append(("S311", ref))
+                problems.append((Code.CELL_TWICE, ref))
             seen_cells.add(at)
             _read_cell(part, cell, at, ref, unlocked, out, problems)
         row += 1
@@ -512,7 +512,7 @@ def _walk_cells(part: str, data: ET.Element, unlocked: frozenset[int], out: Shee
 def _ordered(problems: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     """Each problem once, rows first, then by code and place (the same whichever path found them)."""
     def place(p: tuple[str, str]) -> tuple:
-        return (p[0] != "S312", p[0], int(p[1].partition(":")[0]) if ":" in p[1] else position(p[1]))
+        return (p[0] != Code.ROW_TWICE, p[0], int(p[1].partition(":")[0]) if ":" in p[1] else position(p[1]))
     return tuple(sorted(set(problems), key=place))
 
 
@@ -534,22 +534,22 @@ def _read_cell(part: str, cell: ET.Element, at: tuple[int, int], ref: str, unloc
         elif child.tag in INLINE:
             kinds.append("is")
         else:
-            raise Refused("F104", detail=f"{part} 的单元格 {ref} 中有无法识别的内容")
+            raise Refused(Code.DAMAGED, detail=f"{part} 的单元格 {ref} 中有无法识别的内容")
     values = kinds.count("v") + kinds.count("is")
     if values > 1 or kinds.count("f") > 1 or (cell.get("t") == "inlineStr" and "v" in kinds):
-        problems.append(("V416", ref))
+        problems.append((Code.VALUE_AND_TEXT, ref))
 
 
 def _row_number(r: str) -> int:
     if r.isascii() and r.isdigit() and 0 < len(r) <= 7 and int(r) > 0:
         return int(r) - 1
-    raise Refused("F104", detail=f"无效的行号“{r[:20]}”")
+    raise Refused(Code.DAMAGED, detail=f"无效的行号“{r[:20]}”")
 
 
 def _cell_position(ref: str) -> tuple[int, int]:
     parsed = _CELL_REF.fullmatch(ref)
     if not parsed or parsed.group(2).strip("0") == "":
-        raise Refused("F104", detail=f"无效的单元格地址“{ref[:20]}”")
+        raise Refused(Code.DAMAGED, detail=f"无效的单元格地址“{ref[:20]}”")
     return int(parsed.group(2)) - 1, col_index(parsed.group(1).upper())
 
 
@@ -613,7 +613,7 @@ def custom_properties(part: str, xml: bytes) -> dict[str, str]:
         return {}
     root = parse_xml(part, xml)
     if root.tag not in PROPERTIES:
-        raise Refused("F104", detail=f"{part} 不是文档属性部件")
+        raise Refused(Code.DAMAGED, detail=f"{part} 不是文档属性部件")
     found = {}
     for prop in root:
         if prop.tag in PROPERTY:
@@ -659,13 +659,13 @@ def check_shared_strings(part: str, xml: bytes) -> bool:
     if not plain:
         root = parse_xml(part, xml)
         if root.tag not in SST or any(el.tag.partition("}")[0][1:] not in MAIN for el in root.iter()):
-            raise Refused("F104", detail=f"{part} 中有无法识别的内容")
+            raise Refused(Code.DAMAGED, detail=f"{part} 中有无法识别的内容")
     m = _SST_TAG.search(xml)
     found = _UNIQUE.search(m.group(1)) if m else None
     declared = found.group(1).decode("utf-8", "replace") if found else None
     if declared is not None and not (declared.isascii() and declared.isdigit() and (
             int(declared) <= xml.count(b"<si>") or int(declared) <= len(_SI.findall(xml)))):   # the first: a quick lower bound
-        raise Refused("F104", detail=f"共享字符串表声明有 {declared[:20]} 项，与实际不符")
+        raise Refused(Code.DAMAGED, detail=f"共享字符串表声明有 {declared[:20]} 项，与实际不符")
     return plain
 
 

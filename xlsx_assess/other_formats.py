@@ -12,7 +12,7 @@ import struct
 from typing import TYPE_CHECKING, Callable
 
 from .container import Parts
-from .issues import Refused
+from .issues import Code, Refused
 from .ole import OleFile, biff_extents
 from .sandbox import check_sizes
 
@@ -25,33 +25,33 @@ def read_ole(ret: "Returned", data: bytes, read_values: Callable[["Returned", by
     try:
         ole = OleFile(data)
     except (ValueError, IndexError, struct.error) as exc:
-        raise Refused("F104", detail=f"Office 旧格式文件结构有误（{exc}）") from None
+        raise Refused(Code.DAMAGED, detail=f"Office 旧格式文件结构有误（{exc}）") from None
     names = ole.names
     suffix = ret.name.lower().rsplit(".", 1)[-1]
     if {"EncryptionInfo", "EncryptedPackage"} & names:
-        raise Refused("F105")
+        raise Refused(Code.PASSWORD_PROTECTED)
     if suffix in ("et", "ett"):
-        raise Refused("F109", detail="WPS 表格 .et/.ett")
+        raise Refused(Code.UNSUPPORTED_FORMAT, detail="WPS 表格 .et/.ett")
     book = next((n for n in ("Workbook", "Book") if n in names), None)
     if book is None:
         if "WordDocument" in names:
-            raise Refused("F103", detail="Word 97-2003 文档")
+            raise Refused(Code.NOT_A_WORKBOOK, detail="Word 97-2003 文档")
         if "PowerPoint Document" in names:
-            raise Refused("F103", detail="PowerPoint 97-2003 演示文稿")
-        raise Refused("F109", detail="无法识别的 Office 旧格式")
+            raise Refused(Code.NOT_A_WORKBOOK, detail="PowerPoint 97-2003 演示文稿")
+        raise Refused(Code.UNSUPPORTED_FORMAT, detail="无法识别的 Office 旧格式")
     try:
         encrypted, extents = biff_extents(ole.stream(book))
     except (ValueError, IndexError, struct.error) as exc:
-        raise Refused("F104", detail=f"Excel 97-2003 文件结构有误（{exc}）") from None
+        raise Refused(Code.DAMAGED, detail=f"Excel 97-2003 文件结构有误（{exc}）") from None
     if encrypted:
-        raise Refused("F105")
+        raise Refused(Code.PASSWORD_PROTECTED)
     check_sizes(extents)                         # every sheet is read at once
     ret.format = "xls"
     read_values(ret, data)
     if {"_VBA_PROJECT_CUR", "_VBA_PROJECT", "VBA"} & names:
         ret.active.append("宏（VBA）")
-        ret.add("F111", detail="宏（VBA）")
-    ret.add("F110", detail="Excel 97-2003（.xls）")
+        ret.add(Code.ACTIVE_CONTENT, detail="宏（VBA）")
+    ret.add(Code.OLD_FORMAT, detail="Excel 97-2003（.xls）")
 
 
 def read_ods(ret: "Returned", parts: Parts) -> None:

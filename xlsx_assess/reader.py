@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from .container import (MAX_FILE_BYTES, MAX_MEMBERS, MAX_XML_BYTES, OLE_MAGIC, ZIP_ERRORS, ZIP_MAGIC, Parts,
                         foreign_kind, human_size, member_key, zip_reason)
-from .issues import Issue, Refused, issue
+from .issues import Code, Issue, Refused, issue
 from .layout import SHEETS
 from .ooxml import (SHEET_DATA_MARK, Book, SheetXml, check_shared_strings, check_xml, custom_properties, parse_range,
                     plain_parts, read_book, saved_time, scan_sheet, sheet_extent, unlocked_styles)
@@ -96,17 +96,17 @@ def start_returned(path: str | Path, name: str | None = None, data: bytes | None
         ret.size = len(data)
         ret.sha256 = hashlib.sha256(data).hexdigest()
         if not data:
-            raise Refused("F102")
+            raise Refused(Code.FILE_EMPTY)
         if len(data) > MAX_FILE_BYTES:
-            raise Refused("F106", value=human_size(len(data)), limit=human_size(MAX_FILE_BYTES))
+            raise Refused(Code.FILE_TOO_LARGE, value=human_size(len(data)), limit=human_size(MAX_FILE_BYTES))
         if data[:4] in ZIP_MAGIC:
             _read_zip(ret, data)
         elif data[:8] == OLE_MAGIC:
             read_ole(ret, data, _read_values)
         else:
-            raise Refused("F103", detail=foreign_kind(data))
+            raise Refused(Code.NOT_A_WORKBOOK, detail=foreign_kind(data))
         if ret.pending is None and not ret.sheets:
-            raise Refused("F104", detail="工作簿中没有工作表")
+            raise Refused(Code.DAMAGED, detail="工作簿中没有工作表")
     return ret
 
 
@@ -120,7 +120,7 @@ def finish_returned(ret: Returned) -> Returned:
             ret.values.update(values)
             _after_values(ret)
             if not ret.sheets:
-                raise Refused("F104", detail="工作簿中没有工作表")
+                raise Refused(Code.DAMAGED, detail="工作簿中没有工作表")
     return ret
 
 
@@ -141,10 +141,10 @@ def _verdict(ret: Returned) -> Iterator[None]:
         _refuse(ret, stop.code, **stop.fields)
     except MemoryError:
         cancel_returned(ret)
-        _refuse(ret, "F107", detail="读取时内存不足")
+        _refuse(ret, Code.DECOMPRESSION_BOMB, detail="读取时内存不足")
     except Exception as exc:      # a reader library choking on a malformed file: still only a verdict
         cancel_returned(ret)
-        _refuse(ret, "F104", detail=f"{type(exc).__name__}: {exc}"[:120])
+        _refuse(ret, Code.DAMAGED, detail=f"{type(exc).__name__}: {exc}"[:120])
 
 
 def _refuse(ret: Returned, code: str, **fields) -> None:
@@ -162,14 +162,14 @@ def _read_file(ret: Returned, path: Path) -> bytes:
         st = path.stat()
         ret.mtime = dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc)
         if not stat.S_ISREG(st.st_mode):
-            raise Refused("F101", detail="不是普通文件")
+            raise Refused(Code.FILE_UNREADABLE, detail="不是普通文件")
         if st.st_size > MAX_FILE_BYTES:
             ret.size = st.st_size
-            raise Refused("F106", value=human_size(st.st_size), limit=human_size(MAX_FILE_BYTES))
+            raise Refused(Code.FILE_TOO_LARGE, value=human_size(st.st_size), limit=human_size(MAX_FILE_BYTES))
         with open(path, "rb") as fh:
             return fh.read(MAX_FILE_BYTES + 1)        # the file may grow between stat and read
     except OSError as exc:
-        raise Refused("F101", detail=exc.strerror or str(exc)) from None
+        raise Refused(Code.FILE_UNREADABLE, detail=exc.strerror or str(exc)) from None
 
 
 # -- zip containers (xlsx, xlsm, ods, ...) ----------------------------------------------------------
@@ -180,7 +180,7 @@ def _read_zip(ret: Returned, data: bytes) -> None:
         parts = Parts(data)
         parts.check_directory()
         if parts.has("xl/workbook.bin"):
-            raise Refused("F109", detail="Excel 二进制工作簿 .xlsb")
+            raise Refused(Code.UNSUPPORTED_FORMAT, detail="Excel 二进制工作簿 .xlsb")
         mimetype = parts.get("mimetype")
         if mimetype.startswith(b"application/vnd.oasis.opendocument.spreadsheet"):
             read_ods(ret, parts)
@@ -193,17 +193,17 @@ def _read_zip(ret: Returned, data: bytes) -> None:
             parts.sweep()
             data = given
         elif parts.has("word/document.xml"):
-            raise Refused("F103", detail="Word 文档")
+            raise Refused(Code.NOT_A_WORKBOOK, detail="Word 文档")
         elif any(n.startswith("ppt/") for n in parts.keys):
-            raise Refused("F103", detail="PowerPoint 演示文稿")
+            raise Refused(Code.NOT_A_WORKBOOK, detail="PowerPoint 演示文稿")
         elif mimetype.startswith(b"application/vnd.oasis.opendocument"):
-            raise Refused("F103", detail="OpenDocument 文档（非表格）")
+            raise Refused(Code.NOT_A_WORKBOOK, detail="OpenDocument 文档（非表格）")
         else:
-            raise Refused("F103", detail="压缩包（zip），不是工作簿")
+            raise Refused(Code.NOT_A_WORKBOOK, detail="压缩包（zip），不是工作簿")
     except ZIP_ERRORS as exc:
         if pending is not None:
             pending.cancel()
-        raise Refused("F104", detail=zip_reason(exc)) from None
+        raise Refused(Code.DAMAGED, detail=zip_reason(exc)) from None
     except BaseException:
         if pending is not None:
             pending.cancel()
@@ -219,12 +219,12 @@ def _read_zip(ret: Returned, data: bytes) -> None:
 
 def _after_values(ret: Returned) -> None:
     if ret.listed is not None and list(ret.sheets) != list(dict.fromkeys(ret.listed)):
-        raise Refused("F104", detail="工作表列表与读取结果不一致")
+        raise Refused(Code.DAMAGED, detail="工作表列表与读取结果不一致")
     _show_errors(ret)
     if ret.active:
-        ret.add("F111", detail="、".join(ret.active))
+        ret.add(Code.ACTIVE_CONTENT, detail="、".join(ret.active))
     if ret.format == "ods":
-        ret.add("F110", detail="OpenDocument（.ods）")
+        ret.add(Code.OLD_FORMAT, detail="OpenDocument（.ods）")
 
 
 def _read_ooxml(ret: Returned, parts: Parts) -> Book:
@@ -251,7 +251,7 @@ def _read_ooxml(ret: Returned, parts: Parts) -> Book:
         if listed is None:
             continue
         if not parts.has(listed.part):
-            raise Refused("F104", detail=f"找不到工作表“{name}”的内容")
+            raise Refused(Code.DAMAGED, detail=f"找不到工作表“{name}”的内容")
         found = ret.xml[name] = scan_sheet(listed.part, parts.get(listed.part), ret.unlocked_styles)
         for code, cell in found.problems:
             ret.add(code, sheet=name, cell=cell, value=cell.partition(":")[0])

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .issues import AssessError, Report, issue
+from .issues import AssessError, Code, Report, issue
 
 Kind = Literal["base", "bonus", "deduction", "zero"]
 KINDS: tuple[str, ...] = ("base", "bonus", "deduction", "zero")
@@ -144,7 +144,7 @@ def read_rubric(path: str | Path | None = None) -> tuple[Rubric | None, Report]:
     try:
         text = decode_text(path.read_bytes())
     except (OSError, UnicodeDecodeError) as exc:
-        report.add(issue("R101", file=name, detail=str(exc)))
+        report.add(issue(Code.RUBRIC_UNREADABLE, file=name, detail=str(exc)))
         return None, report
     return parse_rubric(text, name, report)
 
@@ -153,18 +153,18 @@ def parse_rubric(text: str, name: str = "rubric.csv", report: Report | None = No
     report = report if report is not None else Report()
     records = _records(text)
     if not records:
-        report.add(issue("R114", file=name))
+        report.add(issue(Code.RUBRIC_EMPTY, file=name))
         return None, report
     header_line, header_row = records[0]
     header = [h.strip().lower() for h in header_row]
     for col in sorted({h for h in header if h and header.count(h) > 1}):
-        report.add(issue("R117", file=name, line=header_line, column=col))
+        report.add(issue(Code.RUBRIC_COLUMN_DUPLICATE, file=name, line=header_line, column=col))
     for col in REQUIRED:
         if col not in header:
-            report.add(issue("R102", file=name, line=header_line, column=col))
+            report.add(issue(Code.RUBRIC_COLUMN_MISSING, file=name, line=header_line, column=col))
     for col in header:
         if col and col not in COLUMNS:
-            report.add(issue("R103", file=name, line=header_line, column=col))
+            report.add(issue(Code.RUBRIC_COLUMN_UNKNOWN, file=name, line=header_line, column=col))
     if not report.ok:
         return None, report
 
@@ -180,42 +180,42 @@ def parse_rubric(text: str, name: str = "rubric.csv", report: Report | None = No
 
         ident = rec.get("id", "")
         if not ident:
-            bad("R112", "id")
+            bad(Code.RUBRIC_ID_EMPTY, "id")
         elif ident in seen:
-            bad("R107", "id", value=ident, other=seen[ident])
+            bad(Code.RUBRIC_ID_DUPLICATE, "id", value=ident, other=seen[ident])
         else:
             seen[ident] = lineno
         if not rec.get("category"):
-            bad("R108", "category")
+            bad(Code.RUBRIC_CATEGORY_EMPTY, "category")
         if not rec.get("indicator"):
-            bad("R109", "indicator")
+            bad(Code.RUBRIC_INDICATOR_EMPTY, "indicator")
         kind = rec.get("kind", "").lower()
         if kind not in KINDS:
-            bad("R104", "kind", value=rec.get("kind", ""))
+            bad(Code.RUBRIC_KIND_UNKNOWN, "kind", value=rec.get("kind", ""))
         points = _parse_points(rec.get("points", ""))
         if points is None:
-            bad("R105", "points", value=rec.get("points", ""))
+            bad(Code.RUBRIC_POINTS_NOT_NUMBER, "points", value=rec.get("points", ""))
         elif points < 0:
-            bad("R106", "points", value=rec.get("points", ""))
+            bad(Code.RUBRIC_POINTS_NEGATIVE, "points", value=rec.get("points", ""))
         for col in ("category", "indicator", "criterion", "guide", "note"):
             if len(rec.get(col, "")) > MAX_TEXT:
-                bad("R116", col, value=MAX_TEXT)
+                bad(Code.RUBRIC_TEXT_TOO_LONG, col, value=MAX_TEXT)
         if kind == "zero":
             zero_lines += 1
             if points:
-                bad("R115", "points")
+                bad(Code.RUBRIC_ZERO_LINE_POINTS, "points")
                 points = 0.0
         if len(report.errors) == before:
             items.append(Item(ident, rec["category"], rec["indicator"], rec.get("criterion", ""), kind,
                               float(points), rec.get("guide", ""), rec.get("note", "")))
     if len(records) == 1:
-        report.add(issue("R114", file=name))
+        report.add(issue(Code.RUBRIC_EMPTY, file=name))
     if zero_lines > 1:
-        report.add(issue("R111", file=name, value=zero_lines))
+        report.add(issue(Code.RUBRIC_MANY_ZERO_LINES, file=name, value=zero_lines))
     _check_contiguous(records[1:], header, name, report)
     base_total = sum(i.points for i in items if i.kind == "base")
     if report.ok and not math.isclose(base_total, BASE_TOTAL, abs_tol=1e-9):
-        report.add(issue("R110", file=name, column="points", value=format_points(base_total)))
+        report.add(issue(Code.RUBRIC_BASE_NOT_100, file=name, column="points", value=format_points(base_total)))
     if not report.ok:
         return None, report
     return Rubric(tuple(items)), report
@@ -255,7 +255,7 @@ def _check_contiguous(records: list[tuple[int, list[str]]], header: list[str], n
             if key != previous:
                 if key in closed:
                     label = key if isinstance(key, str) else key[1]
-                    report.add(issue("R113", file=name, line=lineno, column=level, value=label))
+                    report.add(issue(Code.RUBRIC_NOT_CONTIGUOUS, file=name, line=lineno, column=level, value=label))
                 if previous is not None:
                     closed.add(previous)
                 previous = key

@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, NoReturn
 
-from .issues import Refused
+from .issues import Code, Refused
 from .layout import SHEETS, a1
 
 Sheets = dict[str, str]                        # sheet -> visible | hidden | veryhidden
@@ -35,7 +35,7 @@ def check_size(sheet: str, rows: int, cols: int) -> None:
     .xlsx where python-calamine would run in this process or the helper died on the file, and every
     sheet of an .xls or .ods before reading it (python-calamine reads all of them at once)."""
     if rows * cols > MAX_CELLS:
-        raise Refused("F114", value=sheet, detail=f"{a1(rows - 1, cols - 1)}（{rows} 行 × {cols} 列）")
+        raise Refused(Code.SHEET_TOO_LARGE, value=sheet, detail=f"{a1(rows - 1, cols - 1)}（{rows} 行 × {cols} 列）")
 
 
 def check_sizes(extents: Mapping[str, tuple[int, int]]) -> None:
@@ -63,13 +63,13 @@ def _calamine_values(data: bytes) -> tuple[Sheets, Rows]:
                 values[name] = rows = wb.get_sheet_by_name(name).to_python(skip_empty_area=False)
                 check_size(name, *rows_extent(rows))      # before it is sent anywhere
     except pc.PasswordError:
-        raise Refused("F105") from None
+        raise Refused(Code.PASSWORD_PROTECTED) from None
     except Refused:
         raise
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # calamine raises several types (a Rust panic is a BaseException); all mean the same
-        raise Refused("F104", detail=str(exc)[:120] or type(exc).__name__) from None
+        raise Refused(Code.DAMAGED, detail=str(exc)[:120] or type(exc).__name__) from None
     return sheets, values
 
 
@@ -116,7 +116,7 @@ class Died:
     def unwrap(self) -> NoReturn:
         if self.reason is not None:
             self.reason.unwrap()
-        raise Refused("F104", detail="读取程序因文件结构异常而中止")
+        raise Refused(Code.DAMAGED, detail="读取程序因文件结构异常而中止")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +126,7 @@ class TimedOut:
     seconds: float
 
     def unwrap(self) -> NoReturn:
-        raise Refused("F104", detail=f"读取超过 {self.seconds} 秒，文件结构异常")
+        raise Refused(Code.DAMAGED, detail=f"读取超过 {self.seconds} 秒，文件结构异常")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +136,7 @@ class Failed:
     detail: str
 
     def unwrap(self) -> NoReturn:
-        raise Refused("F104", detail=self.detail)
+        raise Refused(Code.DAMAGED, detail=self.detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +144,7 @@ class Cancelled:
     """The read was cancelled: nobody wants the file's values."""
 
     def unwrap(self) -> NoReturn:
-        raise Refused("F104", detail="读取已取消")
+        raise Refused(Code.DAMAGED, detail="读取已取消")
 
 
 ReadOutcome = Values | Refusal | Died | TimedOut | Failed | Cancelled

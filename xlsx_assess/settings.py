@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .issues import AssessError, Report, issue
+from .issues import AssessError, Code, Report, issue
 from .rubric import decode_text
 
 DEFAULTS = Path(__file__).parent / "defaults"
@@ -98,10 +98,10 @@ def load_settings(path: str | Path | None = None, year: int | None = None) -> Se
             data["instructions"] = str(data["instructions"]).strip()
         settings = Settings(**data)
     except _Misplaced as exc:
-        report.add(issue("R201", file=path.name, line=_line_of(text, exc.key), column=exc.key, detail=str(exc)))
+        report.add(issue(Code.SETTINGS_INVALID, file=path.name, line=_line_of(text, exc.key), column=exc.key, detail=str(exc)))
         raise AssessError(report) from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError, TypeError, KeyError) as exc:
-        report.add(issue("R201", file=path.name, detail=str(exc)))
+        report.add(issue(Code.SETTINGS_INVALID, file=path.name, detail=str(exc)))
         raise AssessError(report) from None
     return settings.with_year(year)
 
@@ -143,7 +143,7 @@ def load_townships(path: str | Path | None = None) -> list[Township]:
     try:
         rows = list(csv.DictReader(io.StringIO(decode_text(path.read_bytes()))))
     except (OSError, UnicodeDecodeError) as exc:
-        report.add(issue("R202", file=path.name, detail=str(exc)))
+        report.add(issue(Code.ROSTER_INVALID, file=path.name, detail=str(exc)))
         raise AssessError(report) from None
     townships: list[Township] = []
     seen: set[str] = set()
@@ -151,14 +151,14 @@ def load_townships(path: str | Path | None = None) -> list[Township]:
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
         code, name = row.get("code", ""), row.get("name", "")
         if not code or not name:
-            report.add(issue("R202", file=path.name, line=lineno, detail="每行都需要 code（代码）和 name（名称）"))
+            report.add(issue(Code.ROSTER_INVALID, file=path.name, line=lineno, detail="每行都需要 code（代码）和 name（名称）"))
         elif code in seen:
-            report.add(issue("R202", file=path.name, line=lineno, detail=f"代码 {code} 重复"))
+            report.add(issue(Code.ROSTER_INVALID, file=path.name, line=lineno, detail=f"代码 {code} 重复"))
         else:
             seen.add(code)
             townships.append(Township(code, name, row.get("kind", "")))
     if not townships and report.ok:
-        report.add(issue("R202", file=path.name, detail="名单为空"))
+        report.add(issue(Code.ROSTER_INVALID, file=path.name, detail="名单为空"))
     if not report.ok:
         raise AssessError(report)
     return townships
@@ -173,7 +173,7 @@ def select_townships(townships: list[Township], only: list[str] | None) -> list[
     for key in only:
         match = [t for t in townships if key in (t.code, t.name)]
         if not match:
-            report.add(issue("R203", value=key))
+            report.add(issue(Code.ROSTER_TOWNSHIP_UNKNOWN, value=key))
         chosen.extend(t for t in match if t not in chosen)
     if not report.ok:
         raise AssessError(report)
