@@ -53,6 +53,15 @@ def test_import_is_light():
     assert out.strip() == "[]"
 
 
+def test_check_does_not_import_pandas():
+    code = ("import atexit, sys; from xlsx_assess.cli import main;"
+            "atexit.register(lambda: print('pandas' in sys.modules, 'numpy' in sys.modules));"
+            f"sys.argv = ['xlsx-assess', 'check', {str(SAMPLES)!r}]; main()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "False False"
+
+
 def test_generate_all_and_only(tmp_path):
     result = run("generate", "--out", str(tmp_path / "all"))
     assert result.exit_code == 0, result.output
