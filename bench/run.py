@@ -3,6 +3,9 @@
     python bench/run.py --n 1000                 # full run, results in bench/results/bench-1000.json
     python bench/run.py --n 20 --quick           # CI smoke test (well under 30 s)
     python bench/run.py --n 200 --profile        # also print cProfile tops for check and build
+    python bench/run.py --cli                    # only the user's commands, over 1,000 returns
+
+Needs only `pip install .` (no pytest): what it fills comes from tests/fills.py, plain Python.
 
 Stages (each in a fresh subprocess, so its peak RSS is its own):
   gen       xlsx-assess `generate_workbooks` of N blank workbooks (synthetic roster of N townships)
@@ -18,9 +21,13 @@ Stages (each in a fresh subprocess, so its peak RSS is its own):
             second core (skipped with --quick, and where CPU affinity cannot be set)
   calamine  the floor for rank: `CalamineWorkbook.from_path(p)` + `评分表` `.to_python()` per file
   pandas    `pandas.read_excel(p, sheet_name='评分表', engine='openpyxl')` on at most 200 files,
-            extrapolated per file (skipped with --quick)
+            extrapolated per file (skipped with --quick, and with a note where openpyxl is absent)
 plus the start-up of `xlsx-assess --help`, `xlsx-assess check <one file>` and the end-to-end
-`xlsx-assess rank samples/returned --out ...` (best of 5 each).
+`xlsx-assess rank samples/returned --out ...` (best of 5 each), and last the user's commands:
+  user      `xlsx-assess rank DIR --out F.xlsx` and `xlsx-assess check DIR` in fresh processes over the
+            fill's N returns, saved in turn by our writer, openpyxl and LibreOffice (bench/saved.py),
+            against `python -c` reading every sheet of them with python-calamine; process start
+            included, runs interleaved (--repeat, default 3)
 """
 
 from __future__ import annotations
