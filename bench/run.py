@@ -3,6 +3,9 @@
     python bench/run.py --n 1000                 # full run, results in bench/results/bench-1000.json
     python bench/run.py --n 20 --quick           # CI smoke test (well under 30 s)
     python bench/run.py --n 200 --profile        # also print cProfile tops for check and build
+    python bench/run.py --cli                    # only the user's commands, over 1,000 returns
+
+Needs only `pip install .` (no pytest): what it fills comes from tests/fills.py, plain Python.
 
 Stages (each in a fresh subprocess, so its peak RSS is its own):
   gen       xlsx-assess `generate_workbooks` of N blank workbooks (synthetic roster of N townships)
@@ -18,15 +21,20 @@ Stages (each in a fresh subprocess, so its peak RSS is its own):
             second core (skipped with --quick, and where CPU affinity cannot be set)
   calamine  the floor for rank: `CalamineWorkbook.from_path(p)` + `评分表` `.to_python()` per file
   pandas    `pandas.read_excel(p, sheet_name='评分表', engine='openpyxl')` on at most 200 files,
-            extrapolated per file (skipped with --quick)
+            extrapolated per file (skipped with --quick, and with a note where openpyxl is absent)
 plus the start-up of `xlsx-assess --help`, `xlsx-assess check <one file>` and the end-to-end
-`xlsx-assess rank samples/returned --out ...` (best of 5 each).
+`xlsx-assess rank samples/returned --out ...` (best of 5 each), and last the user's commands:
+  user      `xlsx-assess rank DIR --out F.xlsx` and `xlsx-assess check DIR` in fresh processes over the
+            fill's N returns, saved in turn by our writer, openpyxl and LibreOffice (bench/saved.py),
+            against `python -c` reading every sheet of them with python-calamine; process start
+            included, runs interleaved (--repeat, default 3)
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import os
 import platform
@@ -43,7 +51,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import random_values  # noqa: E402  (the tests' valid random scores: no blanks)
+from fills import filled_entries, random_values, write_filled, write_roster  # noqa: E402  (no pytest needed)
+
+import saved  # noqa: E402  (bench/saved.py: returns saved by three writers)
+
 SEED = 20261128
 PANDAS_SAMPLE = 200
 STAGES = ("gen", "bare", "bare_naive", "fill", "rank1", "rank1few", "rank2", "rank1core", "calamine", "pandas")
@@ -53,6 +64,8 @@ COUNTRY = 38_000            # township-level units in China: where memory per fi
 TARGETS = {
     "gen_vs_floor": ("generation per file ≤ 1.5× bare xlsxwriter", 1.5),
     "rank_vs_calamine": ("check+rank per file ≤ 3× calamine read", 3.0),
+    "user_rank_vs_floor": ("`xlsx-assess rank DIR` ≤ 3× a calamine read, process start incl.", 3.0),
+    "user_check_vs_floor": ("`xlsx-assess check DIR` ≤ 2× a calamine read, process start incl.", 2.0),
     "speedup_2w": ("2 cores vs 1 core: speed-up ≥ 1.6×", 1.6),
     "peak_rss_mb": ("peak RSS < 300 MB", 300.0),
     "rss_country_mb": ("peak RSS flat in N: the whole country (38,000) < 300 MB", 300.0),
@@ -78,13 +91,14 @@ def make_context(n: int):
     return Context(base.rubric, base.settings, synthetic_townships(n))
 
 
-def fill_entries(ctx, township, k: int) -> dict:
-    """What tests/conftest.py `write_filled` passes to `build_workbook(entries=...)`."""
-    from xlsx_assess.layout import entry_cells, form_layout
+def fill_values(ctx, k: int) -> dict:
+    """The k-th township's valid random scores (no blanks), the same in every run."""
+    return random_values(ctx.rubric, random.Random(SEED + k))
 
-    lay = form_layout(ctx.rubric, township, ctx.settings)
-    values = random_values(ctx.rubric, random.Random(SEED + k))
-    return entry_cells(lay, values, None, None, None, "张三", "13800000000")
+
+def fill_entries(ctx, township, k: int) -> dict:
+    """What `write_filled` passes to `build_workbook(entries=...)` for the k-th township."""
+    return filled_entries(ctx, township, fill_values(ctx, k))
 
 
 # -- the floor for generation: bare XlsxWriter ----------------------------------------------------
@@ -433,17 +447,12 @@ def bundled_samples(work: Path) -> tuple[Path, str]:
     real = ROOT / "samples" / "returned"
     if real.is_dir() and any(real.iterdir()):
         return real, "samples/returned"
-    from xlsx_assess.layout import entry_cells, form_layout
     from xlsx_assess.workflow import load_context
-    from xlsx_assess.writer import build_workbook, file_name
 
     ctx = load_context()
     folder = work / "samples-returned"
     for k, t in enumerate(ctx.townships[:9]):
-        lay = form_layout(ctx.rubric, t, ctx.settings)
-        entries = entry_cells(lay, random_values(ctx.rubric, random.Random(SEED + k)), None, None, None,
-                              "张三", "13800000000")
-        build_workbook(ctx.rubric, t, ctx.settings, folder / file_name(t, ctx.settings.year), entries=entries)
+        write_filled(ctx, t, folder, fill_values(ctx, k))
     return folder, f"samples/returned does not exist: timed on {len(ctx.townships[:9])} filled files for the " \
                    f"bundled roster generated into a temp dir"
 
@@ -468,8 +477,78 @@ def startup(work: Path) -> dict:
     return out
 
 
+# -- the user's commands: `xlsx-assess rank` and `check` over returns saved by three writers ---------
+
+FLOOR = ("import os, sys, python_calamine as pc\n"
+         "d = sys.argv[1]\n"
+         "for f in sorted(os.listdir(d)):\n"
+         "    wb = pc.CalamineWorkbook.from_path(os.path.join(d, f))\n"
+         "    for s in wb.sheet_names:\n"
+         "        wb.get_sheet_by_name(s).to_python()\n")
+
+
+def user_cli() -> list[str]:
+    """`xlsx-assess` as pip installs it next to this interpreter, else `python -m xlsx_assess` (the same
+    start-up, without a shim of a version manager in front of it)."""
+    script = Path(sys.executable).parent / "xlsx-assess"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "xlsx_assess"]
+
+
+def user_set(n: int, work: Path) -> tuple[Path, Path, dict]:
+    """N returns for a roster of N townships, saved in turn by each writer usable here: the folder,
+    the roster, and how many each writer saved (with a note for a writer left out)."""
+    folder, roster = work / "user-returns", work / "user-roster.csv"
+    writers, notes = saved.available_writers()
+    made = saved.build(files_in(work / "returned"), folder, writers)
+    write_roster(synthetic_townships(n), roster)
+    return folder, roster, {"made": made, "notes": notes}
+
+
+def timed_runs(commands: dict[str, list[str]], repeat: int) -> dict[str, dict]:
+    """Each command `repeat` times, interleaved (so a busy spell of the machine hits all alike)."""
+    runs: dict[str, list[float]] = {k: [] for k in commands}
+    codes: dict[str, int] = {}
+    for _ in range(repeat):
+        for key, cmd in commands.items():
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True)
+            runs[key].append(time.perf_counter() - t0)
+            codes[key] = proc.returncode
+            if proc.returncode not in (0, 1):
+                raise SystemExit(f"{key} failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr.decode()[-3000:]}")
+    return {k: {"best_s": min(v), "median_s": statistics.median(v), "runs": v, "exit_code": codes[k],
+                "cmd": " ".join(commands[k])} for k, v in runs.items()}
+
+
+def stage_user(n: int, work: Path, repeat: int) -> dict:
+    """`xlsx-assess rank DIR --out F.xlsx` and `xlsx-assess check DIR` as a user runs them (a fresh process,
+    the default workers), against a bare python-calamine read of every sheet of the same files in a
+    fresh process; process start included in all three."""
+    folder, roster, made = user_set(n, work)
+    cli = user_cli()
+    commands = {"floor": [sys.executable, "-c", FLOOR, str(folder)],
+                "check": cli + ["check", str(folder), "--townships", str(roster)],
+                "rank": cli + ["rank", str(folder), "--out", str(work / "user-rank.xlsx"), "--townships", str(roster)]}
+    warm = subprocess.run(cli + ["check", str(folder), "--townships", str(roster), "--json"], capture_output=True)
+    verdicts = json.loads(warm.stdout)          # untimed: warms the page cache and says what was found
+    out = {"files": len(files_in(folder)), "writers": made["made"], "notes": made["notes"], "cli": " ".join(cli),
+           "summary": verdicts["summary"], "issue_codes": _codes_of(verdicts), **timed_runs(commands, repeat)}
+    for key in ("check", "rank"):
+        out[f"{key}_vs_floor"] = out[key]["best_s"] / out["floor"]["best_s"]
+        out[f"{key}_vs_floor_median"] = out[key]["median_s"] / out["floor"]["median_s"]
+    return out
+
+
+def _codes_of(verdicts: dict) -> dict[str, int]:
+    codes: dict[str, int] = {}
+    for f in verdicts["files"]:
+        for i in f["issues"]:
+            codes[i["code"]] = codes.get(i["code"], 0) + 1
+    return codes
+
+
 def environment() -> dict:
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
     def git(*args):
         try:
@@ -477,56 +556,92 @@ def environment() -> dict:
         except OSError:
             return ""
 
+    def installed(package: str) -> str | None:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return None
+
     return {"loadavg_start": os.getloadavg(), "python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
-            "versions": {p: version(p) for p in ("xlsx-assess", "xlsxwriter", "python-calamine", "openpyxl", "pandas")},
+            "versions": {p: installed(p) for p in ("xlsx-assess", "xlsxwriter", "python-calamine", "openpyxl", "pandas",
+                                                   "typer", "pydantic", "rich")},
             "git_commit": git("rev-parse", "--short", "HEAD"), "git_dirty": bool(git("status", "--porcelain", "--",
                                                                                       "xlsx_assess"))}
 
 
-def evaluate(res: dict) -> list[dict]:
-    st, su = res["stages"], res["startup"]
-    values: dict[str, tuple[float | None, str]] = {}
-    values["gen_vs_floor"] = (st["gen"]["per_file_ms"] / st["bare"]["per_file_ms"], "ratio of per-file wall")
+def _gen_vs_floor(st, su, us):
+    return st["gen"]["per_file_ms"] / st["bare"]["per_file_ms"], "ratio of per-file wall"
+
+
+def _rank_vs_calamine(st, su, us):
     r1, cal = st["rank1"], st["calamine"]
-    values["rank_vs_calamine"] = (r1["per_file_ms"] / cal["per_file_ms"],
-                                  f"rank_files(workers=1) wall/N over calamine wall/N; check alone, median per "
-                                  f"file: {r1['median_ms'] / cal['median_ms']:.1f}×")
-    if "rank2" in st and "rank1core" in st:
-        if st["rank2"]["pool_used"]:
-            values["speedup_2w"] = (st["rank1core"]["wall_s"] / st["rank2"]["wall_s"],
-                                    f"rank1core wall / rank2 wall; check phase alone "
-                                    f"{st['rank1core']['check_s'] / st['rank2']['check_s']:.2f}×; one worker "
-                                    f"(its helper on the other core) / rank2: "
-                                    f"{st['rank1']['wall_s'] / st['rank2']['wall_s']:.2f}×")
-        else:
-            values["speedup_2w"] = (None, f"not measured: the pool is not used below "
-                                          f"{st['rank2']['pool_threshold']} files (POOL_THRESHOLD)")
-    else:
-        values["speedup_2w"] = (None, "skipped (--quick, or CPU affinity cannot be set here)")
-    rss = max(s["peak_rss_mb"] for s in st.values())
+    return r1["per_file_ms"] / cal["per_file_ms"], (f"rank_files(workers=1) wall/N over calamine wall/N; check alone, "
+                                                    f"median per file: {r1['median_ms'] / cal['median_ms']:.1f}×")
+
+
+def _user_vs_floor(key: str):
+    def value(st, su, us):
+        return us[f"{key}_vs_floor"], (f"best of {len(us[key]['runs'])}: {us[key]['best_s']:.2f} s vs "
+                                       f"{us['floor']['best_s']:.2f} s over {us['files']} returns "
+                                       f"({', '.join(f'{w} {c}' for w, c in us['writers'].items())}); "
+                                       f"medians {us[f'{key}_vs_floor_median']:.2f}×")
+    return value
+
+
+def _speedup_2w(st, su, us):
+    if "rank2" not in st or "rank1core" not in st:
+        return None, "skipped (--quick, or CPU affinity cannot be set here)"
+    if not st["rank2"]["pool_used"]:
+        return None, f"not measured: the pool is not used below {st['rank2']['pool_threshold']} files (POOL_THRESHOLD)"
+    return st["rank1core"]["wall_s"] / st["rank2"]["wall_s"], (
+        f"rank1core wall / rank2 wall; check phase alone {st['rank1core']['check_s'] / st['rank2']['check_s']:.2f}×; "
+        f"one worker (its helper on the other core) / rank2: {st['rank1']['wall_s'] / st['rank2']['wall_s']:.2f}×")
+
+
+def _peak_rss_mb(st, su, us):
     worst = max(st, key=lambda k: st[k]["peak_rss_mb"])
-    pool = st.get("rank2", {})
     note = f"largest single process: stage {worst}"
+    pool = st.get("rank2", {})
     if pool.get("pool_used"):
         note += (f"; with 2 workers the main process peaks at {pool['peak_rss_mb']:.0f} MB and the largest "
                  f"worker at {pool['workers_peak_rss_mb']:.0f} MB")
-    values["peak_rss_mb"] = (rss, note)
-    if "rank1few" in st and st["rank1"]["files"] > st["rank1few"]["files"]:
-        few, full = st["rank1few"], st["rank1"]
-        per_file = (full["peak_rss_mb"] - few["peak_rss_mb"]) / (full["files"] - few["files"])
-        values["rss_country_mb"] = (few["peak_rss_mb"] + per_file * COUNTRY,
-                                    f"grows {per_file * 1024:.1f} KB per file and township: "
-                                    f"{few['peak_rss_mb']:.0f} MB with {few['files']}, {full['peak_rss_mb']:.0f} MB "
-                                    f"with {full['files']}, projected to {COUNTRY:,}")
-    else:
-        values["rss_country_mb"] = (None, f"needs more than {FEW} files")
-    values["help_s"] = (su["help"]["best_s"], f"best of 5, {su['cli']}")
-    values["rank_e2e_s"] = (su["rank_samples"]["best_s"], su["rank_samples_source"])
+    return st[worst]["peak_rss_mb"], note
+
+
+def _rss_country_mb(st, su, us):
+    few, full = st["rank1few"], st["rank1"]
+    if full["files"] <= few["files"]:
+        return None, f"needs more than {FEW} files"
+    per_file = (full["peak_rss_mb"] - few["peak_rss_mb"]) / (full["files"] - few["files"])
+    return few["peak_rss_mb"] + per_file * COUNTRY, (
+        f"grows {per_file * 1024:.1f} KB per file and township: {few['peak_rss_mb']:.0f} MB with {few['files']}, "
+        f"{full['peak_rss_mb']:.0f} MB with {full['files']}, projected to {COUNTRY:,}")
+
+
+MEASURES = {
+    "gen_vs_floor": _gen_vs_floor,
+    "rank_vs_calamine": _rank_vs_calamine,
+    "user_rank_vs_floor": _user_vs_floor("rank"),
+    "user_check_vs_floor": _user_vs_floor("check"),
+    "speedup_2w": _speedup_2w,
+    "peak_rss_mb": _peak_rss_mb,
+    "rss_country_mb": _rss_country_mb,
+    "help_s": lambda st, su, us: (su["help"]["best_s"], f"best of 5, {su['cli']}"),
+    "rank_e2e_s": lambda st, su, us: (su["rank_samples"]["best_s"], su["rank_samples_source"]),
+}
+STRICTLY_BELOW = ("peak_rss_mb", "rss_country_mb", "help_s", "rank_e2e_s")
+
+
+def evaluate(res: dict) -> list[dict]:
+    """Each target with its value and whether it is met (None where its stages did not run)."""
     out = []
     for key, (what, limit) in TARGETS.items():
-        v, note = values[key]
-        higher_better = key == "speedup_2w"
-        met = None if v is None else (v >= limit if higher_better else v < limit if key in ("peak_rss_mb", "rss_country_mb", "help_s", "rank_e2e_s") else v <= limit)
+        try:
+            v, note = MEASURES[key](res["stages"], res.get("startup", {}), res.get("user", {}))
+        except (KeyError, ValueError):
+            v, note = None, "not run"
+        met = None if v is None else (v >= limit if key == "speedup_2w" else v < limit if key in STRICTLY_BELOW
+                                      else v <= limit)
         out.append({"target": key, "what": what, "limit": limit, "value": None if v is None else round(v, 3),
                     "met": met, "note": note})
     return out
@@ -539,7 +654,24 @@ def render(res: dict) -> str:
              f"load avg {res['env']['loadavg_start'][0]:.2f} → {res['env']['loadavg_end'][0]:.2f}"]
     if max(res["env"]["loadavg_start"][0], res["env"]["loadavg_end"][0]) > 0.7:
         lines.append("WARNING: the machine was busy with other work; timings (and the 2-worker speed-up) are noisy")
-    lines.append("")
+    lines += [f"note: {note}" for note in res.get("notes", [])]
+    if "rank1" in st:
+        lines += ["", *render_stages(st)]
+    if "startup" in res:
+        lines += ["", *render_startup(res["startup"])]
+    if "user" in res:
+        lines += ["", *render_user(res["user"])]
+    lines += ["", "targets"]
+    for t in res["targets"]:
+        mark = {True: "MET ", False: "MISS", None: "n/a "}[t["met"]]
+        val = "-" if t["value"] is None else f"{t['value']:.3f}"
+        lines.append(f"  [{mark}] {t['what']:<64} {val:>9}  {t['note']}")
+    lines.append(f"\ntotal bench wall {res['bench_wall_s']:.1f} s")
+    return "\n".join(lines)
+
+
+def render_stages(st: dict) -> list[str]:
+    lines = []
     head = f"{'stage':<10}{'files':>7}{'wall s':>10}{'per file ms':>13}{'median ms':>11}{'p90 ms':>9}" \
            f"{'vs floor':>10}{'med vs floor':>14}{'peak RSS MB':>13}"
     lines += [head, "-" * len(head)]
@@ -566,8 +698,11 @@ def render(res: dict) -> str:
                  f"summary {r1['summary']['ok']} ok / {r1['summary']['warning']} warning / {r1['summary']['error']} error")
     if "pandas" in st and st["pandas"].get("extrapolated"):
         lines.append(f"  * pandas: {st['pandas']['sampled']} files sampled, wall extrapolated to {st['pandas']['files']}")
-    su = res["startup"]
-    lines += ["", "start-up (best of 5)",
+    return lines
+
+
+def render_startup(su: dict) -> list[str]:
+    lines = ["start-up (best of 5)",
               f"  python -c pass                  {su['python_bare']['best_s']:.3f} s",
               f"  python -c 'import pandas'       {su['import_pandas']['best_s']:.3f} s",
               f"  xlsx-assess --help              {su['help']['best_s']:.3f} s"]
@@ -575,13 +710,64 @@ def render(res: dict) -> str:
         lines.append(f"  xlsx-assess --help (PATH shim)  {su['help_via_path']['best_s']:.3f} s")
     lines += [f"  xlsx-assess check <one file>    {su['check_one']['best_s']:.3f} s",
               f"  xlsx-assess rank <samples>      {su['rank_samples']['best_s']:.3f} s  "
-              f"({su['rank_samples_files']} files; {su['rank_samples_source']})", "", "targets"]
-    for t in res["targets"]:
-        mark = {True: "MET ", False: "MISS", None: "n/a "}[t["met"]]
-        val = "-" if t["value"] is None else f"{t['value']:.3f}"
-        lines.append(f"  [{mark}] {t['what']:<58} {val:>9}  {t['note']}")
-    lines.append(f"\ntotal bench wall {res['bench_wall_s']:.1f} s")
-    return "\n".join(lines)
+              f"({su['rank_samples_files']} files; {su['rank_samples_source']})"]
+    return lines
+
+
+def render_user(us: dict) -> list[str]:
+    s = us["summary"]
+    lines = [f"the user's commands over {us['files']} returns ("
+             + ", ".join(f"{c} saved by {w}" for w, c in us["writers"].items())
+             + f"), {len(us['floor']['runs'])} runs each, process start included; {us['cli']}",
+             f"  verdicts: {s['ok']} ok / {s['warning']} warning / {s['error']} error, {s['accepted']} accepted; "
+             f"codes {us['issue_codes'] or '-'}"]
+    for key, label in (("floor", "python -c: python-calamine, every sheet"), ("check", "xlsx-assess check DIR"),
+                       ("rank", "xlsx-assess rank DIR --out F.xlsx")):
+        ratio = "floor" if key == "floor" else f"{us[f'{key}_vs_floor']:.2f}×  (medians {us[f'{key}_vs_floor_median']:.2f}×)"
+        lines.append(f"  {label:<42} best {us[key]['best_s']:6.2f} s  median {us[key]['median_s']:6.2f} s  {ratio}")
+    return lines
+
+
+PHASES = (("imports (all, nested in the rest too)", "_bootstrap", "_find_and_load"),
+          ("load_context (rubric, roster, settings)", "workflow.py", "load_context"),
+          ("check_paths (gather, check, collection rules)", "collect.py", "check_paths"),
+          ("  of which waiting for the pool's results", "~", "<method 'acquire' of '_thread.lock' objects>"),
+          ("  of which Results.append (heads, spill)", "collect.py", "append"),
+          ("rank_townships (pandas frames)", "ranking.py", "rank_townships"),
+          ("write_ranking (the workbook)", "ranking.py", "write_ranking"),
+          ("printing the verdicts", "cli.py", "_render_collection"),
+          ("printing the ranking", "cli.py", "_render_ranking"))
+
+
+def profile_cli(n: int, work: Path) -> None:
+    """Where the time of `xlsx-assess rank DIR --out F.xlsx` goes: its imports (-X importtime, by package)
+    and its main process (cProfile; the pool's workers and their helpers are other processes, seen
+    here as the wait for their results)."""
+    import pstats
+
+    args = ["rank", str(work / "user-returns"), "--out", str(work / "profile-rank.xlsx"),
+            "--townships", str(work / "user-roster.csv")]
+    imp = subprocess.run([sys.executable, "-X", "importtime", "-m", "xlsx_assess", *args], capture_output=True, text=True)
+    by_package: dict[str, int] = {}
+    for line in imp.stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[0].startswith("import time:") and parts[1].strip().isdigit() \
+                and not parts[2].startswith("   "):
+            root = parts[2].strip().split(".")[0]
+            by_package[root] = by_package.get(root, 0) + int(parts[1])
+    print(f"\n== import time of `xlsx-assess rank` over {n} returns, by package (ms, cumulative) ==")
+    for root, us in sorted(by_package.items(), key=lambda kv: -kv[1])[:12]:
+        print(f"  {root:<24}{us / 1000:8.1f}")
+    prof = work / "cli-rank.prof"
+    subprocess.run([sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "xlsx_assess", *args],
+                   capture_output=True, check=True)
+    stats = pstats.Stats(str(prof))
+    print(f"\n== cProfile of the `xlsx-assess rank` process over {n} returns (s, cumulative; profiled, so slower) ==")
+    print(f"  {'whole process':<48}{stats.total_tt:8.2f}")
+    for label, where, name in PHASES:
+        cum = sum(v[3] for (file, _, func), v in stats.stats.items() if func == name and where in file)
+        print(f"  {label:<48}{cum:8.2f}")
+    stats.sort_stats("cumulative").print_stats(r"xlsx_assess", 15)
 
 
 def profile(n_files: int, work: Path) -> None:
@@ -616,16 +802,22 @@ def profile(n_files: int, work: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=20, help="number of townships / workbooks")
+    ap.add_argument("--n", type=int, help="number of townships / workbooks (default 20; 1,000 with --cli)")
+    ap.add_argument("--cli", action="store_true",
+                    help="only the user's commands (`xlsx-assess rank` and `check` over returns saved by three "
+                         "writers, against a bare calamine read) and the fill they need")
+    ap.add_argument("--repeat", type=int, help="runs of each user command (default 3; 1 with --quick)")
     ap.add_argument("--out", type=Path, help="results JSON (default bench/results/bench-N.json)")
     ap.add_argument("--quick", action="store_true", help="skip the pandas/openpyxl read and the 2-worker run")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (printed at the end)")
     ap.add_argument("--workdir", type=Path, help="work folder (default: a new temp folder)")
     ap.add_argument("--profile", type=int, nargs="?", const=50, default=0, metavar="FILES",
-                    help="also print cProfile tops for build_workbook and check_candidate over FILES files")
+                    help="also print cProfile tops for build_workbook and check_candidate over FILES files, and "
+                         "where the time of `xlsx-assess rank` goes (with the user's commands)")
     ap.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
     ap.add_argument("--stage-result", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    args.n = args.n or (1000 if args.cli else 20)
 
     if args.stage:
         run_stage(args.stage, args.n, args.workdir, args.stage_result)
@@ -634,19 +826,17 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     work = args.workdir or Path(tempfile.mkdtemp(prefix=f"xa-bench-{args.n}-"))
     work.mkdir(parents=True, exist_ok=True)
-    out = args.out or HERE / "results" / f"bench-{args.n}.json"
+    out = args.out or HERE / "results" / f"bench-{args.n}{'-cli' if args.cli else ''}.json"
     try:
-        stages = {}
-        for name in STAGES:
-            if args.quick and name in ("rank2", "rank1core", "pandas"):
-                continue
-            if name == "rank1core" and not hasattr(os, "sched_setaffinity"):
-                continue
-            print(f"… {name}", file=sys.stderr, flush=True)
-            stages[name] = spawn_stage(name, args.n, work)
-        print("… start-up", file=sys.stderr, flush=True)
         res = {"n": args.n, "quick": args.quick, "when": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-               "env": environment(), "stages": stages, "startup": startup(work)}
+               "env": environment(), "notes": []}
+        res["stages"] = run_stages(args, work, res["notes"])
+        if not args.cli:
+            print("… start-up", file=sys.stderr, flush=True)
+            res["startup"] = startup(work)
+        print("… the user's commands", file=sys.stderr, flush=True)
+        res["user"] = stage_user(args.n, work, args.repeat or (1 if args.quick else 3))
+        res["notes"] += res["user"]["notes"]
         res["env"]["loadavg_end"] = os.getloadavg()
         res["targets"] = evaluate(res)
         res["bench_wall_s"] = time.perf_counter() - t0
@@ -655,6 +845,7 @@ def main(argv: list[str] | None = None) -> int:
         print(render(res))
         print(f"results: {out}")
         if args.profile:
+            profile_cli(args.n, work)
             profile(args.profile, work)
     finally:
         if args.keep:
@@ -662,6 +853,23 @@ def main(argv: list[str] | None = None) -> int:
         elif not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def run_stages(args, work: Path, notes: list[str]) -> dict:
+    """Each stage in a child process; what is skipped here, and why, goes to `notes`."""
+    chosen = ("fill",) if args.cli else STAGES
+    stages = {}
+    for name in chosen:
+        if args.quick and name in ("rank2", "rank1core", "pandas"):
+            continue
+        if name == "rank1core" and not hasattr(os, "sched_setaffinity"):
+            continue
+        if name == "pandas" and importlib.util.find_spec("openpyxl") is None:
+            notes.append("stage pandas skipped: openpyxl is not installed (pandas.read_excel needs it)")
+            continue
+        print(f"… {name}", file=sys.stderr, flush=True)
+        stages[name] = spawn_stage(name, args.n, work)
+    return stages
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import sys
 from pathlib import Path
 
@@ -11,12 +10,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 import lo  # noqa: E402  (tests/lo.py: drives LibreOffice headless)
+from fills import full_marks, random_values, write_filled  # noqa: E402,F401  (tests/fills.py, shared with bench/)
 
 from xlsx_assess.checks import Context  # noqa: E402
-from xlsx_assess.layout import entry_cells, form_layout  # noqa: E402
-from xlsx_assess.rubric import Rubric, load_rubric, parse_rubric  # noqa: E402
+from xlsx_assess.rubric import load_rubric, parse_rubric  # noqa: E402
 from xlsx_assess.settings import Township, load_settings, load_townships  # noqa: E402
-from xlsx_assess.writer import build_workbook, file_name  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,38 +50,6 @@ def needs_libreoffice() -> None:
     reason = lo.available()
     if reason:
         pytest.skip(f"LibreOffice unavailable: {reason}")
-
-
-def random_values(rubric: Rubric, rng: random.Random, blanks: float = 0.0) -> dict[str, float | None]:
-    """Valid random scores: halves and quarters between 0 and each line's points, some at the cap."""
-    values: dict[str, float | None] = {}
-    for item in rubric.items:
-        if item.kind == "zero":
-            continue
-        if rng.random() < blanks:
-            values[item.id] = None
-            continue
-        choice = rng.random()
-        if choice < 0.2:
-            values[item.id] = item.points
-        elif choice < 0.3:
-            values[item.id] = 0.0
-        else:
-            values[item.id] = round(rng.uniform(0, item.points) * 4) / 4
-    return values
-
-
-def write_filled(ctx: Context, township: Township, folder: Path, values=None, zeroed=None, notes=None,
-                 reporter="张三", phone="13800000000", name: str | None = None) -> Path:
-    """A returned workbook as our writer would fill it (cached totals correct)."""
-    lay = form_layout(ctx.rubric, township, ctx.settings)
-    entries = entry_cells(lay, values, zeroed, notes, None, reporter, phone)
-    path = folder / (name or file_name(township, ctx.settings.year))
-    return build_workbook(ctx.rubric, township, ctx.settings, path, entries=entries)
-
-
-def full_marks(rubric: Rubric) -> dict[str, float]:
-    return {i.id: (i.points if i.kind == "base" else 0.0) for i in rubric.items if i.kind != "zero"}
 
 
 def patch_zip(path: Path, member: str, edit, out: Path | None = None) -> Path:

@@ -29,7 +29,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import full_marks, sheet_part as _sheet_part
+from conftest import sheet_part as _sheet_part
+from fills import full_marks, write_roster
 
 from xlsx_assess import scoring
 from xlsx_assess.checks import Context
@@ -62,10 +63,7 @@ class Corpus:
         return Context(self.rubric, self.settings, self.roster)
 
     def write_roster(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_text("code,name,kind\n" + "".join(f"{t.code},{t.name},{t.kind}\n" for t in self.roster),
-                        encoding="utf-8")
-        return path
+        return write_roster(self.roster, path)
 
 
 def build_corpus(folder: str | Path) -> dict[str, set]:

@@ -53,6 +53,15 @@ def test_import_is_light():
     assert out.strip() == "[]"
 
 
+def test_check_does_not_import_pandas():
+    code = ("import atexit, sys; from xlsx_assess.cli import main;"
+            "atexit.register(lambda: print('pandas' in sys.modules, 'numpy' in sys.modules));"
+            f"sys.argv = ['xlsx-assess', 'check', {str(SAMPLES)!r}]; main()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "False False"
+
+
 def test_generate_all_and_only(tmp_path):
     result = run("generate", "--out", str(tmp_path / "all"))
     assert result.exit_code == 0, result.output
@@ -161,3 +170,20 @@ def test_rank_output_inside_the_input_folder_is_not_read_back(tmp_path):
         data = json.loads(result.stdout)
         assert len(data["ranking"]) == 9
         assert [e["reasons"] for e in data["excluded"]] == ([] if _ == 0 else [["skipped"]])
+
+
+def test_rank_prints_the_ranking_in_aligned_columns(tmp_path):
+    from rich.cells import cell_len
+
+    finals = [f"{r['final']:.2f}" for r in json.loads(run("rank", str(SAMPLES), "--out", str(tmp_path / "a.xlsx"),
+                                                          "--json").stdout)["ranking"]]
+    lines = run("rank", str(SAMPLES), "--out", str(tmp_path / "b.xlsx")).output.splitlines()
+    head = next(k for k, line in enumerate(lines) if line.startswith("排名  "))
+    rows = lines[head + 1:head + 1 + len(finals)]
+
+    def end_of(line: str, text: str, after: int = 0) -> int:     # display column where `text` ends
+        at = line.index(text, after)
+        return cell_len(line[:at + len(text)])
+
+    ends = {end_of(row, final, row.index(".") + 3) for row, final in zip(rows, finals)}
+    assert ends == {end_of(lines[head], "最终得分")}            # numbers right-aligned under their heading

@@ -1,8 +1,9 @@
 """xlsx-assess: rubric → locked township workbooks → checked returns → county ranking.
 
-The library does the work and returns data; `cli` only renders it. Heavy libraries (xlsxwriter,
-openpyxl, pandas, python-calamine) are imported inside the functions that need them, and the
-names below are resolved on first use, so `import xlsx_assess` and `xlsx-assess --help` stay instant.
+The library does the work and returns data; `cli` only renders it. Its heavy libraries (xlsxwriter,
+pandas, python-calamine, and rich for the command line) are imported inside the functions that need
+them, and the names below are resolved on first use, so `import xlsx_assess` stays instant and
+`xlsx-assess check` never imports pandas.
 
     import xlsx_assess as xa
     ctx = xa.load_context()                       # bundled Taiqian rubric, roster and settings

@@ -25,8 +25,9 @@ SettingsOpt = typer.Option(None, "--settings", help="参数设置 settings.toml�
 YearOpt = typer.Option(None, "--year", help="考核年度（默认：设置文件中的年度）", show_default=False)
 JsonOpt = typer.Option(False, "--json", help="以 JSON 输出结果（供程序使用）")
 WorkersOpt = typer.Option(None, "--workers", help="并行进程数（默认：CPU 核数；文件少时不并行）", show_default=False)
-STATUS_ZH = {"ok": "[green]✔ 合格[/]", "warning": "[yellow]⚠ 有警告[/]", "error": "[red]✖ 有错误[/]"}
+STATUS_ZH = {"ok": ("✔ 合格", "green"), "warning": ("⚠ 有警告", "yellow"), "error": ("✖ 有错误", "red")}
 SEVERITY_STYLE = {"error": "red", "warning": "yellow", "info": "dim"}
+SHOWN_ISSUES = 40                  # issues listed per file; the rest are in --json and the ranking workbook
 
 
 def main() -> None:
@@ -199,43 +200,71 @@ def codes(as_json: bool = JsonOpt) -> None:
 
 
 def _render_collection(coll, decimals: int, brief: bool = False) -> None:
-    from rich.table import Table
+    """A line per file (with errors only, when brief) and its issues, printed at once: a rich Table per
+    file would cost more than checking the file."""
+    from rich.text import Text
 
     from .collect import missing_issue
     from .scoring import show
 
-    con = _console()
+    out = Text()
     for k, h in enumerate(coll.heads):
         if brief and h.status == "ok":
             continue                              # not read back from disk
         r = coll.results[k]
         town = f"{r.township.name}（{r.township.code}）" if r.township else "身份不明"
         role = {"superseded": " · 未采用（有更新的文件）", "duplicate": " · 重复文件"}.get(r.role, "")
-        con.print(f"{STATUS_ZH[r.status]}  {_esc(r.name)}  [bold]{_esc(town)}[/]{role}"
-                  + (f"  最终得分 {show(r.scores.final, decimals)}" if r.accepted else ""))
+        out.append_text(Text.assemble(STATUS_ZH[r.status], f"  {r.name}  ", (town, "bold"), role,
+                                      f"  最终得分 {show(r.scores.final, decimals)}" if r.accepted else "", "\n"))
         shown = [i for i in r.report if not brief or i.severity == "error"]
         if shown:
-            table = Table("代码", "工作表", "单元格", "说明", show_edge=False, pad_edge=False, box=None)
-            for i in shown[:40]:
-                table.add_row(f"[{SEVERITY_STYLE[i.severity]}]{i.code}[/]", i.sheet, i.cell, _esc(i.message))
-            con.print(table)
-            if len(shown) > 40:
-                con.print(f"    … 另有 {len(shown) - 40} 条，完整清单见 --json 或排名工作簿的“问题清单”。")
+            out.append_text(_grid(("代码", "工作表", "单元格", "说明"), [
+                [(i.code, SEVERITY_STYLE[i.severity]), i.sheet, i.cell, i.message] for i in shown[:SHOWN_ISSUES]],
+                indent="    "))
+            if len(shown) > SHOWN_ISSUES:
+                out.append(f"    … 另有 {len(shown) - SHOWN_ISSUES} 条，完整清单见 --json 或排名工作簿的“问题清单”。\n")
     for s in coll.skipped:
-        con.print(f"[dim]· {_esc(s.issue.render())}[/]")
+        out.append(f"· {s.issue.render()}\n", "dim")
     for t in coll.missing:
-        con.print(f"[red]✖[/] {_esc(missing_issue(t).render())}")
+        out.append_text(Text.assemble(("✖", "red"), f" {missing_issue(t).render()}\n"))
     s = coll.summary()
-    con.print(f"收到 {s['received']} 个文件：合格 {s['ok']}，有警告 {s['warning']}，有错误 {s['error']}，"
-              f"重复 {s['duplicate']}，被替代 {s['superseded']}，跳过 {s['skipped']}；"
-              f"采用 {s['accepted']}，未提交乡镇 {s['missing']} 个。")
+    out.append(f"收到 {s['received']} 个文件：合格 {s['ok']}，有警告 {s['warning']}，有错误 {s['error']}，"
+               f"重复 {s['duplicate']}，被替代 {s['superseded']}，跳过 {s['skipped']}；"
+               f"采用 {s['accepted']}，未提交乡镇 {s['missing']} 个。")
+    _console().print(out, soft_wrap=True)
 
 
 def _render_ranking(rk) -> None:
-    from rich.table import Table
-
     shown = rk.ranking.drop(columns=["归零", "乡镇代码"])
-    table = Table(*shown.columns, title="排名")
-    for row in shown.itertuples(index=False):
-        table.add_row(*[f"{v:.2f}" if isinstance(v, float) else _esc(str(v)) for v in row])
-    _console().print(table)
+    from .scoring import show
+
+    rows = [[show(v, rk.decimals) if isinstance(v, float) else str(v) for v in row]
+            for row in shown.itertuples(index=False)]
+    numeric = {k for k, dtype in enumerate(shown.dtypes) if dtype.kind in "iuf"}
+    table = _grid(list(shown.columns), rows, right=numeric)
+    table.rstrip()
+    _console().print("排名", table, sep="\n", soft_wrap=True)
+
+
+def _grid(header, rows, indent: str = "", right: frozenset[int] | set[int] = frozenset()):
+    """Rows in aligned columns (by display width: a Chinese character is two), a bold header first, as
+    one rich Text; a cell is a string or (string, style). What a rich Table shows, in a hundredth of
+    its time for a thousand rows."""
+    from rich.cells import cell_len
+    from rich.text import Text
+
+    cells = [[c if isinstance(c, tuple) else (str(c), "") for c in row] for row in [header, *rows]]
+    widths = [max(cell_len(row[k][0]) for row in cells) for k in range(len(header))]
+    out = Text()
+    for n, row in enumerate(cells):
+        while len(row) > 1 and not row[-1][0]:      # no trailing blanks
+            row.pop()
+        out.append(indent)
+        for k, (text, style) in enumerate(row):
+            pad = " " * (widths[k] - cell_len(text))
+            last = k == len(row) - 1
+            out.append(pad if k in right else "")
+            out.append(text, "bold" if n == 0 else style)
+            out.append("" if k in right or last else pad)
+            out.append("\n" if last else "  ")
+    return out

@@ -294,6 +294,7 @@ def _frame(ws, df: "pd.DataFrame", top: int, f, kinds: dict, widths: list[float]
     if head > ROW_HEIGHT:                   # rows are one line high unless set: a long heading wraps
         ws.set_row(top, head)
     rows = df[columns].itertuples(index=False) if hide else df.itertuples(index=False)
+    heights: dict[tuple[str, float], float] = {}    # a table's texts repeat (criteria, messages): measured once
     for r, row in enumerate(rows, start=top + 1):
         for c, value in enumerate(row):
             if isinstance(value, bool):
@@ -304,8 +305,8 @@ def _frame(ws, df: "pd.DataFrame", top: int, f, kinds: dict, widths: list[float]
                 ws.write_blank(r, c, None, f["text"])
             else:
                 ws.write_string(r, c, _clip(str(value), MAX_CELL_TEXT), f["text"])   # text stays text
-        texts = [(str(v), widths[c] if c < len(widths) else 10) for c, v in enumerate(row) if isinstance(v, str)]
-        height = max((row_height(t, w) for t, w in texts), default=ROW_HEIGHT)
+        texts = [(v, widths[c] if c < len(widths) else 10) for c, v in enumerate(row) if isinstance(v, str)]
+        height = max((heights.get(tw) or heights.setdefault(tw, row_height(*tw)) for tw in texts), default=ROW_HEIGHT)
         if height > ROW_HEIGHT:
             ws.set_row(r, height)
 

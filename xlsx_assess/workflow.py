@@ -57,7 +57,19 @@ def check_files(paths: Iterable[str | Path], ctx: Context, progress: Progress | 
 
 def rank_files(paths: Iterable[str | Path], out: str | Path, ctx: Context, progress: Progress | None = None,
                workers: int | None = None, now: dt.datetime | None = None) -> tuple[Collection, Ranking]:
-    coll = check_paths(paths, ctx, progress, workers, output=out)
+    coll = check_paths(paths, ctx, _importing_pandas(progress), workers, output=out)
     ranking = rank_townships(coll, ctx, now)
     write_ranking(ranking, out)
     return coll, ranking
+
+
+def _importing_pandas(progress: Progress | None) -> Progress:
+    """`progress`, which also imports pandas (half a second) when the first files are checked: the
+    ranking needs it, and while a process pool checks the other files this process only waits."""
+    def tick(done: int, total: int) -> None:
+        import pandas  # noqa: F401  (costs only the first time)
+
+        if progress:
+            progress(done, total)
+
+    return tick
