@@ -183,6 +183,9 @@ PLAIN_ROWS = [
     b'<row r="3" spans="1:3" x14ac:dyDescent="0.25"><c r="A3" t="e"><f>1/0</f><v> #N/A </v></c>'
     b'<c r="C3" s="11"><f t="shared" ref="C3:C4" si="0">A1&amp;"x"</f><v>1</v></c></row>',
     b'<row r="4"><c r="C4" s="11"><f t="shared" si="0"/><v>1</v></c><c r="D4" s="6" t="s"><v>0</v></c></row>',
+    # as openpyxl writes: inline strings, ` />`, an empty <v />
+    b'<row r="5"><c r="A5" s="5" t="inlineStr"><is><t>x &amp; y</t></is></c><c r="B5" s="1" t="inlineStr" />'
+    b'<c r="C5" s="11"><f>ROUND(SUM(A1:A4),2)</f><v /></c><c r="D5" t="n" /></row>',
 ]
 
 
@@ -200,7 +203,8 @@ def test_the_plain_way_patterns_read_what_the_tree_reads(rows):
 
 
 @pytest.mark.parametrize("odd", [b'<c r="A1" s="1" ><v>1</v></c>', b"<c r='A1'><v>1</v></c>", b'<c s="1" r="A1"/>',
-                                 b'<c r="A1"><v>1</v><!-- x --></c>', b'<c r="a1"/>', b'<c r="A1" t="inlineStr"><is><t>x</t></is></c>',
+                                 b'<c r="A1"><v>1</v><!-- x --></c>', b'<c r="a1"/>', b'<c r="A1" t="inlineStr"><v>1</v></c>',
+                                 b'<c r="A1" t="inlineStr"><is><r><t>x</t></r></is></c>', b'<c r="A1"><v>1</v><is><t>x</t></is></c>',
                                  b'<c r="A1"> <v>1</v></c>', b'<c r="A1"><v>1</v><f>1</f></c>'])
 def test_anything_else_is_left_to_the_tree(odd):
     doc = b'<worksheet xmlns="' + MAIN + b'"><sheetData><row r="1">' + odd + b"</row></sheetData></worksheet>"
@@ -210,7 +214,7 @@ def test_anything_else_is_left_to_the_tree(odd):
 
 MUTATIONS = [b"<", b">", b"&", b"&amp;", b"&#49;", b"&bogus;", b"\x01", b"\x0b", b"]]>", b'"', b"'", b" ", b"\xff",
              b"\xef\xbf\xbe", b"\xef\xbc\x91", b' s="1"', b' t="e"', b' r="A1"', b"x14ac:", b"q:", b"<f>", b"</f>",
-             b"<v>", b"</v>", b"<c>", b"</c>", b'<c r="A1">', b"<row>", b"</row>", b'<row r="1">', b"/>", b"<!--",
+             b"<v>", b"</v>", b"<v />", b"<is><t>", b"</t></is>", b't="inlineStr"', b"<c>", b"</c>", b'<c r="A1">', b"<row>", b"</row>", b'<row r="1">', b"/>", b"<!--",
              b"-->", b"<?", b"?>", b"<![CDATA[", b"\r", b"\t", b"1", b"A", b"=", b'="', b"\x00"]
 
 

@@ -101,10 +101,11 @@ def parse_xml(part: str, xml: bytes) -> ET.Element:
         raise Refused(Code.DAMAGED, detail=f"{part} 不是完整的 XML（{exc}）"[:120]) from None
 
 
-def _is_plain(xml: bytes) -> bool:
-    """True when a part has no comment, CDATA, DTD, character reference or processing instruction
-    (beyond the declaration) and is UTF-8 without a BOM: what python-calamine reads as it means."""
-    if b"<!" in xml or b"&#" in xml or not _plain_head(xml):
+def _is_plain(xml: bytes, references: bool = False) -> bool:
+    """True when a part has no comment, CDATA, DTD, character reference (unless `references`: python-calamine
+    reads them in shared strings, not in a sheet's values) or processing instruction (beyond the
+    declaration) and is UTF-8 without a BOM: what python-calamine reads as it means."""
+    if b"<!" in xml or (not references and b"&#" in xml) or not _plain_head(xml):
         return False
     return xml.find(b"<?", xml.find(b"?>") + 2 if xml.startswith(b"<?xml") else 0) < 0
 
@@ -229,13 +230,24 @@ def plain_parts(parts: Parts, book: Book, scanned: dict[str, "SheetXml"], string
     way, rewritten plainly from their trees. (It reads only attributes of the workbook, its
     relationships and the styles, and those it reads as they mean.)"""
     names = [] if strings_plain else [book.folder + "sharedStrings.xml"]
-    names += [s.part for s in map(book.first, SHEETS) if s is not None and not scanned[s.name].plain]
+    names += [s.part for s in map(book.first, SHEETS)
+              if s is not None and not scanned[s.name].plain and not _calamine_reads(parts.get(s.part))]
     out = {}
     for name in names:
         info = parts.keys.get(member_key(name))
         if info is not None and info.filename not in out:
             out[info.filename] = serialize(parse_xml(info.filename, parts.get(name)))
     return out
+
+
+def _calamine_reads(sheet: bytes) -> bool:
+    """True when python-calamine reads a well-formed sheet's values as they mean although the sheet is not
+    written the plain way (other attribute order, quotes, prefixes, white space): no comment, CDATA,
+    character reference or processing instruction, and no value written before its cell's formula."""
+    return _is_plain(sheet) and not _VALUE_BEFORE_FORMULA.search(sheet)
+
+
+_VALUE_BEFORE_FORMULA = re.compile(rb"</(?:[\w.-]+:)?v\s*>\s*<(?:[\w.-]+:)?f[\s/>]")
 
 
 # -- styles ------------------------------------------------------------------------------------------
@@ -332,13 +344,14 @@ def _attrs_in_order(*names: bytes) -> bytes:
 
 
 _PLAIN_CELL = (rb'<c r="[A-Z]{1,3}[1-9][0-9]{0,6}"(?: s="[0-9]{1,9}")?+(?: t="[a-zA-Z]{1,9}")?+'
-               + _attrs_in_order(b"cm", b"vm", b"ph") + rb"(?:/>|>(?:<f"
+               + _attrs_in_order(b"cm", b"vm", b"ph") + rb"(?: ?/>|>(?:<f"
                + _attrs_in_order(b"t", b"aca", b"ref", b"dt2D", b"dtr", b"del1", b"del2", b"r1", b"r2", b"ca", b"si", b"bx")
-               + rb"(?:/>|>" + _PLAIN_TEXT + rb"</f>))?+(?:<v>" + _PLAIN_TEXT + rb"</v>)?+</c>)")
+               + rb"(?: ?/>|>" + _PLAIN_TEXT + rb"</f>))?+(?:<v>" + _PLAIN_TEXT + rb"</v>|<v ?/>"
+               + rb'|<is><t(?: xml:space="preserve")?>' + _PLAIN_TEXT + rb"</t></is>)?+</c>)")   # a value or inline text
 _PLAIN_ROW = (rb"<row" + _attrs_in_order(b"r", b"spans", b"s", b"customFormat", b"ht", b"hidden", b"customHeight",
                                           b"outlineLevel", b"collapsed", b"thickTop", b"thickBot", b"ph",
                                           b"x14ac:dyDescent")
-              + rb"(?:/>|>(?:" + _PLAIN_CELL + rb")*+</row>)")
+              + rb"(?: ?/>|>(?:" + _PLAIN_CELL + rb")*+</row>)")
 _PLAIN_SHEET_DATA = re.compile(rb"<sheetData(?:/>|>(?:" + _PLAIN_ROW + rb")*+</sheetData>)")
 _CONTROL = bytes(c for c in range(32) if c not in (9, 10, 13))        # not characters in XML 1.0
 _NON_CHARACTER = re.compile(rb"\xef\xbf[\xbe\xbf]")                 # U+FFFE, U+FFFF
@@ -356,6 +369,7 @@ _PLAIN_STYLE = re.compile(rb'<c r="([A-Z]{1,3}[1-9][0-9]{0,6})" s="([0-9]{1,9})"
 _PLAIN_FORMULA = re.compile(rb'<c r="([A-Z]{1,3}[1-9][0-9]{0,6})"[^<>]*+><f\b[^<>]*?(?:/>|>([^<]*+)</f>)')
 _PLAIN_ERROR = re.compile(rb'<c r="([A-Z]{1,3})([1-9][0-9]{0,6})"[^<>]*?\bt="e"[^<>]*+>'
                           rb'(?:<f\b[^<>]*?(?:/>|>[^<]*+</f>))?<v>([^<]*+)</v>')
+_INLINE_NOT_TEXT = re.compile(rb't="inlineStr"[^<>/]*+>(?!<is>)')     # an inline-string cell with a <v> or <f>
 _FEW_STYLES = 64       # up to this many unlocked styles, one pattern finds just their cells (see _style_pattern)
 
 
@@ -401,8 +415,8 @@ def _plain_split(xml: bytes) -> tuple[bytes, bytes, bytes] | None:
     if whole is None:
         return None
     data, head, tail = xml[start:whole.end()], xml[:start], xml[whole.end():]
-    if b"\r" in data or b"inlineStr" in data or xml.count(b'xmlns="') != 1:      # (the pattern lets no prefix in)
-        return None
+    if b"\r" in data or xml.count(b'xmlns="') != 1 or (b"inlineStr" in data and _INLINE_NOT_TEXT.search(data)):
+        return None                    # (the pattern lets no prefix in; an inline-string cell holds inline text)
     at = head.find(b"<", head.find(b"?>") + 2 if head.startswith(b"<?xml") else 0)
     root_tag = head[at:head.find(b">", at) + 1]
     if not (root_tag.startswith((b"<worksheet ", b"<worksheet>")) and _MAIN_DEFAULT in root_tag):
@@ -655,7 +669,7 @@ def check_shared_strings(part: str, xml: bytes) -> bool:
     if not xml:
         return True
     check_xml(part, xml)
-    plain = _is_plain(xml) and _MAIN_DEFAULT in xml[:1024] and not _PREFIXED.search(xml)
+    plain = _is_plain(xml, references=True) and _MAIN_DEFAULT in xml[:1024] and not _PREFIXED.search(xml)
     if not plain:
         root = parse_xml(part, xml)
         if root.tag not in SST or any(el.tag.partition("}")[0][1:] not in MAIN for el in root.iter()):
