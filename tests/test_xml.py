@@ -194,7 +194,8 @@ def test_the_plain_way_patterns_read_what_the_tree_reads(rows):
     doc = (b'<?xml version="1.0" encoding="UTF-8"?>\r\n<worksheet xmlns="' + MAIN + b'" xmlns:x14ac="urn:x14ac">'
            b'<cols><col min="1" max="2" width="9"/></cols><sheetData>' + rows + b'</sheetData>'
            b'<sheetProtection sheet="1"/><dataValidations count="1"><dataValidation type="decimal" sqref="A1:B3 C4">'
-           b'<formula1>0</formula1></dataValidation></dataValidations></worksheet>')
+           b'<formula1>0</formula1></dataValidation></dataValidations><headerFooter><oddHeader>&amp;L x</oddHeader>'
+           b'<evenHeader /></headerFooter></worksheet>')
     for unlocked in (frozenset(), frozenset({1, 5}), frozenset(range(20))):
         plain = ooxml.scan_plain(doc, unlocked)
         assert plain is not None
@@ -215,17 +216,19 @@ def test_anything_else_is_left_to_the_tree(odd):
 MUTATIONS = [b"<", b">", b"&", b"&amp;", b"&#49;", b"&bogus;", b"\x01", b"\x0b", b"]]>", b'"', b"'", b" ", b"\xff",
              b"\xef\xbf\xbe", b"\xef\xbc\x91", b' s="1"', b' t="e"', b' r="A1"', b"x14ac:", b"q:", b"<f>", b"</f>",
              b"<v>", b"</v>", b"<v />", b"<is><t>", b"</t></is>", b't="inlineStr"', b"<c>", b"</c>", b'<c r="A1">', b"<row>", b"</row>", b'<row r="1">', b"/>", b"<!--",
-             b"-->", b"<?", b"?>", b"<![CDATA[", b"\r", b"\t", b"1", b"A", b"=", b'="', b"\x00"]
+             b"-->", b"<?", b"?>", b"<![CDATA[", b"\r", b"\t", b"1", b"A", b"=", b'="', b"\x00", b"<headerFooter>",
+             b"</headerFooter>", b"<oddHeader>", b"</oddHeader>", b"<oddFooter />"]
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_a_sheet_the_plain_way_accepts_is_well_formed_and_read_as_the_tree_reads(form, data):
-    """Whatever is done to the sheet data, the plain way reads a sheet only if expat calls it well-formed,
-    and then exactly as the tree does."""
+    """Whatever is done to the sheet data (or to the page header and footer, which the plain way proves
+    with a pattern of its own), the plain way reads a sheet only if expat calls it well-formed, and then
+    exactly as the tree does."""
     xml = dict(form[0])[form[1]]
-    start, end = xml.index(b"<sheetData"), xml.index(b"</sheetData>") + 12
-    inside = [m.end() for m in re.finditer(rb'<v>|<f>|="|<c |<row ', xml[start:end])]   # text, values, tags
+    start, end = xml.index(b"<sheetData"), len(xml)
+    inside = [m.end() for m in re.finditer(rb'<v>|<f>|="|<c |<row |Header>|Footer>', xml[start:end])]   # text, values, tags
     blob = bytearray(xml)
     for _ in range(data.draw(st.integers(1, 4))):
         at = start + data.draw(st.sampled_from(inside)) if data.draw(st.booleans()) else data.draw(st.integers(start, end))

@@ -380,9 +380,12 @@ def scan_plain(xml: bytes, unlocked: frozenset[int] = frozenset()) -> SheetXml |
     if split is None:
         return None
     root_tag, data, tail = split
-    try:
-        protected, validations, covered = remembered(_RULES, root_tag + tail, lambda: _rules(ET.fromstring(
-            root_tag + tail)), lambda found: size_of_bytes(root_tag, tail) + _rules_bytes(found))
+    rest = _without_header_footer(tail)
+    if rest is None:
+        return None
+    try:           # what follows the sheet data, less its page header and footer, is the same in every form
+        protected, validations, covered = remembered(_RULES, root_tag + rest, lambda: _rules(ET.fromstring(
+            root_tag + rest)), lambda found: size_of_bytes(root_tag, rest) + _rules_bytes(found))
     except ET.ParseError:          # the sheet data sits deeper than the root: let the tree say
         return None
     out = SheetXml(protected=protected, validations=validations, covered=covered, plain=True)
@@ -432,6 +435,26 @@ def _plain_split(xml: bytes) -> tuple[bytes, bytes, bytes] | None:
     except (UnicodeDecodeError, Refused):
         return None                    # the whole part's check says what is wrong
     return root_tag, data, tail
+
+
+def _without_header_footer(tail: bytes) -> bytes | None:
+    """`tail` without its page header and footer, which name the township (so `tail` differs in every
+    form, and the rules' memo would never hit) and hold no rule: proven well-formed here by a strict
+    pattern (text only, in the elements the schema allows), so that the rest's parse proves the whole.
+    None when the header and footer are not written the plain way (the tree then reads the sheet)."""
+    at = tail.find(b"<headerFooter")
+    if at < 0:
+        return tail
+    found = _PLAIN_HEADER_FOOTER.match(tail, at)
+    if found is None or not _xml_characters(found[0]) or tail.find(b"<headerFooter", found.end()) >= 0:
+        return None
+    return tail[:at] + tail[found.end():]
+
+
+_PLAIN_HEADER_FOOTER = re.compile(
+    rb'<headerFooter(?: (?:differentOddEven|differentFirst|scaleWithDoc|alignWithMargins)="[a-z0-9]{1,5}")*+'
+    rb"(?:/>|>(?:<(oddHeader|oddFooter|evenHeader|evenFooter|firstHeader|firstFooter)(?: ?/>|>" + _PLAIN_TEXT
+    + rb"</\1>))*+</headerFooter>)")
 
 
 def _repeated(items: list) -> list:
