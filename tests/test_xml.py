@@ -240,3 +240,39 @@ def test_a_sheet_the_plain_way_accepts_is_well_formed_and_read_as_the_tree_reads
         parser = pyexpat.ParserCreate()
         parser.Parse(mutant, True)                     # raises if not well-formed
         assert plain == ooxml.scan_tree("sheet.xml", mutant, frozenset({1, 5, 11}))
+
+
+# -- the shared strings' plain-way proof ---------------------------------------------------------------
+
+RICH_STRINGS = (b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<sst xmlns="' + MAIN + b'" count="3" '
+                b'uniqueCount="3"><si><t>a &amp; b&#10;c</t></si><si><r><rPr><b val="true"/><sz val="16"/>'
+                b'<color rgb="FF000000"/><rFont val="Noto Sans CJK SC"/><family val="2"/></rPr>'
+                b'<t xml:space="preserve">x </t></r><r><t>y</t></r></si><si><t/></si><si><t></t></si></sst>')
+STRING_MUTATIONS = [b"<", b">", b"&", b"&amp;", b"&#0;", b"&#10;", b"&#x1F600;", b"&#xD800;", b"&bogus;", b"\x01",
+                    b"]]>", b'"', b" ", b"\xff", b"\xef\xbf\xbe", b"<t>", b"</t>", b"<r>", b"</r>", b"<si>",
+                    b"</si>", b"<rPr>", b"</rPr>", b'<b val="1"/>', b' val="1"', b"q:", b"<!--", b"-->", b"<?",
+                    b"<![CDATA[", b"x", b"\xe4\xb8\xad", b"\x00", b'xml:space="preserve"']
+
+
+def test_the_shared_strings_our_writers_and_libreoffice_write_are_plain(form):
+    strings = dict(form[0])["xl/sharedStrings.xml"]
+    assert ooxml._plain_strings(strings) and ooxml._plain_strings(RICH_STRINGS)
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_shared_strings_the_plain_way_accepts_are_well_formed_in_the_main_namespace(data):
+    """Whatever is done to them, the shared strings' pattern accepts only what a namespace-aware expat
+    calls well-formed, with every element in the main namespace (what python-calamine reads as meant)."""
+    blob = bytearray(RICH_STRINGS)
+    start = RICH_STRINGS.index(b"<si>")
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(start, len(blob)))
+        cut = data.draw(st.integers(0, 2))
+        blob[at:at + cut] = data.draw(st.sampled_from(STRING_MUTATIONS))
+    mutant = bytes(blob)
+    if ooxml._plain_strings(mutant):
+        parser = pyexpat.ParserCreate(namespace_separator=" ")
+        parser.Parse(mutant, True)                     # raises if not well-formed
+        root = ooxml.parse_xml("xl/sharedStrings.xml", mutant)
+        assert all(el.tag.partition("}")[0][1:] in ooxml.MAIN for el in root.iter())

@@ -691,8 +691,10 @@ def check_shared_strings(part: str, xml: bytes) -> bool:
     True if written the plain way (python-calamine reads it as it means)."""
     if not xml:
         return True
-    check_xml(part, xml)
-    plain = _is_plain(xml, references=True) and _MAIN_DEFAULT in xml[:1024] and not _PREFIXED.search(xml)
+    plain = _plain_strings(xml)                # proves the part well-formed where it says True
+    if not plain:
+        check_xml(part, xml)
+        plain = _is_plain(xml, references=True) and _MAIN_DEFAULT in xml[:1024] and not _PREFIXED.search(xml)
     if not plain:
         root = parse_xml(part, xml)
         if root.tag not in SST or any(el.tag.partition("}")[0][1:] not in MAIN for el in root.iter()):
@@ -704,6 +706,37 @@ def check_shared_strings(part: str, xml: bytes) -> bool:
             int(declared) <= xml.count(b"<si>") or int(declared) <= len(_SI.findall(xml)))):   # the first: a quick lower bound
         raise Refused(Code.DAMAGED, detail=f"共享字符串表声明有 {declared[:20]} 项，与实际不符")
     return plain
+
+
+def _plain_strings(xml: bytes) -> bool:
+    """True when the shared strings are written the plain way, as XlsxWriter, LibreOffice and Excel write
+    them (plain or rich text runs, the main namespace as the only one, no comment, CDATA or processing
+    instruction): one strict pattern that admits only well-formed XML, with its characters and character
+    references checked, so expat need not read them. Such a part python-calamine reads as it means."""
+    if not (_PLAIN_SST.fullmatch(xml) and _xml_characters(xml)):
+        return False
+    try:
+        xml.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return b"&#" not in xml or all(_xml_char(int(digits, 16) if hex_ else int(digits))
+                                   for hex_, digits in _CHAR_REFERENCE.findall(xml))
+
+
+def _xml_char(code: int) -> bool:
+    return code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or 0x10000 <= code <= 0x10FFFF
+
+
+_STRING_TEXT = rb"[^<&]*+(?:&(?:amp|lt|gt|quot|apos|#[0-9]{1,7}|#x[0-9a-fA-F]{1,6});[^<&]*+)*+"
+_STRING_T = rb'<t(?: xml:space="preserve")?+(?:/>|>' + _STRING_TEXT + rb"</t>)"
+_RUN_PROPERTY = (rb"<(?:rFont|charset|family|b|i|strike|outline|shadow|condense|extend|color|sz|u|vertAlign|scheme)"
+                 + _attrs_in_order(b"val", b"auto", b"indexed", b"rgb", b"theme", b"tint") + rb"/>")
+_STRING_RUN = rb"<r>(?:<rPr>(?:" + _RUN_PROPERTY + rb")*+</rPr>)?+" + _STRING_T + rb"</r>"
+_PLAIN_SST = re.compile(
+    rb'<\?xml version="1\.0" encoding="UTF-8"(?: standalone="yes")?+\?>\r?+\n?+<sst xmlns="'
+    + MAIN[0].encode() + rb'"(?: count="[0-9]{1,9}")?+(?: uniqueCount="[0-9]{1,9}")?+'
+    rb"(?:/>|>(?:<si>(?:" + _STRING_T + rb"|(?:" + _STRING_RUN + rb")++)</si>)*+</sst>)\s*+")
+_CHAR_REFERENCE = re.compile(rb"&#(x?)([0-9a-fA-F]{1,7});")
 
 
 # -- how far a sheet reaches (for python-calamine's sake: it allocates the whole rectangle) ------------
