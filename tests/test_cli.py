@@ -128,10 +128,13 @@ def test_rank_is_atomic(tmp_path, monkeypatch, ctx):
         raise OSError("disk full")
 
     monkeypatch.setattr(ranking_mod, "_write_ranking", broken)
-    with pytest.raises(OSError):
+    from xlsx_assess.issues import AssessError
+
+    with pytest.raises(AssessError) as caught:       # a file system error is R302, naming the file
         from xlsx_assess.workflow import rank_files
 
         rank_files([SAMPLES], out, ctx)
+    assert [(i.code, i.file) for i in caught.value.report] == [("R302", str(out))]
     assert out.read_bytes() == b"previous ranking"
     assert [p.name for p in tmp_path.iterdir()] == ["排名.xlsx"]
 

@@ -384,8 +384,11 @@ def test_a_file_that_cannot_be_moved_fails_the_run_after_the_others_land(small_c
         replace(src, dst)
 
     monkeypatch.setattr(os, "replace", failing)
-    with pytest.raises(OSError, match="disk full"):
+    from xlsx_assess.issues import AssessError
+
+    with pytest.raises(AssessError, match="disk full") as caught:      # R302, naming the file
         generate_workbooks(tmp_path, small_ctx)
+    assert [(i.code, Path(i.file).name) for i in caught.value.report] == [("R302", bad)]
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == sorted(file_name(t, small_ctx.settings.year) for t in small_ctx.townships[1:])
 

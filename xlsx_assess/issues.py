@@ -4,7 +4,7 @@ The catalogue below is the one place where issue codes live. Each code has a sev
 English title for developers and a Chinese message template for the people who fix the problem.
 Codes are grouped by stage:
 
-- R: the rubric, roster and settings (the county's own files)
+- R: the rubric, roster and settings (the county's own files), and where the output goes
 - F: a returned file as a file (format, size, encryption, safety)
 - I: the identity a workbook carries (township, year, rubric version)
 - S: the structure of a workbook (sheets, locked cells, formulas, protection)
@@ -84,6 +84,10 @@ class Code(StrEnum):
                       "乡镇名单有误：{detail}。")
     ROSTER_TOWNSHIP_UNKNOWN = ("R203", "error", "township not on roster",
                                "乡镇“{value}”不在乡镇名单中，请检查代码或名称。")
+    OUTPUT_IS_INPUT = ("R301", "error", "output would overwrite or be read as an input",
+                       "输出文件{detail}“{value}”。收回的文件从不改动：请用 --out 另选收回文件夹以外的文件名，例如 排名.xlsx。")
+    OUTPUT_UNWRITABLE = ("R302", "error", "output cannot be written",
+                         "无法写入：{detail}。")
 
     FILE_UNREADABLE = ("F101", "error", "file cannot be read",
                        "文件无法读取：{detail}。请让乡镇重新发送。")

@@ -210,6 +210,27 @@ def explanation(ctx: Context, coll: Collection, now: dt.datetime) -> list[tuple[
 
 # -- the ranking workbook ---------------------------------------------------------------------------
 
+RANKING_SHEETS = ("排名", "分类得分", "明细", "问题清单", "未提交", "排名说明")   # as `_write_ranking` writes them
+WORKBOOK_PART_LIMIT = 1 << 20       # bytes of xl/workbook.xml read to tell a ranking: ours is under 2 KB
+
+
+def is_ranking_workbook(path: str | Path) -> bool:
+    """Whether `path` is a ranking workbook (ours, perhaps saved again by WPS or Excel), told by its content:
+    its sheets are the ranking's six, in order. A returned form never is; its name does not matter."""
+    import re
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo("xl/workbook.xml")
+            if info.file_size > WORKBOOK_PART_LIMIT:
+                return False
+            text = zf.read(info).decode("utf-8", "replace")
+    except Exception:             # not a zip, no workbook part, encrypted, damaged: not a ranking of ours
+        return False
+    return tuple(re.findall(r'<(?:\w+:)?sheet\b[^>]*?\bname="([^"]*)"', text)) == RANKING_SHEETS
+
+
 def write_ranking(ranking: Ranking, path: str | Path) -> Path:
     """Write the six-sheet ranking workbook atomically; township text always stays inert text."""
     from .writer import atomic_path

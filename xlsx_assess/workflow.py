@@ -8,16 +8,18 @@ renders it. Bad inputs come back as issues; only a broken rubric, roster or sett
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from .checks import Context
 from .collect import Collection, check_paths
-from .ranking import Ranking, rank_townships, write_ranking
+from .issues import AssessError, Code, Report, issue
+from .ranking import Ranking, is_ranking_workbook, rank_townships, write_ranking
 from .rubric import load_rubric
 from .settings import load_settings, load_townships, select_townships
-from .writer import Mover, build_workbook, file_name
+from .writer import Mover, build_workbook, check_writable, file_name
 
 Progress = Callable[[int, int], None]
 
@@ -38,6 +40,7 @@ def generate_workbooks(out: str | Path, ctx: Context, only: list[str] | None = N
                        progress: Progress | None = None) -> list[Generated]:
     """Write one workbook per township into `out`."""
     chosen = select_townships(ctx.townships, only)
+    check_writable(out, folder=True)
     out = Path(out)
     done = []
     with Mover() as mover:
@@ -57,10 +60,74 @@ def check_files(paths: Iterable[str | Path], ctx: Context, progress: Progress | 
 
 def rank_files(paths: Iterable[str | Path], out: str | Path, ctx: Context, progress: Progress | None = None,
                workers: int | None = None, now: dt.datetime | None = None) -> tuple[Collection, Ranking]:
+    paths = list(paths)
+    check_output(paths, out)
     coll = check_paths(paths, ctx, _importing_pandas(progress), workers, output=out)
     ranking = rank_townships(coll, ctx, now)
     write_ranking(ranking, out)
     return coll, ranking
+
+
+def check_output(paths: Iterable[str | Path], out: str | Path) -> None:
+    """Refuse, before anything is read or written, a ranking `out` that cannot be written or would touch
+    an input (AssessError, R302 or R301 naming both files).
+
+    The rule: the ranking is never an input, nor a link (symbolic or hard) to one. Inside an input folder
+    it may be a new file or a ranking workbook written before, told by its content (`is_ranking_workbook`),
+    which `gather` skips as our own, so `rank` can be run again with the same `--out`; any other file
+    there is a return, and a return is never overwritten."""
+    check_writable(out)
+    out = Path(out)
+    try:
+        st = os.stat(out)
+    except OSError:
+        return                                       # nothing there yet: nothing to overwrite
+    for given in map(Path, paths):
+        for found in _input_files(given):
+            detail = _same_file(found, st) and _clash(out, given, st)
+            if detail:
+                raise AssessError(Report([issue(Code.OUTPUT_IS_INPUT, file=str(out), value=str(found),
+                                                detail=detail)]))
+
+
+def _input_files(given: Path) -> Iterator[Path]:
+    """Every file `rank` could read under `given`: symbolic links followed, each folder once."""
+    if not given.is_dir():
+        yield given
+        return
+    seen: set[tuple[int, int]] = set()
+    for top, dirs, files in os.walk(given, followlinks=True):
+        try:
+            st = os.stat(top)
+        except OSError:
+            dirs.clear()
+            continue
+        if (st.st_dev, st.st_ino) in seen:           # a link back up: walked already
+            dirs.clear()
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        yield from (Path(top) / name for name in files)
+
+
+def _same_file(path: Path, st: os.stat_result) -> bool:
+    try:
+        other = os.stat(path)
+    except OSError:
+        return False
+    return (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino)
+
+
+def _clash(out: Path, given: Path, st: os.stat_result) -> str:
+    """Why writing `out`, the same file as an input found under `given`, is refused; "" if it is not."""
+    if not given.is_dir():
+        return "就是收回的压缩包" if given.suffix.lower() == ".zip" else "就是收回的文件"
+    if out.is_symlink():
+        return "是一个链接，指向收回的文件"
+    if st.st_nlink > 1:
+        return "与收回的文件是同一文件（硬链接）："
+    if is_ranking_workbook(out):
+        return ""
+    return "不是本程序生成的排名，而是收回文件夹中的文件"
 
 
 def _importing_pandas(progress: Progress | None) -> Progress:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import functools
 import math
 import os
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from . import scoring
+from .issues import AssessError, Code, Report, issue
 from .layout import (COL_EVIDENCE, COL_POINTS, FIRST_ITEM_ROW, FORM_SHEET, GUIDE_SHEET, HEADER_ROW,
                      META_SHEET, WIDTHS, CellSpec, FormLayout, Validation, a1, computed_cells, form_layout, cell_ranges)
 from .rubric import Rubric
@@ -84,14 +86,21 @@ def build_workbook(rubric: Rubric, township: Township, settings: Settings, path:
 
 @contextmanager
 def atomic_path(path: Path, mover: Mover | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; it takes the name `path` only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    """Yield a temporary path beside `path`; it takes the name `path` only if the block succeeds.
+
+    A file system error becomes `AssessError` (R302) naming `path`; no temporary file is left."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    except OSError as exc:
+        raise unwritable(path, exc) from None
     os.close(fd)
     try:
         yield Path(tmp)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise unwritable(path, exc) from None
         raise
     if mover is None:
         _move_into_place(tmp, path)
@@ -105,9 +114,52 @@ def _move_into_place(tmp: str, path: Path) -> None:
         with open(tmp, "rb") as fh:       # on disk before it takes the name: a power cut leaves old or new
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise unwritable(path, exc, replacing=True) from None
         raise
+
+
+def check_writable(path: str | Path, folder: bool = False) -> None:
+    """Refuse, before any work, an output that cannot be written (`folder`: `path` is a folder to write
+    into): raise `AssessError` (R302) naming it and saying what to do. What only the write itself can
+    tell (a file held open, a full disk) is caught there, by `atomic_path`."""
+    path = Path(path)
+    if not folder and path.is_dir():
+        raise _refusal(path, "这是一个文件夹，请在 --out 中写出文件名，例如 排名.xlsx")
+    if folder and path.exists() and not path.is_dir():
+        raise _refusal(path, "这是一个文件，不是文件夹，请在 --out 中写一个文件夹")
+    for parent in reversed(path.parents):
+        if parent.exists() and not parent.is_dir():
+            raise _refusal(path, f"“{parent}”是一个文件，不是文件夹，请换一个位置")
+        if not parent.exists():
+            break
+        if parent == path.parent and not os.access(parent, os.W_OK):
+            raise _refusal(path, f"文件夹“{parent}”不允许写入，请换一个文件夹")
+
+
+def unwritable(path: Path, exc: OSError, replacing: bool = False) -> AssessError:
+    """The `AssessError` (R302) for an OSError met while writing `path`: what happened and what to do."""
+    if isinstance(exc, IsADirectoryError) or path.is_dir():
+        why = "这是一个文件夹，请在 --out 中写出文件名，例如 排名.xlsx"
+    elif isinstance(exc, (NotADirectoryError, FileExistsError)):
+        why = "路径中有一级是文件而不是文件夹，请换一个位置"
+    elif isinstance(exc, PermissionError) and replacing and path.exists():
+        why = f"{path.name} 正被其他程序打开（WPS、Excel 等）或为只读，请关闭后重试"
+    elif isinstance(exc, PermissionError):
+        why = f"文件夹“{path.parent}”不允许写入，请换一个文件夹"
+    elif exc.errno == errno.ENOSPC:
+        why = "磁盘已满，请清理后重试"
+    elif exc.errno == errno.ENAMETOOLONG:
+        why = "路径太长，请换一个较短的文件名或文件夹"
+    else:
+        why = f"{exc.strerror or exc}，请换一个位置后重试"
+    return _refusal(path, why)
+
+
+def _refusal(path: Path, why: str) -> AssessError:
+    return AssessError(Report([issue(Code.OUTPUT_UNWRITABLE, file=str(path), detail=why)]))
 
 
 class Mover:
