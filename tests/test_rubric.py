@@ -332,3 +332,14 @@ def test_fingerprint_is_a_sha256_hex_and_stable():
 def test_fingerprint_same_for_crlf_with_a_multiline_cell():
     text = small(("未听取不得分", '"未听取\n不得分"'))
     assert parsed(text.replace("\n", "\r\n")).fingerprint == parsed(text).fingerprint
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("id,category,indicator,criterion,kind,points\nA01,a,b," + "长" * 200_000 + ",base,100\n", [("R101", 2, "")]),
+    ("id,category,indicator,criterion,kind,points\nA01,a,b,c,base,50\nA02,a,b,\"" + "x" * 200_000 + "\n",
+     [("R101", 3, "")]),
+    ("id,category,indicator,criterion,kind,points\nA01,a,b," + "长" * 100_000 + ",base,100\n", [("R116", 2, "criterion")]),
+], ids=["over the csv field limit", "an unclosed quote to the end", "over MAX_TEXT"])
+def test_a_huge_line_is_located_not_a_traceback(text, expected):
+    rubric, report = parse_rubric(text)
+    assert rubric is None and [(i.code, i.line, i.column) for i in report.issues] == expected

@@ -30,14 +30,71 @@ SEVERITY_STYLE = {"error": "red", "warning": "yellow", "info": "dim"}
 SHOWN_ISSUES = 40                  # issues listed per file; the rest are in --json and the ranking workbook
 
 
+# Plain stand-ins for the symbols a console's encoding may lack (GBK has no ✔ ✖ ⚠ › −), best first.
+FALLBACKS = {"✔": ("√", "OK"), "✖": ("×", "X"), "⚠": ("!",), "›": (">",), "−": ("-",), "–": ("-",), "—": ("-",),
+             "…": ("...",), "·": ("*",), "→": ("->",), "“": ('"',), "”": ('"',)}
+
+
 def main() -> None:
+    for stream in (sys.stdout, sys.stderr):       # whatever else writes (click's usage errors) never crashes
+        if stream is not None and not _carries_all(stream) and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     app()
 
 
 def _console(stderr: bool = False):
+    """A rich console on stdout or stderr; when the stream's encoding cannot carry every character, the
+    symbols become their plain stand-ins and any other character an escape (\\u5408), never an error."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    stream = sys.stderr if stderr else sys.stdout
+    if _carries_all(stream):
+        return Console(stderr=stderr, highlight=False)
+    return Console(file=_PlainStream(stream), highlight=False)
+
+
+def _carries_all(stream) -> bool:
+    """Whether the stream's encoding can encode any text (UTF-8/16/32, GB18030)."""
+    import codecs
+
+    try:
+        name = codecs.lookup(getattr(stream, "encoding", None) or "utf-8").name
+    except LookupError:
+        return False
+    return name.startswith("utf") or name == "gb18030"
+
+
+class _PlainStream:
+    """A text stream that writes only what its encoding can carry: symbols by FALLBACKS, the rest escaped."""
+
+    def __init__(self, stream):
+        import codecs
+
+        self._stream = stream
+        self.encoding = codecs.lookup(getattr(stream, "encoding", None) or "ascii").name
+        self._table = str.maketrans({s: next((c for c in (s, *alts) if _encodes(c, self.encoding)), alts[-1])
+                                     for s, alts in FALLBACKS.items()})
+
+    def write(self, text: str) -> int:
+        plain = text.translate(self._table).encode(self.encoding, "backslashreplace").decode(self.encoding)
+        return self._stream.write(plain)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def _encodes(text: str, encoding: str) -> bool:
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _print_json(data) -> None:
+    """JSON for programs: plain ASCII (\\u escapes) unless stdout carries any text, so it parses whatever the
+    console's encoding."""
+    print(json.dumps(data, ensure_ascii=not _carries_all(sys.stdout), indent=2))
 
 
 @contextmanager
@@ -122,7 +179,7 @@ def check(
     if as_json:
         from .report import collection_json
 
-        print(json.dumps(collection_json(coll), ensure_ascii=False, indent=2))
+        _print_json(collection_json(coll))
     else:
         _render_collection(coll, ctx.settings.score_decimals)
     raise typer.Exit(1 if coll.has_errors else 0)
@@ -152,7 +209,7 @@ def rank(
     if as_json:
         from .report import ranking_json
 
-        print(json.dumps(ranking_json(ranking, coll), ensure_ascii=False, indent=2))
+        _print_json(ranking_json(ranking, coll))
         return
     _render_collection(coll, ctx.settings.score_decimals, brief=True)
     _render_ranking(ranking)
@@ -188,8 +245,8 @@ def codes(as_json: bool = JsonOpt) -> None:
     from .issues import CATALOGUE
 
     if as_json:
-        print(json.dumps([{"code": c.code, "severity": c.severity, "title": c.meaning, "message": c.template}
-                          for c in CATALOGUE.values()], ensure_ascii=False, indent=2))
+        _print_json([{"code": c.code, "severity": c.severity, "title": c.meaning, "message": c.template}
+                     for c in CATALOGUE.values()])
         return
     from rich.table import Table
 

@@ -16,7 +16,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Iterator, Literal
 
 from .issues import AssessError, Code, Report, issue
 
@@ -151,7 +151,11 @@ def read_rubric(path: str | Path | None = None) -> tuple[Rubric | None, Report]:
 
 def parse_rubric(text: str, name: str = "rubric.csv", report: Report | None = None) -> tuple[Rubric | None, Report]:
     report = report if report is not None else Report()
-    records = _records(text)
+    try:
+        records = _records(text)
+    except CsvUnreadable as exc:
+        report.add(issue(Code.RUBRIC_UNREADABLE, file=name, line=exc.line, detail=str(exc)))
+        return None, report
     if not records:
         report.add(issue(Code.RUBRIC_EMPTY, file=name))
         return None, report
@@ -221,16 +225,30 @@ def parse_rubric(text: str, name: str = "rubric.csv", report: Report | None = No
     return Rubric(tuple(items)), report
 
 
+class CsvUnreadable(ValueError):
+    """A CSV record the csv module refuses (a cell longer than its field limit), at the line it starts on."""
+
+    def __init__(self, line: int, error: csv.Error):
+        super().__init__(f"第 {line} 行起的记录无法读取（单元格文字超过 {csv.field_size_limit()} 个字符，"
+                         f"或引号不成对：{error}）")
+        self.line = line
+
+
+def csv_records(reader) -> Iterator[tuple[int, list[str]]]:
+    """Every record of a csv reader with the file line it starts on; CsvUnreadable where one cannot be read."""
+    start = 1
+    try:
+        for row in reader:
+            yield start, row
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise CsvUnreadable(start, exc) from None
+
+
 def _records(text: str) -> list[tuple[int, list[str]]]:
     """The non-blank CSV records, each with the file line it starts on (CR/CRLF read as LF)."""
     reader = csv.reader(io.StringIO(text.replace("\r\n", "\n").replace("\r", "\n")))
-    out: list[tuple[int, list[str]]] = []
-    start = 1
-    for row in reader:
-        if any(c.strip() for c in row):
-            out.append((start, row))
-        start = reader.line_num + 1
-    return out
+    return [(start, row) for start, row in csv_records(reader) if any(c.strip() for c in row)]
 
 
 def _parse_points(raw: str) -> float | None:
