@@ -357,7 +357,8 @@ class _Walk:
 
     def take(self, path: Path) -> None:
         """`path` and, if it is a folder, everything under it, depth first in name order (no recursion)."""
-        self.above |= _ancestors(path)
+        if os.path.isdir(path):
+            self.above |= _ancestors(path)
         pending = [(path, True)]
         while pending:
             path, explicit = pending.pop()
