@@ -6,6 +6,7 @@ Heavy imports happen inside the commands, so `xlsx-assess --help` is instant.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,9 @@ WorkersOpt = typer.Option(None, "--workers", help="并行进程数（默认：CP
 STATUS_ZH = {"ok": ("✔ 合格", "green"), "warning": ("⚠ 有警告", "yellow"), "error": ("✖ 有错误", "red")}
 SEVERITY_STYLE = {"error": "red", "warning": "yellow", "info": "dim"}
 SHOWN_ISSUES = 40                  # issues listed per file; the rest are in --json and the ranking workbook
+# Characters that would act on the terminal rather than show (controls, ESC, and the bidirectional
+# overrides that reorder what is read): a file name, a sheet name or a cell's text shows them as \x1b.
+UNSHOWABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 # Plain stand-ins for the symbols a console's encoding may lack (GBK has no ✔ ✖ ⚠ › −), best first.
@@ -127,9 +131,20 @@ def _progress(label: str, enabled: bool = True):
 
 
 def _esc(text: str) -> str:
+    """`text` for rich markup: shown as it is, whatever it holds."""
     from rich.markup import escape
 
-    return escape(text)
+    return escape(_plain(text))
+
+
+def _plain(text: str) -> str:
+    """`text` with every character that would act on the terminal shown as an escape (ESC as \\x1b)."""
+    return UNSHOWABLE.sub(_shown_char, text) if UNSHOWABLE.search(text) else text
+
+
+def _shown_char(m: re.Match) -> str:
+    c = ord(m[0])
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
 
 
 @app.command()
@@ -271,7 +286,7 @@ def _render_collection(coll, decimals: int, brief: bool = False) -> None:
         r = coll.results[k]
         town = f"{r.township.name}（{r.township.code}）" if r.township else "身份不明"
         role = {"superseded": " · 未采用（有更新的文件）", "duplicate": " · 重复文件"}.get(r.role, "")
-        out.append_text(Text.assemble(STATUS_ZH[r.status], f"  {r.name}  ", (town, "bold"), role,
+        out.append_text(Text.assemble(STATUS_ZH[r.status], f"  {_plain(r.name)}  ", (_plain(town), "bold"), role,
                                       f"  最终得分 {show(r.scores.final, decimals)}" if r.accepted else "", "\n"))
         shown = [i for i in r.report if not brief or i.severity == "error"]
         if shown:
@@ -281,9 +296,9 @@ def _render_collection(coll, decimals: int, brief: bool = False) -> None:
             if len(shown) > SHOWN_ISSUES:
                 out.append(f"    … 另有 {len(shown) - SHOWN_ISSUES} 条，完整清单见 --json 或排名工作簿的“问题清单”。\n")
     for s in coll.skipped:
-        out.append(f"· {s.issue.render()}\n", "dim")
+        out.append(f"· {_plain(s.issue.render())}\n", "dim")
     for t in coll.missing:
-        out.append_text(Text.assemble(("✖", "red"), f" {missing_issue(t).render()}\n"))
+        out.append_text(Text.assemble(("✖", "red"), f" {_plain(missing_issue(t).render())}\n"))
     s = coll.summary()
     out.append(f"收到 {s['received']} 个文件：合格 {s['ok']}，有警告 {s['warning']}，有错误 {s['error']}，"
                f"重复 {s['duplicate']}，被替代 {s['superseded']}，跳过 {s['skipped']}；"
@@ -310,7 +325,8 @@ def _grid(header, rows, indent: str = "", right: frozenset[int] | set[int] = fro
     from rich.cells import cell_len
     from rich.text import Text
 
-    cells = [[c if isinstance(c, tuple) else (str(c), "") for c in row] for row in [header, *rows]]
+    cells = [[(_plain(c[0]), c[1]) if isinstance(c, tuple) else (_plain(str(c)), "") for c in row]
+             for row in [header, *rows]]
     widths = [max(cell_len(row[k][0]) for row in cells) for k in range(len(header))]
     out = Text()
     for n, row in enumerate(cells):

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import array
 import datetime as dt
+import errno
 import io
 import os
+import re
+import stat
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -331,23 +334,159 @@ def _check_pool(cands: list[Candidate], ctx: Context, progress, workers: int, ou
 # -- gathering ------------------------------------------------------------------------------------
 
 def gather(paths: Iterable[str | Path], output: str | Path | None = None) -> tuple[list[Candidate], list[Skipped]]:
-    """Every file under `paths` becomes a candidate or a skipped entry with its reason."""
-    cands: list[Candidate] = []
-    skipped: list[Skipped] = []
-    own = Path(output).resolve() if output else None
+    """Every file under `paths` becomes a candidate or a skipped entry with its reason, whatever the file
+    system holds: folders are walked and links followed once (a link back into what is walked, a dangling
+    link, a FIFO or a device is skipped, and never opened); a file or folder that cannot be read (no
+    permission, a path too long) is a candidate that fails with its reason (F101). Names are text that can
+    be shown: bytes that are not UTF-8 appear as \\xNN."""
+    walk = _Walk(_identity(output))
     for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            for f in sorted(p.rglob("*")):
-                if own is not None and f.resolve() == own:
-                    skipped.append(Skipped(str(f), "本次生成的排名工作簿"))
-                elif f.is_file():
-                    _consider(f, str(f), cands, skipped, explicit=False)
-                elif not f.is_dir():
-                    skipped.append(Skipped(str(f), "不是普通文件（链接失效或为设备文件）"))
+        walk.take(Path(p))
+    return walk.cands, walk.skipped
+
+
+class _Walk:
+    """One gathering: what was found, and each folder and file already taken (by device and inode)."""
+
+    def __init__(self, own: tuple[int, int] | None):
+        self.cands: list[Candidate] = []
+        self.skipped: list[Skipped] = []
+        self.own = own                               # our own ranking file, if it exists
+        self.seen: dict[tuple[int, int], str] = {}   # folders and files taken, to the name first taken under
+        self.above: set[tuple[int, int]] = set()     # folders holding a starting folder: a link to one loops
+
+    def take(self, path: Path) -> None:
+        """`path` and, if it is a folder, everything under it, depth first in name order (no recursion)."""
+        if os.path.isdir(path):
+            self.above |= _ancestors(path)
+        pending = [(path, True)]
+        while pending:
+            path, explicit = pending.pop()
+            pending.extend((child, False) for child in reversed(self._one(path, explicit)))
+
+    def _one(self, path: Path, explicit: bool) -> list[Path]:
+        """Account for one entry; a folder's entries (in name order) to take next."""
+        name = shown_name(str(path))
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            self._broken(path, name, exc)
+            return []
+        key = _key(st)
+        if stat.S_ISDIR(st.st_mode):
+            return self._folder(path, name, key)
+        if not stat.S_ISREG(st.st_mode):
+            self.skipped.append(Skipped(name, f"不是普通文件（{_special_kind(st.st_mode)}），未打开"))
+        elif key is not None and key == self.own:
+            self.skipped.append(Skipped(name, "本次生成的排名工作簿"))
+        elif key in self.seen:
+            self.skipped.append(Skipped(name, f"与 {self.seen[key]} 是同一个文件，未重复检查"))
         else:
-            _consider(p, str(p), cands, skipped, explicit=True)
-    return cands, skipped
+            if key is not None:
+                self.seen[key] = name
+            if os.access(path, os.R_OK):
+                _consider(path, name, self.cands, self.skipped, explicit)
+            else:
+                self._unreadable(name, "没有读取权限")
+        return []
+
+    def _folder(self, path: Path, name: str, key: tuple[int, int] | None) -> list[Path]:
+        if key in self.above and os.path.islink(path):
+            self.skipped.append(Skipped(name, "链接指回上级文件夹（链接循环），未跟随"))
+            return []
+        if key in self.seen:
+            self.skipped.append(Skipped(name, f"与 {self.seen[key]} 是同一个文件夹，未重复检查"))
+            return []
+        if key is not None:
+            self.seen[key] = name
+        try:
+            with os.scandir(path) as entries:
+                names = sorted(e.name for e in entries)
+        except OSError as exc:
+            self._unreadable(name, f"文件夹无法打开（{_os_reason(exc)}），其中的文件都未检查")
+            return []
+        return [path / n for n in names]
+
+    def _broken(self, path: Path, name: str, exc: OSError) -> None:
+        """An entry that cannot be followed: a dangling or looping link is skipped, anything else unreadable."""
+        try:
+            link = stat.S_ISLNK(os.lstat(path).st_mode)
+        except OSError:
+            link = False
+        if link and exc.errno == errno.ELOOP:
+            self.skipped.append(Skipped(name, "链接循环（链接最终指回自己），未跟随"))
+        elif link and exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            self.skipped.append(Skipped(name, "链接失效（指向的文件不存在）"))
+        else:
+            self._unreadable(name, _os_reason(exc))
+
+    def _unreadable(self, name: str, detail: str) -> None:
+        self.cands.append(Candidate(name, name, problem=(Code.FILE_UNREADABLE, {"detail": detail})))
+
+
+_NOT_TEXT = re.compile("[\ud800-\udfff]")
+
+
+def shown_name(text: str) -> str:
+    """A path as text that can be printed and stored: each byte of a name that is not UTF-8 (which Python
+    keeps as a lone surrogate) appears as \\xNN, so `bad\\xff.xlsx` names the file it came from."""
+    if not _NOT_TEXT.search(text):
+        return text
+    return _NOT_TEXT.sub(_shown_char, text)
+
+
+def _shown_char(m: re.Match) -> str:
+    c = ord(m[0])
+    return f"\\x{c - 0xDC00:02x}" if 0xDC80 <= c <= 0xDCFF else f"\\u{c:04x}"
+
+
+def _key(st: os.stat_result) -> tuple[int, int] | None:
+    """A file's identity (device, inode); None where the file system gives no inode (then nothing is merged)."""
+    return (st.st_dev, st.st_ino) if st.st_ino else None
+
+
+def _identity(path: str | Path | None) -> tuple[int, int] | None:
+    try:
+        return _key(os.stat(path)) if path else None
+    except (OSError, ValueError):
+        return None
+
+
+def _ancestors(path: Path) -> set[tuple[int, int]]:
+    """The identities of the folders above `path` (a link to one of them would walk `path` again)."""
+    keys = set()
+    here = os.path.dirname(os.path.realpath(path))
+    while True:
+        key = _identity(here)
+        if key is not None:
+            keys.add(key)
+        up = os.path.dirname(here)
+        if up == here:
+            return keys
+        here = up
+
+
+def _special_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "命名管道 FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "设备文件"
+    if stat.S_ISSOCK(mode):
+        return "套接字"
+    return "特殊文件"
+
+
+def _os_reason(exc: OSError) -> str:
+    """Why the file system refused, in Chinese."""
+    return {
+        errno.EACCES: "没有读取权限",
+        errno.EPERM: "没有读取权限",
+        errno.ENAMETOOLONG: "路径太长，超过系统允许的长度，请把文件移到较短的文件夹中再检查",
+        errno.ELOOP: "链接循环",
+        errno.ENOENT: "文件不存在（可能已被移走）",
+        errno.ENOTDIR: "文件不存在（路径中有一段不是文件夹）",
+        errno.EIO: "磁盘读取出错",
+    }.get(exc.errno, exc.strerror or type(exc).__name__)
 
 
 def _skip_reason(name: str) -> str:
