@@ -24,6 +24,12 @@ MAX_XML_BYTES = 10 * 1024 * 1024          # one inflated part that gets parsed (
 MAX_TOTAL_BYTES = 100 * 1024 * 1024       # all parts inflated
 MAX_RATIO = 200                           # inflated / compressed, for parts over 1 MB
 MAX_MEMBERS = 2000
+# One archive of returns (a .zip the office receives), the archives inside it included: refused as a whole
+# (F107) past any of these. A county's returns are a few hundred forms of 20 KB-1 MB, already compressed.
+MAX_ARCHIVE_MEMBERS = 2000                # files listed
+MAX_ARCHIVE_BYTES = 512 * 1024 * 1024     # their declared inflated sizes, added up
+MAX_ARCHIVE_SECONDS = 10.0                # wall time spent opening it (listing, reading archives inside it)
+RATIO_FLOOR = 1 << 20                     # MAX_RATIO applies to what inflates to more than this
 CHUNK = 1 << 16
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
@@ -98,7 +104,7 @@ class Parts:
             raise Refused(Code.DECOMPRESSION_BOMB, detail=f"声明解压后 {human_size(declared)}")
         for i in self.entries:
             limit = MAX_XML_BYTES if i.filename.lower().endswith(XML_SUFFIXES) else MAX_MEMBER_BYTES
-            if i.file_size > limit or (i.file_size > 1 << 20 and i.file_size > MAX_RATIO * max(i.compress_size, 1)):
+            if i.file_size > limit or inflates_too_far(i.file_size, i.compress_size):
                 raise Refused(Code.DECOMPRESSION_BOMB, detail=f"{i.filename} 解压后 {human_size(i.file_size)}")
             stored = i.compress_type == zipfile.ZIP_STORED and i.compress_size != i.file_size
             if stored or i.compress_size > i.file_size + i.file_size // 100 + 1024:
@@ -187,6 +193,11 @@ class Parts:
                     out.writestr(zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0)),
                                  self.get(info.filename) if blob is None else blob)
         return buf.getvalue()
+
+
+def inflates_too_far(size: int, packed: int) -> bool:
+    """Whether `packed` compressed bytes that declare `size` inflated ones are a bomb's ratio."""
+    return size > RATIO_FLOOR and size > MAX_RATIO * max(packed, 1)
 
 
 def _inflate_small(info: zipfile.ZipInfo, raw: bytes) -> bytes:
