@@ -9,7 +9,6 @@ found as python-calamine finds them: case-insensitively, with backslashes read a
 from __future__ import annotations
 
 import io
-import re
 import struct
 import zipfile
 import zlib
@@ -35,10 +34,10 @@ OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 XML_SUFFIXES = (".xml", ".rels", ".vml")
 # A DTD (and so any entity) in any part, in UTF-8 or UTF-16 either way round.
-_DTD = re.compile(b"|".join(re.escape(m) for w in (b"<!DOCTYPE", b"<!ENTITY") for m in (
-    w, w.decode().encode("utf-16-le"), w.decode().encode("utf-16-be"))))
+_DTD_MARKERS = tuple(m for w in ("<!DOCTYPE", "<!ENTITY") for m in (w.encode(), w.encode("utf-16-le"),
+                                                                    w.encode("utf-16-be")))
 _DTD_TAIL = 20                            # bytes kept between chunks so a marker split across two is still seen
-_DTD_HINT = b"!"                          # in every marker above; rare in XML, so most parts skip the pattern
+_DTD_HINT = b"!"                          # in every marker above; rare in XML, so most parts skip the markers
 
 # What other files look like, by their first bytes (shown to the office in F103).
 FOREIGN_MAGIC = (
@@ -175,7 +174,7 @@ class Parts:
                 if size > limit or self.total > MAX_TOTAL_BYTES:
                     raise Refused(Code.DECOMPRESSION_BOMB, detail=f"{info.filename} 实际解压超过上限")
                 seen = tail + chunk
-                if _DTD_HINT in seen and _DTD.search(seen):
+                if _has_dtd(seen):
                     raise Refused(Code.XML_DTD)
                 tail = chunk[-_DTD_TAIL:]
                 if keep:
@@ -195,6 +194,12 @@ class Parts:
         return buf.getvalue()
 
 
+def _has_dtd(blob: bytes) -> bool:
+    """Whether a DTD marker is in `blob` (six plain searches: some 4x faster than one pattern of six
+    alternatives, which made a big binary part, full of "!", cost 20 ms a MiB)."""
+    return _DTD_HINT in blob and any(m in blob for m in _DTD_MARKERS)
+
+
 def inflates_too_far(size: int, packed: int) -> bool:
     """Whether `packed` compressed bytes that declare `size` inflated ones are a bomb's ratio."""
     return size > RATIO_FLOOR and size > MAX_RATIO * max(packed, 1)
@@ -209,7 +214,7 @@ def _inflate_small(info: zipfile.ZipInfo, raw: bytes) -> bytes:
         blob = inflater.decompress(raw, info.file_size + 1)
     if len(blob) != info.file_size or zlib.crc32(blob) != info.CRC:
         raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
-    if _DTD_HINT in blob and _DTD.search(blob):
+    if _has_dtd(blob):
         raise Refused(Code.XML_DTD)
     return blob
 
