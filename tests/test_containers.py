@@ -18,12 +18,15 @@ import zipfile
 import zlib
 from pathlib import Path
 
+import lo
 import pytest
+from conftest import needs_libreoffice
 from fills import full_marks, write_filled
 
 from xlsx_assess import collect
 from xlsx_assess.collect import check_paths
 from xlsx_assess.issues import Code
+from xlsx_assess.other_formats import flat_opendocument
 from xlsx_assess.ranking import rank_townships
 from xlsx_assess.workflow import check_files
 
@@ -219,12 +222,14 @@ def test_fods_in_an_archive_and_by_content_whatever_its_name(ctx, tmp_path):
         assert list(verdicts.values()) == [([Code.UNSUPPORTED_FORMAT], t.code)]
 
 
-@pytest.mark.skipif(not os.environ.get("XLSX_ASSESS_LIBREOFFICE_FODS"), reason="set XLSX_ASSESS_LIBREOFFICE_FODS "
-                    "to a .fods LibreOffice saved")
-def test_fods_libreoffice_saved(ctx):
-    path = Path(os.environ["XLSX_ASSESS_LIBREOFFICE_FODS"])
-    for verdicts in both(path, ctx):
-        assert [codes for codes, _ in verdicts.values()] == [[Code.UNSUPPORTED_FORMAT]]
+def test_fods_libreoffice_saved(ctx, forms, tmp_path):
+    needs_libreoffice()
+    name, blob = next(iter(forms.items()))
+    (tmp_path / name).write_bytes(blob)
+    saved = lo.convert(tmp_path / name, tmp_path / "saved", "fods")
+    assert flat_opendocument(saved.read_bytes()) == "spreadsheet"
+    for verdicts in both(saved, ctx):
+        assert verdicts == {saved.name: ([Code.UNSUPPORTED_FORMAT], ctx.townships[0].code)}
 
 
 # -- (c) the work one archive may cost --------------------------------------------------------------
