@@ -26,7 +26,7 @@ from pathlib import Path
 
 LO_PYTHON = "/usr/bin/python3"
 DRIVER = str(Path(__file__).resolve().with_name("lo_driver.py"))
-FORMATS = ("xlsx", "xls", "ods", "pdf")
+FORMATS = ("xlsx", "xls", "ods", "fods", "pdf")
 
 _UNSET = object()
 _available_cache: object = _UNSET

@@ -74,6 +74,7 @@ FILTERS = {
     "xlsx": "Calc MS Excel 2007 XML",
     "xls": "MS Excel 97",
     "ods": "calc8",
+    "fods": "OpenDocument Spreadsheet Flat XML",
     "pdf": "calc_pdf_Export",
 }
 

@@ -313,6 +313,14 @@ def _check_identity(ret: Returned, ctx: Context, res: FileResult) -> Township | 
     return township
 
 
+def name_unread(res: FileResult, ctx: Context) -> FileResult:
+    """A file that could not be read at all is put down to the township its name points to, if any: the
+    township then has a file with errors (名单上显示“文件有错误，未采用”), not none received."""
+    if res.township is None and not res.format:
+        res.township = _named_in_file_name(res.name, ctx)
+    return res
+
+
 def _named_in_file_name(name: str, ctx: Context) -> Township | None:
     """The township a file name points to, if it names exactly one: by a code in it, or (for a roster
     small enough that names are unique, like a county's) by a name in it."""

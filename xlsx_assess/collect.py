@@ -13,20 +13,22 @@ import io
 import os
 import re
 import stat
+import time
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from .checks import Context, FileResult, Head, check_returned
+from .checks import Context, FileResult, Head, check_returned, name_unread
+from .container import MAX_ARCHIVE_BYTES, MAX_ARCHIVE_MEMBERS, MAX_ARCHIVE_SECONDS, MAX_RATIO, inflates_too_far
 from .issues import Code, Issue, issue
-from .reader import (MAX_FILE_BYTES, MAX_MEMBERS, ZIP_MAGIC, Returned, cancel_returned, finish_returned, human_size,
+from .reader import (MAX_FILE_BYTES, ZIP_MAGIC, Returned, cancel_returned, finish_returned, human_size,
                      start_returned, zip_reason)
 from .settings import Township
 
 JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
-WORKBOOK_SUFFIXES = {".xlsx", ".xlsm", ".xltx", ".xltm", ".xls", ".xlsb", ".ods", ".et", ".ett"}
+WORKBOOK_SUFFIXES = {".xlsx", ".xlsm", ".xltx", ".xltm", ".xls", ".xlsb", ".ods", ".fods", ".et", ".ett"}
 ARCHIVE_SUFFIXES = {".zip"}
 OTHER_ARCHIVES = (".rar", ".7z", ".tar", ".gz", ".tgz", ".bz2", ".xz")
 ARCHIVE_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError, zlib.error,
@@ -216,10 +218,10 @@ def _start(cand: Candidate) -> Returned | FileResult:
 
 def _finish(cand: Candidate, started: Returned | FileResult, ctx: Context) -> FileResult:
     if isinstance(started, FileResult):
-        return started
+        return name_unread(started, ctx)
     res = _attempt(cand, lambda: check_returned(finish_returned(started), ctx))
     cancel_returned(started)                  # a no-op unless the check failed before taking the values
-    return res
+    return name_unread(res, ctx)
 
 
 def _attempt(cand: Candidate, work: Callable[[], Any]) -> Any:
@@ -519,12 +521,68 @@ def _consider(path: Path, name: str, cands, skipped, explicit: bool) -> None:
         skipped.append(Skipped(name, "不是表格文件（扩展名 " + (suffix or "无") + "）"))
 
 
+class _OverBudget(Exception):
+    """An archive costs more than its `_Budget`: it is refused as a whole (the message gives the figures)."""
+
+
+@dataclass
+class _Budget:
+    """What one archive, the archives inside it included, may cost: files, declared bytes, wall time.
+
+    Declared bytes are what reading it all would inflate: each member's size, and for a member that is
+    itself a zip (an .xlsx) the sizes its own directory declares, so a few hundred workbooks each just
+    under the one-file limits cannot add up to minutes of work."""
+
+    members: int = 0
+    declared: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def take(self, files: list[zipfile.ZipInfo]) -> None:
+        """Count an archive's files in, from its directory alone (nothing inflated yet). The ratio is
+        judged member by member (`_consider_member`): one bomb among good returns costs only itself."""
+        self.members += len(files)
+        if self.members > MAX_ARCHIVE_MEMBERS:
+            raise _OverBudget(f"压缩包内有 {self.members} 个文件，上限 {MAX_ARCHIVE_MEMBERS} 个")
+        self.add(sum(i.file_size for i in files))
+
+    def peek(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+        """Count in what a member that is a zip declares (read once here; a bad one is its own verdict later)."""
+        try:
+            with zf.open(info) as fh:
+                blob = fh.read(MAX_FILE_BYTES + 1)
+            if blob[:4] in ZIP_MAGIC:
+                with zipfile.ZipFile(io.BytesIO(blob)) as inner:
+                    self.add(sum(i.file_size for i in inner.infolist()))
+        except ARCHIVE_ERRORS:
+            return
+
+    def add(self, declared: int) -> None:
+        self.declared += declared
+        if self.declared > MAX_ARCHIVE_BYTES:
+            raise _OverBudget(f"压缩包内 {self.members} 个文件（含工作簿内的部件）声明解压后至少 {human_size(self.declared)}，"
+                              f"上限 {human_size(MAX_ARCHIVE_BYTES)}")
+
+    def tick(self) -> None:
+        spent = time.monotonic() - self.started
+        if spent > MAX_ARCHIVE_SECONDS:
+            raise _OverBudget(f"展开压缩包已用 {spent:.0f} 秒，上限 {MAX_ARCHIVE_SECONDS:.0f} 秒")
+
+
 def _expand(path: Path, name: str, cands: list[Candidate], skipped: list[Skipped], data: bytes | None = None,
-            route: tuple[int, ...] = ()) -> None:
+            route: tuple[int, ...] = (), budget: _Budget | None = None) -> None:
     """Add an archive's members; one level of archive inside an archive is opened too.
 
-    One bad member never costs the others: each is judged (and later read) on its own.
+    One bad member never costs the others: each is judged (and later read) on its own. An archive that
+    costs more than its budget (with the archives inside it) is one F107 verdict, none of its members.
     """
+    if budget is None:
+        marks = len(cands), len(skipped)
+        try:
+            return _expand(path, name, cands, skipped, data, route, _Budget())
+        except _OverBudget as over:
+            del cands[marks[0]:], skipped[marks[1]:]
+            cands.append(Candidate(str(path), name, route, problem=(Code.DECOMPRESSION_BOMB, {"detail": str(over)})))
+            return
     try:
         if data is None:
             with open(path, "rb") as fh:
@@ -537,21 +595,20 @@ def _expand(path: Path, name: str, cands: list[Candidate], skipped: list[Skipped
         with zipfile.ZipFile(io.BytesIO(data) if data is not None else path) as zf:
             infos = zf.infolist()
             files = [i for i in infos if not i.is_dir()]
-            if len(files) > MAX_MEMBERS:
-                cands.append(Candidate(str(path), name, route, problem=(Code.DECOMPRESSION_BOMB, {"detail": f"压缩包内有 {len(files)} 个文件"})))
-                return
+            budget.take(files)
             if not files:
                 skipped.append(Skipped(name, "压缩包里没有文件"))
                 return
             for index, info in enumerate(infos):
                 if not info.is_dir():
-                    _consider_member(path, name, zf, index, info, route, cands, skipped)
+                    budget.tick()
+                    _consider_member(path, name, zf, index, info, route, cands, skipped, budget)
     except ARCHIVE_ERRORS as exc:
         cands.append(Candidate(str(path), name, route, problem=(Code.DAMAGED, {"detail": zip_reason(exc)})))
 
 
 def _consider_member(path: Path, name: str, zf: zipfile.ZipFile, index: int, info: zipfile.ZipInfo,
-                     route: tuple[int, ...], cands: list[Candidate], skipped: list[Skipped]) -> None:
+                     route: tuple[int, ...], cands: list[Candidate], skipped: list[Skipped], budget: _Budget) -> None:
     inner = member_name(info)
     member = f"{name} › {inner}"
     reason = _skip_reason(member)
@@ -566,9 +623,15 @@ def _consider_member(path: Path, name: str, zf: zipfile.ZipFile, index: int, inf
         mtime = dt.datetime(*info.date_time, tzinfo=dt.timezone.utc)
     except (TypeError, ValueError):
         mtime = None
-    if info.file_size > MAX_FILE_BYTES:
+    if info.flag_bits & 0x1:                  # ZipCrypto or AES: the names show, the contents need the password
+        cands.append(Candidate(str(path), member, here, mtime, problem=(Code.PASSWORD_PROTECTED, {})))
+    elif info.file_size > MAX_FILE_BYTES:
         cands.append(Candidate(str(path), member, here, mtime, problem=(
             Code.FILE_TOO_LARGE, {"value": human_size(info.file_size), "limit": human_size(MAX_FILE_BYTES)})))
+    elif inflates_too_far(info.file_size, info.compress_size):
+        cands.append(Candidate(str(path), member, here, mtime, problem=(Code.DECOMPRESSION_BOMB, {
+            "detail": f"压缩后 {human_size(info.compress_size)}，声明解压后 {human_size(info.file_size)}，"
+                      f"超过 {MAX_RATIO} 倍"})))
     elif suffix in ARCHIVE_SUFFIXES and route:
         cands.append(Candidate(str(path), member, here, mtime, problem=(Code.ARCHIVE_TOO_DEEP, {})))
     elif suffix in ARCHIVE_SUFFIXES:
@@ -578,8 +641,9 @@ def _consider_member(path: Path, name: str, zf: zipfile.ZipFile, index: int, inf
         except ARCHIVE_ERRORS as exc:
             cands.append(Candidate(str(path), member, here, mtime, problem=(Code.DAMAGED, {"detail": zip_reason(exc)})))
             return
-        _expand(path, member, cands, skipped, blob, here)
+        _expand(path, member, cands, skipped, blob, here, budget)
     else:
+        budget.peek(zf, info)
         cands.append(Candidate(str(path), member, here, mtime))
 
 

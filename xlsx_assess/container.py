@@ -9,7 +9,6 @@ found as python-calamine finds them: case-insensitively, with backslashes read a
 from __future__ import annotations
 
 import io
-import re
 import struct
 import zipfile
 import zlib
@@ -24,15 +23,21 @@ MAX_XML_BYTES = 10 * 1024 * 1024          # one inflated part that gets parsed (
 MAX_TOTAL_BYTES = 100 * 1024 * 1024       # all parts inflated
 MAX_RATIO = 200                           # inflated / compressed, for parts over 1 MB
 MAX_MEMBERS = 2000
+# One archive of returns (a .zip the office receives), the archives inside it included: refused as a whole
+# (F107) past any of these. A county's returns are a few hundred forms of 20 KB-1 MB, already compressed.
+MAX_ARCHIVE_MEMBERS = 2000                # files listed
+MAX_ARCHIVE_BYTES = 512 * 1024 * 1024     # their declared inflated sizes, added up
+MAX_ARCHIVE_SECONDS = 10.0                # wall time spent opening it (listing, reading archives inside it)
+RATIO_FLOOR = 1 << 20                     # MAX_RATIO applies to what inflates to more than this
 CHUNK = 1 << 16
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 XML_SUFFIXES = (".xml", ".rels", ".vml")
 # A DTD (and so any entity) in any part, in UTF-8 or UTF-16 either way round.
-_DTD = re.compile(b"|".join(re.escape(m) for w in (b"<!DOCTYPE", b"<!ENTITY") for m in (
-    w, w.decode().encode("utf-16-le"), w.decode().encode("utf-16-be"))))
+_DTD_MARKERS = tuple(m for w in ("<!DOCTYPE", "<!ENTITY") for m in (w.encode(), w.encode("utf-16-le"),
+                                                                    w.encode("utf-16-be")))
 _DTD_TAIL = 20                            # bytes kept between chunks so a marker split across two is still seen
-_DTD_HINT = b"!"                          # in every marker above; rare in XML, so most parts skip the pattern
+_DTD_HINT = b"!"                          # in every marker above; rare in XML, so most parts skip the markers
 
 # What other files look like, by their first bytes (shown to the office in F103).
 FOREIGN_MAGIC = (
@@ -98,7 +103,7 @@ class Parts:
             raise Refused(Code.DECOMPRESSION_BOMB, detail=f"声明解压后 {human_size(declared)}")
         for i in self.entries:
             limit = MAX_XML_BYTES if i.filename.lower().endswith(XML_SUFFIXES) else MAX_MEMBER_BYTES
-            if i.file_size > limit or (i.file_size > 1 << 20 and i.file_size > MAX_RATIO * max(i.compress_size, 1)):
+            if i.file_size > limit or inflates_too_far(i.file_size, i.compress_size):
                 raise Refused(Code.DECOMPRESSION_BOMB, detail=f"{i.filename} 解压后 {human_size(i.file_size)}")
             stored = i.compress_type == zipfile.ZIP_STORED and i.compress_size != i.file_size
             if stored or i.compress_size > i.file_size + i.file_size // 100 + 1024:
@@ -169,7 +174,7 @@ class Parts:
                 if size > limit or self.total > MAX_TOTAL_BYTES:
                     raise Refused(Code.DECOMPRESSION_BOMB, detail=f"{info.filename} 实际解压超过上限")
                 seen = tail + chunk
-                if _DTD_HINT in seen and _DTD.search(seen):
+                if _has_dtd(seen):
                     raise Refused(Code.XML_DTD)
                 tail = chunk[-_DTD_TAIL:]
                 if keep:
@@ -189,6 +194,17 @@ class Parts:
         return buf.getvalue()
 
 
+def _has_dtd(blob: bytes) -> bool:
+    """Whether a DTD marker is in `blob` (six plain searches: some 4x faster than one pattern of six
+    alternatives, which made a big binary part, full of "!", cost 20 ms a MiB)."""
+    return _DTD_HINT in blob and any(m in blob for m in _DTD_MARKERS)
+
+
+def inflates_too_far(size: int, packed: int) -> bool:
+    """Whether `packed` compressed bytes that declare `size` inflated ones are a bomb's ratio."""
+    return size > RATIO_FLOOR and size > MAX_RATIO * max(packed, 1)
+
+
 def _inflate_small(info: zipfile.ZipInfo, raw: bytes) -> bytes:
     """A small member in one piece: exactly its declared size, its CRC, no DTD (raises as `zipfile` does)."""
     if info.compress_type == zipfile.ZIP_STORED:
@@ -198,7 +214,7 @@ def _inflate_small(info: zipfile.ZipInfo, raw: bytes) -> bytes:
         blob = inflater.decompress(raw, info.file_size + 1)
     if len(blob) != info.file_size or zlib.crc32(blob) != info.CRC:
         raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
-    if _DTD_HINT in blob and _DTD.search(blob):
+    if _has_dtd(blob):
         raise Refused(Code.XML_DTD)
     return blob
 

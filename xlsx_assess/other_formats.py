@@ -2,6 +2,8 @@
 
 What must be known before python-calamine reads them: encryption, WPS's own format, macros, and how
 far every sheet reaches (python-calamine allocates the whole rectangle from A1), all from the bytes.
+A flat OpenDocument spreadsheet (.fods, one XML file) is known by its content and refused (F109):
+python-calamine does not read it.
 """
 
 from __future__ import annotations
@@ -52,6 +54,23 @@ def read_ole(ret: "Returned", data: bytes, read_values: Callable[["Returned", by
         ret.active.append("宏（VBA）")
         ret.add(Code.ACTIVE_CONTENT, detail="宏（VBA）")
     ret.add(Code.OLD_FORMAT, detail="Excel 97-2003（.xls）")
+
+
+FLAT_ODF_HEAD = 64 << 10           # LibreOffice declares some 40 namespaces before the mimetype (~2 KB)
+_FLAT_ODF = re.compile(rb'<office:document\b[^<>]*?\soffice:mimetype\s*=\s*["\']application/vnd\.oasis\.opendocument\.'
+                       rb'([a-z-]+)["\']')
+
+
+def flat_opendocument(data: bytes) -> str:
+    """What a flat (single XML file) OpenDocument holds ("spreadsheet", "text", ...), "" if it is none."""
+    head = data[:FLAT_ODF_HEAD].lstrip(b"\xef\xbb\xbf").lstrip()
+    m = _FLAT_ODF.search(head) if head[:1] == b"<" else None
+    return m.group(1).decode("ascii") if m else ""
+
+
+def refuse_flat_ods(data: bytes) -> None:
+    if flat_opendocument(data) == "spreadsheet":
+        raise Refused(Code.UNSUPPORTED_FORMAT, detail="LibreOffice 单文件 XML 表格 .fods")
 
 
 def read_ods(ret: "Returned", parts: Parts) -> None:

@@ -25,7 +25,7 @@ from .issues import Code, Issue, Refused, issue
 from .layout import SHEETS
 from .ooxml import (SHEET_DATA_MARK, Book, SheetXml, check_shared_strings, check_xml, custom_properties, parse_range,
                     plain_parts, read_book, saved_time, scan_sheet, sheet_extent, unlocked_styles)
-from .other_formats import read_ods, read_ole
+from .other_formats import read_ods, read_ole, refuse_flat_ods
 from .sandbox import begin_read, check_size, read_values
 
 if TYPE_CHECKING:                # the helper's handle: `.result()` and `.cancel()` are all this module uses
@@ -104,6 +104,7 @@ def start_returned(path: str | Path, name: str | None = None, data: bytes | None
         elif data[:8] == OLE_MAGIC:
             read_ole(ret, data, _read_values)
         else:
+            refuse_flat_ods(data)
             raise Refused(Code.NOT_A_WORKBOOK, detail=foreign_kind(data))
         if ret.pending is None and not ret.sheets:
             raise Refused(Code.DAMAGED, detail="工作簿中没有工作表")
