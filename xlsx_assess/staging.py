@@ -195,7 +195,8 @@ def stage(folder: Path) -> Staged:
 def _start_janitor(paths: list[Path]) -> subprocess.Popen | None:
     try:
         return subprocess.Popen([sys.executable, "-I", "-S", "-c", JANITOR, *map(str, paths)],
-                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)     # a kill of our process group spares it
     except OSError:                            # no processes here: the next write removes what is left
         return None
 
