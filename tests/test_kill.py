@@ -24,7 +24,7 @@ import pytest
 from conftest import SMALL_RUBRIC
 from fills import random_values, write_filled, write_roster
 from xlsx_assess.collect import POOL_THRESHOLD
-from xlsx_assess.staging import PREFIX, remove_stale, stage
+from xlsx_assess.staging import PREFIX, stage
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc") or not hasattr(os, "killpg"),
                                 reason="counts processes through Linux /proc")
@@ -217,7 +217,7 @@ def test_the_next_write_removes_what_a_killed_run_left(tmp_path):
     mine.write_bytes(b"being written")
     others = tmp_path / ".~lock.排名.xlsx#"
     others.write_bytes(b"")
-    remove_stale(tmp_path)
+    stage(tmp_path).discard()                                 # the next write into the folder
     assert leftovers(tmp_path) == sorted([mine.name, others.name])
 
 

@@ -185,10 +185,17 @@ class Staged:
             self._janitor = None
 
 
+_swept: set[tuple[int, str]] = set()         # (pid, folder) already cleared of what killed runs left
+
+
 def stage(folder: Path) -> Staged:
-    """A new staged file in `folder` (created if need be), after removing what killed runs left there."""
+    """A new staged file in `folder` (created if need be); the first in a folder removes what killed runs
+    left there (once per folder and process: `generate` stages a file per township)."""
     folder.mkdir(parents=True, exist_ok=True)
-    remove_stale(folder)
+    key = (os.getpid(), os.path.abspath(folder))
+    if key not in _swept:
+        remove_stale(folder)
+        _swept.add(key)
     return Staged(folder)
 
 
