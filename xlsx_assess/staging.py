@@ -27,16 +27,20 @@ SUFFIX = ".tmp"
 # The janitor: waits for its stdin to close (this process ended, or let it go), then removes what it
 # was given if it is still there. Plain Python with no import of ours: it starts in a few milliseconds.
 JANITOR = """\
-import os, shutil, sys
+import os, sys
 try:
     while sys.stdin.buffer.read(65536):
         pass
 except BaseException:
     pass
 for p in sys.argv[1:]:
-    shutil.rmtree(p, ignore_errors=True) if os.path.isdir(p) else None
     try:
-        os.unlink(p)
+        if os.path.isdir(p):
+            for name in os.listdir(p):
+                os.unlink(os.path.join(p, name))
+            os.rmdir(p)
+        else:
+            os.unlink(p)
     except OSError:
         pass
 """
@@ -65,14 +69,20 @@ def remove_stale(folder: Path) -> None:
         pid = owner(name)
         if pid is None or pid == os.getpid() or _alive(pid):
             continue
-        path = folder / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
+        remove(folder / name)
+
+
+def remove(path: Path) -> None:
+    """Remove a temporary file of ours, or a scratch folder with the files in it (it holds no folder)."""
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            for name in os.listdir(path):
+                os.unlink(os.path.join(path, name))
+            os.rmdir(path)
         else:
-            try:
-                path.unlink()
-            except OSError:
-                pass
+            os.unlink(path)
+    except OSError:
+        pass
 
 
 def _alive(pid: int) -> bool:
@@ -178,7 +188,7 @@ class Staged:
             self._name.unlink(missing_ok=True)
             self._name = None
         if self._scratch is not None:
-            shutil.rmtree(self._scratch, ignore_errors=True)
+            remove(self._scratch)
             self._scratch = None
         if self._janitor is not None:
             _stop_janitor(self._janitor)
