@@ -123,8 +123,9 @@ def test_rank_is_atomic(tmp_path, monkeypatch, ctx):
     out = tmp_path / "排名.xlsx"
     out.write_bytes(b"previous ranking")
 
-    def broken(rk, path):
-        Path(path).write_bytes(b"half")
+    def broken(rk, target, scratch):
+        target.write(b"half")
+        (scratch / "row data").write_bytes(b"rows")
         raise OSError("disk full")
 
     monkeypatch.setattr(ranking_mod, "_write_ranking", broken)

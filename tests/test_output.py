@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from xlsx_assess import ranking as ranking_mod
+from xlsx_assess import staging as staging_mod
 from xlsx_assess import writer as writer_mod
 from xlsx_assess.issues import AssessError
 
@@ -162,7 +163,7 @@ def test_a_folder_refusing_the_temporary_file_is_r302(tmp_path, monkeypatch, ctx
     def refused_here(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(writer_mod.tempfile, "mkstemp", refused_here)
+    monkeypatch.setattr(staging_mod, "Staged", refused_here)
     with pytest.raises(AssessError) as caught:
         generate_workbooks(tmp_path / "下发", ctx)
     [problem] = caught.value.report.issues

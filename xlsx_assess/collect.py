@@ -276,8 +276,11 @@ def _drain(items: list) -> Iterator:
 _POOL_CTX: Context | None = None
 
 
-def _init_worker(ctx: Context) -> None:
+def _init_worker(ctx: Context, parent: int) -> None:
     global _POOL_CTX
+    from .lifeline import die_with_parent
+
+    die_with_parent(parent)                   # a killed command leaves no worker waiting on the queue
     _POOL_CTX = ctx
 
 
@@ -302,7 +305,7 @@ def _check_pool(cands: list[Candidate], ctx: Context, progress, workers: int, ou
     sent: deque[list] = deque()                 # [chunk, its future]: not yet in `out`
     try:
         with ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_init_worker,
-                                 initargs=(ctx,)) as pool:
+                                 initargs=(ctx, os.getpid())) as pool:
 
             def send(chunk: list[Candidate]) -> None:
                 sent.append([chunk, None])          # listed first: if the pool is broken, it is checked here

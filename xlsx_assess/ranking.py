@@ -236,19 +236,22 @@ def write_ranking(ranking: Ranking, path: str | Path) -> Path:
     from .writer import atomic_path
 
     path = Path(path)
-    with atomic_path(path) as tmp:
-        _write_ranking(ranking, tmp)
+    with atomic_path(path) as staged:
+        _write_ranking(ranking, staged.file, staged.scratch())
     return path
 
 
-def _write_ranking(rk: Ranking, path: Path) -> None:
+def _write_ranking(rk: Ranking, target, scratch: Path) -> None:
     import xlsxwriter
 
     from .writer import FONT, WORKBOOK_OPTIONS
 
     # Rows go to temporary files as they are written, so a province's ranking needs no more memory
-    # than a county's (and the strings are written in place: no shared-string table to hold).
-    wb = xlsxwriter.Workbook(str(path), {**WORKBOOK_OPTIONS, "in_memory": False, "constant_memory": True})
+    # than a county's (and the strings are written in place: no shared-string table to hold). Those
+    # files go to `scratch`, beside the ranking and removed with it: never to $TMPDIR, where a kill
+    # would leave them.
+    wb = xlsxwriter.Workbook(target, {**WORKBOOK_OPTIONS, "in_memory": False, "constant_memory": True,
+                                      "tmpdir": str(scratch)})
     if rk.made:
         wb.set_properties({"created": rk.made.replace(tzinfo=None)})
     base = {"font_name": FONT, "font_size": 10.5, "valign": "vcenter", "border": 1, "border_color": "#A6A6A6"}

@@ -341,6 +341,9 @@ _SANDBOX = Helper()
 def _serve(conn, ours, parent: int) -> None:
     """The helper's loop: bytes in, a `ReadOutcome` out, until the pipe closes or the process that
     started it is gone (killed: then other processes may still hold the pipe open)."""
+    from .lifeline import die_with_parent
+
+    die_with_parent(parent)                     # killed with it, even while python-calamine reads
     ours.close()                                # the parent's end, inherited through fork
     _limit_memory()
     try:                                        # a crash here is reported as an issue: no backtrace on the console

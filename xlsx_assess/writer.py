@@ -8,10 +8,9 @@ import functools
 import math
 import os
 import re
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, BinaryIO, Iterator, Mapping
 
 from . import scoring
 from .issues import AssessError, Code, Report, issue
@@ -19,6 +18,7 @@ from .layout import (COL_EVIDENCE, COL_POINTS, FIRST_ITEM_ROW, FORM_SHEET, GUIDE
                      META_SHEET, WIDTHS, CellSpec, FormLayout, Validation, a1, computed_cells, form_layout, cell_ranges)
 from .rubric import Rubric
 from .settings import Settings, Township
+from .staging import Staged, file_mode, stage
 
 FONT = "宋体"
 INPUT_FILL = "#FFF7CC"
@@ -79,46 +79,38 @@ def build_workbook(rubric: Rubric, township: Township, settings: Settings, path:
     """
     lay = form_layout(rubric, township, settings, entries)
     path = Path(path)
-    with atomic_path(path, mover) as tmp:
-        _write(lay, tmp, password)
+    with atomic_path(path, mover) as staged:
+        _write(lay, staged.file, password)
     return path
 
 
 @contextmanager
-def atomic_path(path: Path, mover: Mover | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; it takes the name `path` only if the block succeeds.
+def atomic_path(path: Path, mover: Mover | None = None) -> Iterator[Staged]:
+    """Yield a file staged beside `path` (see `staging`); it takes the name `path` only if the block succeeds.
 
     A file system error becomes `AssessError` (R302) naming `path`; no temporary file is left."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+        staged = stage(path.parent)
     except OSError as exc:
         raise unwritable(path, exc) from None
-    os.close(fd)
     try:
-        yield Path(tmp)
+        yield staged
     except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
+        staged.discard()
         if isinstance(exc, OSError):
             raise unwritable(path, exc) from None
         raise
     if mover is None:
-        _move_into_place(tmp, path)
+        _move_into_place(staged, path)
     else:
-        mover.move(tmp, path)
+        mover.move(staged, path)
 
 
-def _move_into_place(tmp: str, path: Path) -> None:
+def _move_into_place(staged: Staged, path: Path) -> None:
     try:
-        os.chmod(tmp, _file_mode())
-        with open(tmp, "rb") as fh:       # on disk before it takes the name: a power cut leaves old or new
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise unwritable(path, exc, replacing=True) from None
-        raise
+        staged.move_into_place(path)
+    except OSError as exc:
+        raise unwritable(path, exc, replacing=True) from None
 
 
 def check_writable(path: str | Path, folder: bool = False) -> None:
@@ -173,14 +165,14 @@ class Mover:
     def __init__(self, depth: int = 4):
         from concurrent.futures import ThreadPoolExecutor
 
-        _file_mode()                         # read here, before the thread that uses it starts
+        file_mode()                          # read here, before the thread that uses it starts
 
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="xa-move")
         self._waiting: list = []
         self._depth = depth
 
-    def move(self, tmp: str, path: Path) -> None:
-        self._waiting.append(self._pool.submit(_move_into_place, tmp, path))
+    def move(self, staged: Staged, path: Path) -> None:
+        self._waiting.append(self._pool.submit(_move_into_place, staged, path))
         while len(self._waiting) > self._depth:
             self._waiting.pop(0).result()
 
@@ -199,20 +191,11 @@ class Mover:
             self._pool.shutdown()
 
 
-@functools.cache
-def _file_mode() -> int:
-    """What a new file's permissions would be (0o666 less the umask), read once: reading the umask means
-    setting it for a moment, which another thread must not see."""
-    mask = os.umask(0o22)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _write(lay: FormLayout, path: Path, password: str | None) -> None:
+def _write(lay: FormLayout, target: BinaryIO, password: str | None) -> None:
     import xlsxwriter
 
     s = lay.settings
-    wb = xlsxwriter.Workbook(str(path), WORKBOOK_OPTIONS)
+    wb = xlsxwriter.Workbook(target, WORKBOOK_OPTIONS)
     created = dt.datetime(s.year, 1, 1, tzinfo=dt.timezone.utc)
     wb.set_properties({"title": f"{s.title}（{s.year}年度）— {lay.township.name}", "subject": s.title,
                        "author": s.issuing_office, "company": s.issuing_office, "created": created,
