@@ -24,28 +24,6 @@ from typing import BinaryIO
 PREFIX = ".~xlsx-assess-"
 SUFFIX = ".tmp"
 
-# The janitor: waits for its stdin to close (this process ended, or let it go), then removes what it
-# was given if it is still there. Plain Python with no import of ours: it starts in a few milliseconds.
-JANITOR = """\
-import os, sys
-try:
-    while sys.stdin.buffer.read(65536):
-        pass
-except BaseException:
-    pass
-for p in sys.argv[1:]:
-    try:
-        if os.path.isdir(p):
-            for name in os.listdir(p):
-                os.unlink(os.path.join(p, name))
-            os.rmdir(p)
-        else:
-            os.unlink(p)
-    except OSError:
-        pass
-"""
-
-
 def temp_name(folder: Path) -> Path:
     """A new name for a temporary file or folder of this process in `folder`."""
     return folder / f"{PREFIX}{os.getpid()}-{secrets.token_hex(6)}{SUFFIX}"
@@ -211,7 +189,7 @@ def stage(folder: Path) -> Staged:
 
 def _start_janitor(paths: list[Path]) -> subprocess.Popen | None:
     try:
-        return subprocess.Popen([sys.executable, "-I", "-S", "-c", JANITOR, *map(str, paths)],
+        return subprocess.Popen([sys.executable, "-I", "-S", __file__, *map(str, paths)],
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)     # a kill of our process group spares it
     except OSError:                            # no processes here: the next write removes what is left
@@ -224,3 +202,20 @@ def _stop_janitor(janitor: subprocess.Popen) -> None:
         janitor.wait(10)
     except (OSError, subprocess.TimeoutExpired):
         janitor.kill()
+
+
+def _janitor(paths: list[str]) -> None:
+    """The janitor's work: wait for stdin to close (the process that started it ended, or let it go), then
+    remove what it was given if it is still there. It runs this file as a script, with nothing of the
+    package imported, so it starts in milliseconds."""
+    try:
+        while sys.stdin.buffer.read(65536):
+            pass
+    except BaseException:
+        pass
+    for path in paths:
+        remove(Path(path))
+
+
+if __name__ == "__main__":
+    _janitor(sys.argv[1:])
