@@ -86,3 +86,11 @@ def test_a_roster_problem_is_r202_at_its_line(tmp_path, text, line):
         load_townships(path)
     [bad] = exc.value.report.issues
     assert (bad.code, bad.file, bad.line) == ("R202", "townships.csv", line)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"], ids=["LF", "CRLF", "CR"])
+def test_a_roster_reads_with_any_line_ending(tmp_path, newline):
+    """Excel for Mac and old tools end lines with a bare CR: the roster reads as the rubric does."""
+    path = tmp_path / "townships.csv"
+    path.write_bytes(newline.join(["code,name", "410927100,城关镇", "", "410927101,侯庙镇", ""]).encode())
+    assert [(t.code, t.name) for t in load_townships(path)] == [("410927100", "城关镇"), ("410927101", "侯庙镇")]

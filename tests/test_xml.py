@@ -130,6 +130,14 @@ def test_a_part_that_carries_meaning_and_is_not_well_formed_is_damage(small_ctx,
     assert part.rsplit("/", 1)[-1] in res.report.issues[0].message
 
 
+@pytest.mark.parametrize("bad", [b"\xff", b"\xe4\xb8", b"\x01"], ids=["invalid byte", "cut character", "control"])
+def test_a_page_header_that_is_not_well_formed_is_damage(small_ctx, form, bad):
+    """The plain way proves the page header and footer apart from the rest of the sheet: bytes that are
+    not UTF-8 or not XML characters there still make the sheet damaged."""
+    res = checked(small_ctx, form, lambda xml: xml.replace(b"<oddHeader>", b"<oddHeader>" + bad, 1))
+    assert [i.code for i in res.report] == ["F104"]
+
+
 def test_the_parser_refuses_a_dtd_the_byte_scan_did_not_see():
     with pytest.raises(Refused) as stop:
         ooxml.check_xml("x.xml", b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>')

@@ -309,33 +309,33 @@ def _in_form(pkg: xml_variants.Package, pattern: bytes, replacement) -> None:
 
 
 _G5_VALUE = rb'<c r="G5"( s="[0-9]+")><v>([^<]*)</v></c>'
-AMBIGUOUS = {   # name -> (edit, the cell the report must point at: None for the sheet)
-    "duplicate-cell": (lambda pkg: _in_form(pkg, rb'<c r="G5"[^>]*>.*?</c>', lambda m: m.group(0) * 2), "G5"),
-    "duplicate-row": (lambda pkg: _in_form(pkg, rb'<row r="5".*?</row>', lambda m: m.group(0) * 2), "5"),
-    "form-twin-before": (lambda pkg: _form_twin(pkg, True), None),
-    "form-twin-after": (lambda pkg: _form_twin(pkg, False), None),
+AMBIGUOUS = {   # name -> (edit, the cell the report must point at: None for the sheet, the code it must give)
+    "duplicate-cell": (lambda pkg: _in_form(pkg, rb'<c r="G5"[^>]*>.*?</c>', lambda m: m.group(0) * 2), "G5", "S311"),
+    "duplicate-row": (lambda pkg: _in_form(pkg, rb'<row r="5".*?</row>', lambda m: m.group(0) * 2), "5", "S312"),
+    "form-twin-before": (lambda pkg: _form_twin(pkg, True), None, "S310"),
+    "form-twin-after": (lambda pkg: _form_twin(pkg, False), None, "S310"),
     "inline-string-then-value": (lambda pkg: _in_form(pkg, _G5_VALUE, rb'<c r="G5"\1 t="inlineStr"><is><t>x</t></is>'
-                                                                      rb'<v>\2</v></c>'), "G5"),
+                                                                      rb'<v>\2</v></c>'), "G5", "V416"),
     "value-then-inline-string": (lambda pkg: _in_form(pkg, _G5_VALUE, rb'<c r="G5"\1><v>\2</v><is><t>x</t></is></c>'),
-                                 "G5"),
+                                 "G5", "V416"),
 }
 def _points_at(cell: str, where: str | None) -> bool:
-    """Whether an issue's cell is `where`: a cell, a row number (any cell of the row, or none), or None."""
+    """Whether an issue's cell is `where`: a cell, a row number (the row, any cell of it, or none), or None."""
     if where is None:
         return True
     if where.isdigit():
-        return cell == "" or cell.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ") == where
+        return cell in ("", f"{where}:{where}") or cell.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ") == where
     return cell == where
 
 
 @pytest.mark.parametrize("name", list(AMBIGUOUS))
 def test_ambiguous_structure_is_reported_where_it_is(originals, ctx, name):
-    edit, where = AMBIGUOUS[name]
+    edit, where, code = AMBIGUOUS[name]
     pkg = xml_variants.Package.load(originals["full-marks"])
     edit(pkg)
     found = outcome(pkg.dump(), ctx)["issues"]
-    located = [(code, sheet, cell) for code, sheet, cell in found if sheet == FORM_SHEET and _points_at(cell, where)]
-    assert located, f"nothing reported at {FORM_SHEET} › {where or ''}: {found}"
+    located = [got for got, sheet, cell in found if sheet == FORM_SHEET and _points_at(cell, where)]
+    assert code in located, f"no {code} at {FORM_SHEET} › {where or ''}: {found}"
 
 
 # -- 3. mutation: what LibreOffice shows for every mutant the tool accepts ------------------------------

@@ -536,10 +536,8 @@ def _held(raw: Any, top: float, res: FileResult, where: dict) -> Decimal | None:
     if isinstance(raw, bool) or isinstance(raw, (dt.date, dt.time, dt.timedelta)):
         res.add(Code.SCORE_NOT_NUMBER, value=_show(raw), limit=format_points(top), **where)
         return None
-    if isinstance(raw, float):
+    if isinstance(raw, (float, int)):
         return scoring.exact(raw)
-    if isinstance(raw, int):
-        return Decimal(raw)
     text = str(raw)
     if text.strip() == "":
         return None
@@ -595,7 +593,7 @@ def _check_cached(ret: Returned, lay: FormLayout, res: FileResult) -> None:
             same = _text(actual) == expected
         else:                               # what the cell shows, at d places, is what we computed
             same = isinstance(actual, (int, float)) and not isinstance(actual, bool) and scoring.round_half_up(
-                scoring.exact(actual) if isinstance(actual, float) else Decimal(actual), d) == scoring.exact(expected)
+                scoring.exact(actual), d) == scoring.exact(expected)
         if not same:
             res.add(Code.CACHED_TOTAL_DIFFERS, sheet=FORM_SHEET, cell=ref, label=labels.get(ref, ""), value=_show(actual),
                     expected=expected if isinstance(expected, str) else scoring.show(expected, d))

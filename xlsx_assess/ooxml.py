@@ -358,9 +358,16 @@ _NON_CHARACTER = re.compile(rb"\xef\xbf[\xbe\xbf]")                 # U+FFFE, U+
 
 
 def _xml_characters(data: bytes) -> bool:
-    """True when `data` (UTF-8 text and markup) holds only characters XML allows, and no `]]>`."""
-    return (len(data.translate(None, _CONTROL)) == len(data) and b"]]>" not in data
-            and not (b"\xef\xbf" in data and _NON_CHARACTER.search(data)))
+    """True when `data` is UTF-8 text and markup holding only characters XML allows, and no `]]>`."""
+    if len(data.translate(None, _CONTROL)) != len(data) or b"]]>" in data or (
+            b"\xef\xbf" in data and _NON_CHARACTER.search(data)):
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
 _MAIN_DEFAULT = b'xmlns="' + MAIN[0].encode() + b'"'
 _CELL_OR_ROW = re.compile(rb"<(?:[\w.-]+:)?(?:c|row)[\s/>]")
 _PLAIN_REF = re.compile(rb'<c r="([A-Z]{1,3}[1-9][0-9]{0,6})"')
@@ -430,9 +437,8 @@ def _plain_split(xml: bytes) -> tuple[bytes, bytes, bytes] | None:
     if not _xml_characters(data) or (b"x14ac:" in data and b"xmlns:x14ac=" not in root_tag):
         return None
     try:
-        data.decode("utf-8")
         check_xml("", head + b"</worksheet>")
-    except (UnicodeDecodeError, Refused):
+    except Refused:
         return None                    # the whole part's check says what is wrong
     return root_tag, data, tail
 
@@ -714,10 +720,6 @@ def _plain_strings(xml: bytes) -> bool:
     instruction): one strict pattern that admits only well-formed XML, with its characters and character
     references checked, so expat need not read them. Such a part python-calamine reads as it means."""
     if not (_PLAIN_SST.fullmatch(xml) and _xml_characters(xml)):
-        return False
-    try:
-        xml.decode("utf-8")
-    except UnicodeDecodeError:
         return False
     return b"&#" not in xml or all(_xml_char(int(digits, 16) if hex_ else int(digits))
                                    for hex_, digits in _CHAR_REFERENCE.findall(xml))

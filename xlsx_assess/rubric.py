@@ -152,7 +152,7 @@ def read_rubric(path: str | Path | None = None) -> tuple[Rubric | None, Report]:
 def parse_rubric(text: str, name: str = "rubric.csv", report: Report | None = None) -> tuple[Rubric | None, Report]:
     report = report if report is not None else Report()
     try:
-        records = _records(text)
+        records = csv_rows(text)
     except CsvUnreadable as exc:
         report.add(issue(Code.RUBRIC_UNREADABLE, file=name, line=exc.line, detail=str(exc)))
         return None, report
@@ -245,7 +245,7 @@ def csv_records(reader) -> Iterator[tuple[int, list[str]]]:
         raise CsvUnreadable(start, exc) from None
 
 
-def _records(text: str) -> list[tuple[int, list[str]]]:
+def csv_rows(text: str) -> list[tuple[int, list[str]]]:
     """The non-blank CSV records, each with the file line it starts on (CR/CRLF read as LF)."""
     reader = csv.reader(io.StringIO(text.replace("\r\n", "\n").replace("\r", "\n")))
     return [(start, row) for start, row in csv_records(reader) if any(c.strip() for c in row)]

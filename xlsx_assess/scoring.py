@@ -35,18 +35,17 @@ PLACES_ZH = ("整数", "一位小数", "两位小数", "三位小数", "四位�
 EXACT_CACHE = 4096    # floats remembered by `exact` and by `fits`: ~410 bytes a float in both, 1.7 MB at most
 
 
-@functools.lru_cache(maxsize=EXACT_CACHE)
-def exact(value: float) -> Decimal:
+@functools.lru_cache(maxsize=EXACT_CACHE, typed=True)      # typed: 1 and 1.0 read as their own texts
+def exact(value: float | int) -> Decimal:
     """The decimal a stored number means: the shortest text that reads back as it (1.5, 60.195)."""
-    return Decimal(repr(float(value)))
+    return Decimal(value) if isinstance(value, int) else Decimal(repr(float(value)))
 
 
 def round_half_up(value: Decimal, decimals: int) -> Decimal:
     """Round half away from zero to `decimals` places, as the spreadsheet's ROUND does."""
     if not value.is_finite() or value.adjusted() >= 60:        # beyond any score: nothing to round
         return value
-    quantum = _QUANTA[decimals] if 0 <= decimals <= MAX_DECIMALS else Decimal(1).scaleb(-decimals)
-    return value.quantize(quantum, rounding=ROUND_HALF_UP, context=EXACT)
+    return value.quantize(_QUANTA[decimals], rounding=ROUND_HALF_UP, context=EXACT)
 
 
 _QUANTA = [Decimal(1).scaleb(-k) for k in range(MAX_DECIMALS + 1)]     # 1, 0.1, 0.01, …
@@ -65,7 +64,7 @@ def has_more_decimals(value: Decimal, decimals: int) -> bool:
 
 def show(value: float | Decimal, decimals: int) -> str:
     """A score as the form shows it: with exactly `decimals` places (90.00)."""
-    return f"{round_half_up(exact(value) if isinstance(value, float) else Decimal(value), decimals):.{decimals}f}"
+    return f"{round_half_up(value if isinstance(value, Decimal) else exact(value), decimals):.{decimals}f}"
 
 
 def number_format(decimals: int) -> str:

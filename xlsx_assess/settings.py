@@ -6,15 +6,14 @@ Both ship inside the package (`defaults/`), so `xlsx-assess generate --out DIR` 
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .issues import AssessError, Code, Report, issue
-from .rubric import CsvUnreadable, csv_records, decode_text
+from .rubric import CsvUnreadable, csv_rows, decode_text
+from .scoring import MAX_DECIMALS, exact, has_more_decimals
 
 DEFAULTS = Path(__file__).parent / "defaults"
 
@@ -135,8 +134,6 @@ def _number(value) -> bool:
 
 
 def _cap_problem(key: str, value, data: dict) -> str | None:
-    from .scoring import exact, has_more_decimals
-
     if not _number(value) or not 0 <= value <= MAX_CAP:
         return f"{key} 应为 0 到 {MAX_CAP:g} 之间的数，实际为 {value!r}"
     decimals = data.get("score_decimals", Settings.score_decimals)
@@ -147,8 +144,6 @@ def _cap_problem(key: str, value, data: dict) -> str | None:
 
 def _decimals_problem(value) -> str | None:
     """score_decimals is a whole number from 0 to scoring.MAX_DECIMALS."""
-    from .scoring import MAX_DECIMALS
-
     if type(value) is not int or not 0 <= value <= MAX_DECIMALS:
         return f"score_decimals（得分小数位数）应为 0 到 {MAX_DECIMALS} 之间的整数，实际为 {value!r}"
     return None
@@ -200,12 +195,12 @@ def load_townships(path: str | Path | None = None) -> list[Township]:
     path = Path(path) if path else default_path("townships.csv")
     report = Report()
     try:
-        records = list(csv_records(csv.reader(io.StringIO(decode_text(path.read_bytes())))))
+        records = csv_rows(decode_text(path.read_bytes()))
     except (OSError, UnicodeDecodeError, CsvUnreadable) as exc:
         report.add(issue(Code.ROSTER_INVALID, file=path.name, line=getattr(exc, "line", None), detail=str(exc)))
         raise AssessError(report) from None
     header = records[0][1] if records else []
-    rows = [(lineno, dict(zip(header, values))) for lineno, values in records[1:] if any(v.strip() for v in values)]
+    rows = [(lineno, dict(zip(header, values))) for lineno, values in records[1:]]
     townships: list[Township] = []
     seen: set[str] = set()
     for lineno, row in rows:
