@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .checks import Context, FileResult, Head, check_returned, name_unread
-from .container import MAX_ARCHIVE_BYTES, MAX_ARCHIVE_MEMBERS, MAX_ARCHIVE_SECONDS, MAX_RATIO, inflates_too_far
+from .container import (MAX_ARCHIVE_BYTES, MAX_ARCHIVE_MEMBERS, MAX_ARCHIVE_SECONDS, MAX_FILE_BYTES, MAX_RATIO, ZIP_MAGIC,
+                        human_size, inflates_too_far, zip_reason)
 from .issues import Code, Issue, issue
-from .reader import (MAX_FILE_BYTES, ZIP_MAGIC, Returned, cancel_returned, finish_returned, human_size,
-                     start_returned, zip_reason)
+from .reader import Returned, cancel_returned, finish_returned, start_returned
 from .settings import Township
 
 JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}

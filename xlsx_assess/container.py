@@ -73,15 +73,10 @@ class Parts:
         self.data = data
         self.zf = zipfile.ZipFile(io.BytesIO(data))
         self.entries = [i for i in self.zf.infolist() if not i.is_dir()]
-        self.infos = {i.filename: i for i in self.entries}
         self.keys = {member_key(i.filename): i for i in self.entries}
         self.kept: dict[str, bytes] = {}
         self.seen: set[int] = set()
         self.total = 0
-
-    @property
-    def names(self) -> set[str]:
-        return set(self.infos)
 
     def has(self, name: str) -> bool:
         return member_key(name) in self.keys
@@ -98,7 +93,7 @@ class Parts:
             raise Refused(Code.DAMAGED, detail="压缩包内有重名的部件")
         if any(i.flag_bits & 0x1 for i in self.entries):     # zip-level encryption (e.g. 7-Zip with a password)
             raise Refused(Code.PASSWORD_PROTECTED)
-        declared = sum(i.file_size for i in self.entries)
+        declared = self.total_declared()
         if declared > MAX_TOTAL_BYTES:
             raise Refused(Code.DECOMPRESSION_BOMB, detail=f"声明解压后 {human_size(declared)}")
         for i in self.entries:

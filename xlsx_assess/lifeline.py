@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 
 PR_SET_PDEATHSIG = 1                   # <linux/prctl.h>
 WATCH_SECONDS = 0.5                    # how often the watching thread looks, where there is no signal
@@ -51,8 +52,8 @@ def _watch(parent: int) -> None:
 
             wait([sentinel])
             os._exit(1)
-        event = threading.Event()
-        while not event.wait(WATCH_SECONDS):
+        while True:
+            time.sleep(WATCH_SECONDS)
             if os.getppid() != parent:
                 os._exit(1)
 

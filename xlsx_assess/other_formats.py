@@ -75,7 +75,7 @@ def refuse_flat_ods(data: bytes) -> None:
 
 def read_ods(ret: "Returned", parts: Parts) -> None:
     ret.format = "ods"
-    if any(n.startswith("Basic/") and not n.endswith("/") for n in parts.names):
+    if any(n.startswith("basic/") and not n.endswith("/") for n in parts.keys):
         ret.active.append("宏（Basic）")
     check_sizes(ods_extents(parts.get("content.xml")))      # every table is read at once
     parts.sweep()

@@ -17,22 +17,19 @@ import stat
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
-from .container import (MAX_FILE_BYTES, MAX_MEMBERS, MAX_XML_BYTES, OLE_MAGIC, ZIP_ERRORS, ZIP_MAGIC, Parts,
+from .container import (MAX_FILE_BYTES, MAX_XML_BYTES, OLE_MAGIC, ZIP_ERRORS, ZIP_MAGIC, Parts,
                         foreign_kind, human_size, member_key, zip_reason)
 from .issues import Code, Issue, Refused, issue
 from .layout import SHEETS
-from .ooxml import (SHEET_DATA_MARK, Book, SheetXml, check_shared_strings, check_xml, custom_properties, parse_range,
+from .ooxml import (SHEET_DATA_MARK, Book, SheetXml, check_shared_strings, check_xml, custom_properties,
                     plain_parts, read_book, saved_time, scan_sheet, sheet_extent, unlocked_styles)
 from .other_formats import read_ods, read_ole, refuse_flat_ods
-from .sandbox import begin_read, check_size, read_values
+from .sandbox import Pending, begin_read, check_size, read_values
 
-if TYPE_CHECKING:                # the helper's handle: `.result()` and `.cancel()` are all this module uses
-    from .sandbox import Pending
-
-__all__ = ["MAX_FILE_BYTES", "MAX_MEMBERS", "ZIP_MAGIC", "Returned", "SheetXml", "cancel_returned", "finish_returned",
-           "human_size", "parse_range", "read_returned", "start_returned", "zip_reason"]
+__all__ = ["MAX_FILE_BYTES", "ZIP_MAGIC", "Returned", "SheetXml", "cancel_returned", "finish_returned", "human_size",
+           "read_returned", "start_returned", "zip_reason"]
 
 
 @dataclass
@@ -53,7 +50,7 @@ class Returned:
     unlocked_styles: frozenset[int] = frozenset()                         # cellXfs indexes that unlock a cell
     active: list[str] = field(default_factory=list)                       # active content found
     issues: list[Issue] = field(default_factory=list)
-    pending: "Pending | None" = field(default=None, repr=False)           # values the helper is reading
+    pending: Pending | None = field(default=None, repr=False)           # values the helper is reading
     listed: tuple[str, ...] | None = field(default=None, repr=False)      # sheet names the workbook lists
     strings_plain: bool = field(default=True, repr=False)                 # shared strings written the plain way
 

@@ -362,9 +362,7 @@ def _serve(conn, ours, parent: int) -> None:
         except (EOFError, OSError):
             return
         try:
-            outcome: ReadOutcome = Values(*_calamine_values(data))
-        except Refused as stop:
-            outcome = Refusal.of(stop)
+            outcome = _read_here(data, None)
         except BaseException as exc:
             outcome = Failed(f"{type(exc).__name__}: {exc}"[:120])
         conn.send(outcome)

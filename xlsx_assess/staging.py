@@ -99,7 +99,6 @@ class Staged:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.file: BinaryIO
         self._name: Path | None = None         # None while anonymous
         self._scratch: Path | None = None
         self._janitor: subprocess.Popen | None = None
