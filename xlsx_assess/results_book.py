@@ -1,0 +1,221 @@
+"""结果/核查结果.xlsx: the board as the clerk prints it and works from.
+
+Three sheets: 核查情况 (one line per township, coloured by state, with whom to call), 问题清单 (what is
+wrong in each township's latest file, located) and 通知 (the ready-to-paste text per township, see
+`notices`). Printable on A4 landscape: fitted to the width, headings repeated, pages numbered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from .board import Board, TownshipLine
+from .checks import Context
+from .issues import SEVERITY_ZH
+from .notices import item_rows, item_of, kind_of, line_ref, listed, location, notices
+from .scoring import number_format
+
+RESULTS_NAME = "核查结果.xlsx"          # in the round's 结果/ folder
+SHEETS = ("核查情况", "问题清单", "通知")
+ROW = 21.0                             # points: a row holding one line of text
+MAX_ROW = 409.0                        # the tallest row a spreadsheet allows
+STATE_STYLE = {"ok": {"bg_color": "#C6EFCE", "font_color": "#006100"},
+               "fix": {"bg_color": "#F8CBAD", "font_color": "#9C0006"},
+               "missing": {"bg_color": "#D9D9D9", "font_color": "#404040"}}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table: its heading, width (characters) and cell style."""
+
+    head: str
+    width: float
+    style: str = "text"
+    size: float = 10.5                 # font size (points) of its cells
+
+
+BOARD_COLUMNS = (Column("序号", 6, "center"), Column("乡镇", 12), Column("状态", 9, "state"),
+                 Column("使用的文件", 34), Column("收到时间", 31, "center"), Column("得分", 9, "score"),
+                 Column("等次", 7, "center"), Column("填报人", 10), Column("联系电话", 15, "center"),
+                 Column("问题数", 8, "center"))
+ISSUE_COLUMNS = (Column("乡镇", 12), Column("文件", 30), Column("位置", 14), Column("编号/行", 9, "center"),
+                 Column("代码", 7, "center"), Column("严重程度", 9, "center"), Column("说明", 60))
+NOTICE_COLUMNS = (Column("乡镇", 12), Column("类型", 7, "center"), Column("联系人", 10),
+                  Column("电话", 15, "center"), Column("通知内容（可直接复制发送）", 100, "notice", 9))
+
+
+def _local_text(t: dt.datetime) -> str:
+    """`t` in local time with its UTC offset, e.g. "2026-11-30 20:15（UTC+08:00）".
+    PRIVATE STAND-IN for the shared `clock.local_text` (branch i12-rank); replace it on merge."""
+    t = t.astimezone()
+    offset = t.utcoffset() or dt.timedelta(0)
+    sign = "-" if offset < dt.timedelta(0) else "+"
+    minutes = abs(int(offset.total_seconds())) // 60
+    return f"{t:%Y-%m-%d %H:%M}（UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}）"
+
+
+def write_results(board: Board, ctx: Context, path: str | Path, now: dt.datetime | None = None) -> Path:
+    """Write 核查结果.xlsx atomically (the old file or the new one, never a broken one)."""
+    from .writer import atomic_path
+
+    path = Path(path)
+    now = now or dt.datetime.now().astimezone()
+    with atomic_path(path) as staged:
+        _write(board, ctx, now, staged.file)
+    return path
+
+
+def title_of(ctx: Context) -> str:
+    """"台前县2026年度…核查结果": county, year and what was assessed."""
+    s = ctx.settings
+    county = s.county if s.county and s.county not in s.title else ""
+    return f"{county}{s.year}年度{s.title}核查结果"
+
+
+def summary_of(board: Board) -> str:
+    text = (f"共 {len(board.lines)} 个乡镇：已合格 {board.count('ok')} 个，需改正 {board.count('fix')} 个，"
+            f"未收到 {board.count('missing')} 个。")
+    if board.unassigned:
+        text += f"另有 {len(board.unassigned)} 个文件对应不到乡镇，见“问题清单”末尾。"
+    return text
+
+
+def _write(board: Board, ctx: Context, now: dt.datetime, target) -> None:
+    import xlsxwriter
+
+    from .writer import FONT, WORKBOOK_OPTIONS
+
+    wb = xlsxwriter.Workbook(target, WORKBOOK_OPTIONS)
+    wb.set_properties({"title": title_of(ctx), "created": now.replace(tzinfo=None)})
+    f = _formats(wb, FONT, ctx.settings.score_decimals)
+    items = item_rows(ctx.rubric, ctx.settings)
+    title = title_of(ctx)
+    made = f"制表单位：{ctx.settings.issuing_office or ctx.settings.county}　　制表日期：{_local_text(now)}"
+    ws = _sheet(wb, "核查情况", title, made, BOARD_COLUMNS, f)
+    top = _board_preamble(ws, board, f, len(BOARD_COLUMNS))
+    _rows(ws, top, BOARD_COLUMNS, [_board_row(n, line, f) for n, line in enumerate(board.lines, start=1)], f,
+          even=True)
+    ws = _sheet(wb, "问题清单", title.removesuffix("核查结果") + "问题清单", made, ISSUE_COLUMNS, f)
+    _rows(ws, _head(ws, 3, ISSUE_COLUMNS, f), ISSUE_COLUMNS, _issue_rows(board, items), f)
+    ws = _sheet(wb, "通知", title.removesuffix("核查结果") + "退回和催报通知", made, NOTICE_COLUMNS, f)
+    rows = [(line.township, kind_of(line), line.reporter, line.phone, text)
+            for line, text in notices(board, ctx.settings, items)]
+    _rows(ws, _head(ws, 3, NOTICE_COLUMNS, f), NOTICE_COLUMNS, rows, f)
+    wb.close()
+
+
+def _formats(wb, font: str, decimals: int) -> dict:
+    base = {"font_name": font, "font_size": 10.5, "valign": "vcenter", "border": 1, "border_color": "#A6A6A6"}
+    f = {
+        "head": wb.add_format({**base, "bold": True, "bg_color": "#D9E1F2", "align": "center", "text_wrap": True}),
+        "text": wb.add_format({**base, "text_wrap": True}),
+        "center": wb.add_format({**base, "align": "center", "text_wrap": True}),
+        "notice": wb.add_format({**base, "font_size": 9, "text_wrap": True, "valign": "top"}),
+        "score": wb.add_format({**base, "align": "center", "num_format": number_format(decimals)}),
+        "title": wb.add_format({"font_name": font, "font_size": 16, "bold": True, "valign": "vcenter"}),
+        "made": wb.add_format({"font_name": font, "font_size": 10.5, "valign": "vcenter"}),
+        "summary": wb.add_format({"font_name": font, "font_size": 12, "bold": True, "valign": "vcenter"}),
+        "suspect": wb.add_format({"font_name": font, "font_size": 12, "bold": True, "font_color": "#C00000",
+                                  "bg_color": "#FFF2CC", "border": 2, "border_color": "#C00000",
+                                  "text_wrap": True, "valign": "vcenter"}),
+    }
+    for state, style in STATE_STYLE.items():
+        f["state_" + state] = wb.add_format({**base, "bold": True, "align": "center", **style})
+    return f
+
+
+def _sheet(wb, name: str, title: str, made: str, columns: tuple[Column, ...], f):
+    """A sheet with its title, 制表单位 and 制表日期, columns and print setup (A4 landscape, fitted to
+    the width, pages numbered)."""
+    ws = wb.add_worksheet(name)
+    ws.set_default_row(ROW)
+    for c, col in enumerate(columns):
+        ws.set_column(c, c, col.width)
+    ws.set_row(0, 30)
+    ws.merge_range(0, 0, 0, len(columns) - 1, title, f["title"])
+    ws.merge_range(1, 0, 1, len(columns) - 1, made, f["made"])
+    ws.set_landscape()
+    ws.set_paper(9)
+    ws.fit_to_pages(1, 0)
+    ws.set_margins(left=0.5, right=0.5, top=0.7, bottom=0.7)
+    ws.set_footer(f"&L{name}&C第 &P 页，共 &N 页&R{title.replace('&', '&&')}", {"margin": 0.3})
+    return ws
+
+
+def _board_preamble(ws, board: Board, f, width: int) -> int:
+    """The counts, and the setup warning if every file disagrees with the setup; returns the table's
+    heading row."""
+    ws.set_row(2, 24)
+    ws.merge_range(2, 0, 2, width - 1, summary_of(board), f["summary"])
+    row = 3
+    if board.setup_suspect is not None:
+        text = "请先检查考核设置：" + board.setup_suspect.message
+        ws.set_row(row, max(2 * ROW, _height(text, sum(c.width for c in BOARD_COLUMNS))))
+        ws.merge_range(row, 0, row, width - 1, text, f["suspect"])
+        row += 1
+    return _head(ws, row + 1, BOARD_COLUMNS, f)
+
+
+def _head(ws, row: int, columns: tuple[Column, ...], f) -> int:
+    """Write the headings at `row`, repeated on every printed page; returns the first data row."""
+    for c, col in enumerate(columns):
+        ws.write_string(row, c, col.head, f["head"])
+    ws.repeat_rows(row)
+    ws.freeze_panes(row + 1, 0)
+    return row + 1
+
+
+def _board_row(n: int, line: TownshipLine, f) -> tuple:
+    return (n, line.township, (line.state_zh, f["state_" + line.state]), line.file,
+            _local_text(line.received) if line.received else "",
+            float(line.score) if line.score is not None and line.state == "ok" else None,
+            line.grade if line.state == "ok" else "", line.reporter, line.phone, len(listed(line.issues)))
+
+
+def _issue_rows(board: Board, items) -> list[tuple]:
+    rows = []
+    for line in board.lines:
+        for i in listed(line.issues) + [i for i in line.issues if i.severity == "info"]:
+            rows.append((line.township, i.file or line.file, location(i) or "整个文件", line_ref(i, items),
+                         i.code, SEVERITY_ZH[i.severity], i.message))
+    for entry in board.unassigned:
+        rows.append(("（对应不到乡镇）", entry.name, "整个文件", "", "", SEVERITY_ZH.get(entry.status, ""),
+                     f"首次收到 {_local_text(entry.first_seen)}；表内身份不明，无法确定是哪个乡镇的文件。"))
+    return rows
+
+
+def _rows(ws, top: int, columns: tuple[Column, ...], rows: list[tuple], f, even: bool = False) -> None:
+    """Write the table's rows from `top`; a row is as tall as its longest wrapped text (`even`: every row
+    as tall as the tallest, as a board is read across)."""
+    heights = [max((_height(v, columns[c].width, columns[c].size) for c, v in enumerate(row) if isinstance(v, str)),
+                   default=ROW) for row in rows]
+    if even and heights:
+        heights = [max(heights)] * len(heights)
+    for r, (row, height) in enumerate(zip(rows, heights), start=top):
+        for c, value in enumerate(row):
+            style = f[columns[c].style] if columns[c].style in f else f["text"]
+            if isinstance(value, tuple):
+                value, style = value
+            if value is None or value == "":
+                ws.write_blank(r, c, None, style)
+            elif isinstance(value, (int, float)):
+                ws.write_number(r, c, value, style)
+            else:
+                ws.write_string(r, c, str(value), style)
+        if height > ROW:
+            ws.set_row(r, height)
+
+
+def _height(text: str, width: float, size: float = 10.5) -> float:
+    """Points a row needs to show `text` wrapped in a column `width` characters wide (counted in the
+    10.5-point font; a smaller font fits more on a line), at most the tallest row allowed."""
+    from .writer import _text_width          # private there: made public on merge?
+
+    per_line = max((width - 1) * 10.5 / size, 2)
+    lines = sum(max(1, math.ceil(_text_width(part) / per_line)) for part in text.split("\n"))
+    if lines == 1:
+        return ROW
+    return min(MAX_ROW, lines * size * 1.45 + 6)
