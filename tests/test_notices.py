@@ -24,6 +24,7 @@ from xlsx_assess.settings import Township
 CST = dt.timezone(dt.timedelta(hours=8))
 NOW = dt.datetime(2026, 11, 30, 20, 15, tzinfo=CST)
 FORM = "评分表"
+NAMES = ("王芳", "李建国", "张丽", "刘洋", "陈静", "杨帆", "赵磊", "黄敏", "周婷", "吴刚")
 
 
 def _issues(ctx: Context, k: int, name: str) -> tuple:
@@ -57,7 +58,7 @@ def _board(ctx: Context, suspect: bool = False) -> Board:
         lines.append(TownshipLine(**common, file=name, sha256=entry.sha256, received=got,
                                   score=Decimal("92.5") - k if state == "ok" else None,
                                   grade="优秀" if state == "ok" and k < 3 else "良好" if state == "ok" else "",
-                                  reporter=f"填报人{k}", phone=f"1390000{k:04d}",
+                                  reporter=NAMES[k % len(NAMES)], phone=f"1390393{k:04d}",
                                   issues=() if state == "ok" else _issues(ctx, k, name), history=(entry,)))
     setup = issue(Code.WRONG_YEAR, value=2027, expected=2026) if suspect else None
     return Board(lines, setup_suspect=setup,
@@ -92,7 +93,7 @@ def test_a_return_notice_names_each_place_errors_first_and_the_deadline(ctx):
     assert "评分表 › G5（编号 A01）" in text and "评分表 › C83" in text
     assert text.index("G5") < text.index("C83")   # the error before the warning
     assert s.deadline in text and s.contact_phone in text and s.contact_person in text
-    assert ".xlsx" in text
+    assert ".xlsx" in text and "同一个文件" in text            # a value to mend: in the same file
     assert "请让乡镇" not in text                  # spoken to the township, not to the clerk
 
 
@@ -110,6 +111,7 @@ def test_a_whole_file_issue_is_listed_without_a_cell(ctx):
     line = next(l for l in _board(ctx).lines if l.issues and l.issues[0].code == Code.WRONG_YEAR)
     text = notice_for(line, ctx.settings)
     assert "2025 年度" in text and ctx.settings.deadline in text
+    assert "原表重新填写" in text and "同一个文件" not in text  # another year's form: refill the one sent
 
 
 def test_chase_and_receipt(ctx):
@@ -167,7 +169,7 @@ def test_the_results_book_holds_the_board_the_issues_and_the_notices(ctx, tmp_pa
     rows = book["核查情况"][head + 1:]
     assert [(r[1], r[2]) for r in rows] == [(l.township, l.state_zh) for l in board.lines]
     ok = rows[0]
-    assert ok[3] == board.lines[0].file and ok[5] == pytest.approx(92.5) and ok[7] == "填报人0"
+    assert ok[3] == board.lines[0].file and ok[5] == pytest.approx(92.5) and ok[7] == NAMES[0]
     assert "（UTC+08:00）" in ok[4]
     issues = book["问题清单"]
     head = next(k for k, row in enumerate(issues) if row[0] == "乡镇")
@@ -220,5 +222,10 @@ def test_the_results_book_prints_with_titles_and_page_numbers(ctx, tmp_path):
             assert sheet_pages, f"{label}: no page of {name}"
             assert ("核查结果" if name == "核查情况" else "问题清单" if name == "问题清单" else "通知") in sheet_pages[0]
             for p in sheet_pages:
-                assert re.search(r"第 \d+ 页，共 \d+ 页", p)
+                assert re.search(rf"第 \d+ 页，共 {len(pages)} 页", p)
+                assert "乡镇" in p and (name != "核查情况" or "序号" in p)     # headings on every page
         assert sum(map(len, by_sheet.values())) == len(pages)
+        numbers = [int(re.search(r"第 (\d+) 页", p).group(1)) for p in pages]
+        assert numbers == list(range(1, len(pages) + 1))
+        if label == "30":
+            assert len(by_sheet["核查情况"]) >= 2 and "第30乡镇" in by_sheet["核查情况"][-1]

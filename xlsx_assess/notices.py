@@ -118,9 +118,20 @@ def _return_notice(line: TownshipLine, settings: Settings, items: ItemRows | Non
         out.append(f"……等 {len(shown)} 项（以上列出前 {MAX_ITEMS} 项），请对照全表逐项检查。")
     if not shown:
         out.append("文件有误，请使用下发的原表重新填写。")
-    out += ["改好后请直接保存（仍为 .xlsx 格式，不要另存为其他格式），",
-            "把同一个文件重新发送给我们。"]
+    if needs_new_form(line.issues):
+        out += ["请用县里下发的本年度原表重新填写（只填浅黄色单元格），",
+                "保存为 .xlsx 文件后发送给我们。"]
+    else:
+        out += ["改好后请直接保存（仍为 .xlsx 格式，不要另存为其他格式），",
+                "把同一个文件重新发送给我们。"]
     return out + _closing(settings)
+
+
+def needs_new_form(issues: tuple[Issue, ...]) -> bool:
+    """Whether the file itself is unusable (an error of the file, its identity or its structure: damaged,
+    another year's form, cells or sheets changed), so the township refills the form it was sent rather
+    than mending this file. Errors of values only (V) are mended in the same file."""
+    return any(i.severity == "error" and i.code[:1] in "FIS" for i in issues)
 
 
 def _item_text(i: Issue, items: ItemRows | None) -> str:

@@ -12,11 +12,15 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from .board import Board, TownshipLine
-from .checks import Context
 from .issues import SEVERITY_ZH
 from .notices import item_rows, item_of, kind_of, line_ref, listed, location, notices
 from .scoring import number_format
+
+if TYPE_CHECKING:
+    from .checks import Context
 
 RESULTS_NAME = "核查结果.xlsx"          # in the round's 结果/ folder
 SHEETS = ("核查情况", "问题清单", "通知")
@@ -38,11 +42,11 @@ class Column:
 
 
 BOARD_COLUMNS = (Column("序号", 6, "center"), Column("乡镇", 12), Column("状态", 9, "state"),
-                 Column("使用的文件", 34), Column("收到时间", 31, "center"), Column("得分", 9, "score"),
+                 Column("使用的文件", 34), Column("收到时间", 30, "center"), Column("得分", 9, "score"),
                  Column("等次", 7, "center"), Column("填报人", 10), Column("联系电话", 15, "center"),
                  Column("问题数", 8, "center"))
-ISSUE_COLUMNS = (Column("乡镇", 12), Column("文件", 30), Column("位置", 14), Column("编号/行", 9, "center"),
-                 Column("代码", 7, "center"), Column("严重程度", 9, "center"), Column("说明", 60))
+ISSUE_COLUMNS = (Column("乡镇", 12), Column("文件", 31), Column("位置", 14), Column("编号/行", 9, "center"),
+                 Column("代码", 7, "center"), Column("严重程度", 9, "center"), Column("说明", 70))
 NOTICE_COLUMNS = (Column("乡镇", 12), Column("类型", 7, "center"), Column("联系人", 10),
                   Column("电话", 15, "center"), Column("通知内容（可直接复制发送）", 100, "notice", 9))
 
@@ -172,7 +176,8 @@ def _board_row(n: int, line: TownshipLine, f) -> tuple:
     return (n, line.township, (line.state_zh, f["state_" + line.state]), line.file,
             _local_text(line.received) if line.received else "",
             float(line.score) if line.score is not None and line.state == "ok" else None,
-            line.grade if line.state == "ok" else "", line.reporter, line.phone, len(listed(line.issues)))
+            line.grade if line.state == "ok" else "", line.reporter, line.phone,
+            None if line.state == "missing" else len(listed(line.issues)))
 
 
 def _issue_rows(board: Board, items) -> list[tuple]:
