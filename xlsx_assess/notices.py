@@ -13,8 +13,9 @@ from typing import Mapping
 
 from .board import Board, TownshipLine
 from .issues import Issue
-from .layout import FORM_SHEET, position
-from .settings import Settings
+from .layout import FORM_SHEET, form_layout, position
+from .rubric import Rubric
+from .settings import Settings, Township
 
 MAX_ITEMS = 10                     # items listed in a 退回 notice; the rest are counted
 KIND_ZH = {"fix": "退回", "missing": "催报", "ok": "回执"}
@@ -45,11 +46,8 @@ def notice_for(line: TownshipLine, settings: Settings, items: ItemRows | None = 
     return "\n".join(body)
 
 
-def item_rows(rubric, settings: Settings) -> dict[int, str]:
+def item_rows(rubric: Rubric, settings: Settings) -> dict[int, str]:
     """0-based row of 评分表 -> 编号, as every township's form lays it out."""
-    from .layout import form_layout
-    from .settings import Township
-
     lay = form_layout(rubric, Township("-", "-"), settings)
     return {row: item_id for item_id, row in lay.item_rows.items()}
 
