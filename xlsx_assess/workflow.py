@@ -7,11 +7,12 @@ renders it. Bad inputs come back as issues; only a broken rubric, roster or sett
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from .checks import Context
 from .collect import Collection, check_paths
@@ -20,6 +21,9 @@ from .ranking import Ranking, is_ranking_workbook, rank_townships, write_ranking
 from .rubric import load_rubric
 from .settings import load_settings, load_townships, select_townships
 from .writer import Mover, build_workbook, check_writable, file_name
+
+if TYPE_CHECKING:
+    from .board import Board
 
 Progress = Callable[[int, int], None]
 
@@ -140,3 +144,88 @@ def _importing_pandas(progress: Progress | None) -> Progress:
             progress(done, total)
 
     return tick
+
+
+# -- a round ----------------------------------------------------------------------------------------
+
+def load_round_context(rnd) -> Context:
+    """The round's setup (考核设置.xlsx). i13-setup's `round.load_round_context` when it is there;
+    STAND-IN until it is merged: the bundled defaults."""
+    try:
+        from .round import load_round_context as from_setup
+    except ImportError:                              # STAND-IN (issue 13): the lead swaps in i13-setup's
+        return load_context()
+    return from_setup(rnd)
+
+
+def check_round(rnd, ctx: Context, progress: Progress | None = None,
+                workers: int | None = None) -> tuple[Collection, "Board"]:
+    """Check everything in the round's 收回/, keep every file by content and record its verdict in the
+    ledger (files first, rows after), and build the board from the ledger and this batch."""
+    from .board import build_board
+    from .collect import check_gathered, gather
+    from .ledger import Ledger, now
+
+    cands, skipped = gather([rnd.returned]) if rnd.returned.is_dir() else ([], [])
+    cands = [_relative(c, rnd) for c in cands]
+    skipped = [dataclasses.replace(s, name=_round_name(s.name, rnd)) for s in skipped]
+    with Ledger.of_round(rnd) as ledger:
+        kept = [_keep(c, ledger) for c in cands]
+        seen = now()
+        coll = check_gathered(list(cands), skipped, ctx, progress, workers)
+        ledger.record(_sightings(coll, kept, ctx, seen), seen)
+        board = build_board(coll, ctx, ledger)
+    coll.missing = [ctx.roster[line.code] for line in board.lines if line.state == "missing"]
+    return coll, board
+
+
+def round_status(rnd, ctx: Context) -> "Board":
+    """The board from the round's ledger alone: every file ever received, per township its history."""
+    from .board import board_from_ledger
+    from .ledger import Ledger
+
+    with Ledger.of_round(rnd) as ledger:
+        return board_from_ledger(ledger, ctx)
+
+
+def _round_name(name: str, rnd) -> str:
+    """A name as the round shows it: relative to the round's folder (收回/城关镇.xlsx)."""
+    prefix = str(rnd.root) + os.sep
+    return name[len(prefix):] if name.startswith(prefix) else name
+
+
+def _relative(cand, rnd):
+    return dataclasses.replace(cand, name=_round_name(cand.name, rnd))
+
+
+def _keep(cand, ledger) -> tuple[str, int] | None:
+    """Keep a candidate's bytes by content before it is checked: (sha256, size), or None when there is
+    nothing that can be kept (unreadable, or refused before reading: too large, a bomb)."""
+    from .collect import ARCHIVE_ERRORS, member_bytes
+    from .container import MAX_FILE_BYTES
+
+    if cand.problem is not None and cand.problem[0] not in (Code.PASSWORD_PROTECTED,):
+        return None
+    try:
+        if cand.route:
+            data = member_bytes(Path(cand.path), cand.route)
+        else:
+            with open(cand.path, "rb") as fh:
+                data = fh.read(MAX_FILE_BYTES + 1)
+    except (*ARCHIVE_ERRORS, MemoryError):
+        return None
+    if not data or len(data) > MAX_FILE_BYTES:
+        return None
+    return ledger.keep(data), len(data)
+
+
+def _sightings(coll: Collection, kept: list, ctx: Context, seen: dt.datetime):
+    from .board import verdict_of
+    from .ledger import Sighting, context_key
+
+    key = context_key(ctx)
+    for k, got in enumerate(kept):
+        if got is not None:
+            res = coll.results[k]
+            same = res.sha256 in ("", got[0])         # not changed on disk between keeping and checking
+            yield Sighting(got[0], got[1], res.name, verdict_of(res, ctx, key, seen) if same else None)
