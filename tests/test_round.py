@@ -285,3 +285,63 @@ def test_kill_9_during_check_leaves_the_ledger_consistent(tmp_path):
         assert ledger.integrity() == []
         for kept in ledger.kept():
             assert kept.verdict is not None and kept.verdict.status == "ok"
+
+
+# -- setup changes, and ranking a round -------------------------------------------------------------------
+
+def test_a_setup_change_rechecks_kept_files_no_longer_in_returned(tmp_path):
+    ctx = small30()
+    rnd = make_round(tmp_path / "round")
+    for t in ctx.townships[:3]:
+        write_filled(ctx, t, rnd.returned, full_marks(ctx.rubric))
+    _, board = check_round(rnd, ctx)
+    assert board.count("ok") == 3
+    shutil.rmtree(rnd.returned)
+    _, board = check_round(rnd, other_year(ctx, -1))          # the setup's year corrected (say): 2025
+    assert board.count("fix") == 3 and board.setup_suspect.code == "C505"
+    assert [i.code for i in board.lines[0].issues] == ["I203"]
+    assert ledger_counts(rnd) == (3, 3)                       # checked again from the kept copies: no new names
+    assert board_from_ledger(Ledger.of_round(rnd), ctx).count("ok") == 3     # each setup's verdict is kept
+
+
+def test_rank_round_ranks_the_boards_files_and_names_the_rest(tmp_path):
+    from openpyxl import load_workbook
+
+    ctx = small30()
+    rnd = make_round(tmp_path / "round")
+    towns = ctx.townships
+    for t in towns[:27]:
+        write_filled(ctx, t, rnd.returned, full_marks(ctx.rubric))
+    write_filled(ctx, towns[27], rnd.returned, dict(full_marks(ctx.rubric), A01=45))
+    check_round(rnd, ctx)
+    (rnd.returned / file_name(towns[0], ctx.settings.year)).unlink()       # deleted: still the round's
+    coll, board, ranking = workflow.rank_round(rnd, ctx)
+    assert len(ranking.ranking) == 27 and (rnd.results / "排名.xlsx").is_file()
+    assert [line.code for line in board.unranked] == [t.code for t in towns[27:]]
+    assert board.unranked_text().startswith("共 30 个乡镇，3 个未纳入排名：测试28镇（需改正）")
+    assert [t.code for t in coll.missing] == [t.code for t in towns[27:]]
+    left = [row[0] for row in load_workbook(rnd.results / "排名.xlsx")["未提交"].iter_rows(min_row=2, values_only=True)]
+    assert [str(code) for code in left if code] == [t.code for t in towns[27:]]
+
+
+def test_rank_round_with_nothing_accepted_writes_nothing(tmp_path):
+    from xlsx_assess.issues import AssessError
+
+    ctx = small30()
+    rnd = make_round(tmp_path / "round")
+    write_filled(ctx, ctx.townships[0], rnd.returned, dict(full_marks(ctx.rubric), A01=45))
+    with pytest.raises(AssessError) as err:
+        workflow.rank_round(rnd, ctx)
+    assert err.value.report.issues[0].code == "C508"
+    assert not (rnd.results / "排名.xlsx").exists()
+
+
+def test_the_latest_received_file_decides_even_when_saved_times_tie(tmp_path):
+    ctx = small30()
+    rnd = make_round(tmp_path / "round")
+    t = ctx.townships[0]
+    write_filled(ctx, t, rnd.returned, full_marks(ctx.rubric), name="z_first.xlsx")
+    assert check_round(rnd, ctx)[1].lines[0].state == "ok"
+    write_filled(ctx, t, rnd.returned, dict(full_marks(ctx.rubric), A01=45), name="a_second.xlsx")
+    line = check_round(rnd, ctx)[1].lines[0]
+    assert (line.state, line.file) == ("fix", "收回/a_second.xlsx")     # what it sent last is what counts

@@ -82,6 +82,19 @@ class Board:
     def complete(self) -> bool:
         return bool(self.lines) and all(line.state == "ok" for line in self.lines)
 
+    @property
+    def unranked(self) -> list[TownshipLine]:
+        """The townships a ranking leaves out: every one not 已合格."""
+        return [line for line in self.lines if line.state != "ok"]
+
+    def unranked_text(self) -> str:
+        """What a ranking says of them: 共 10 个乡镇，4 个未纳入排名：甲镇（需改正）、乙乡（未收到）…"""
+        left = self.unranked
+        if not left:
+            return f"共 {len(self.lines)} 个乡镇，全部纳入排名。"
+        names = "、".join(f"{line.township}（{line.state_zh}）" for line in left)
+        return f"共 {len(self.lines)} 个乡镇，{len(left)} 个未纳入排名：{names}。"
+
 
 # -- the rules ---------------------------------------------------------------------------------------
 

@@ -207,6 +207,8 @@ class Code(StrEnum):
                             "很可能是考核设置中的评分细则被改动过或选错了。请先核对评分细则，不要逐一通知乡镇。")
     LEDGER_UNREADABLE = ("C507", "error", "本轮收件记录无法打开",
                          "本轮的收件记录无法打开：{detail}。")
+    NOTHING_TO_RANK = ("C508", "error", "没有可排名的乡镇",
+                       "没有一个乡镇的考核表已合格，未生成排名。{detail}")
 
 
 CATALOGUE: dict[str, Code] = {c.value: c for c in Code}

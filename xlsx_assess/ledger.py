@@ -104,6 +104,7 @@ class Sighting:
     size: int
     name: str
     verdict: Verdict | None
+    seen: bool = True                    # False: checked again from its kept copy, not seen in 收回/ now
 
 
 @dataclass(frozen=True)
@@ -227,8 +228,9 @@ class Ledger:
         with self._write():
             for s in batch:
                 self._db.execute("INSERT OR IGNORE INTO files VALUES (?, ?, ?, ?)", (s.sha256, s.size, seen, s.name))
-                self._db.execute("INSERT INTO names VALUES (?, ?, ?, ?) ON CONFLICT (sha256, name) "
-                                 "DO UPDATE SET last_seen = excluded.last_seen", (s.sha256, s.name, seen, seen))
+                if s.seen:
+                    self._db.execute("INSERT INTO names VALUES (?, ?, ?, ?) ON CONFLICT (sha256, name) "
+                                     "DO UPDATE SET last_seen = excluded.last_seen", (s.sha256, s.name, seen, seen))
                 if s.verdict is not None:
                     self._db.execute("INSERT OR REPLACE INTO verdicts VALUES "
                                      "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 from .checks import Context
 from .collect import Collection, check_paths
 from .issues import AssessError, Code, Report, issue
+from .round import RANKING_BOOK
 from .ranking import Ranking, is_ranking_workbook, rank_townships, write_ranking
 from .rubric import load_rubric
 from .settings import load_settings, load_townships, select_townships
@@ -158,10 +159,13 @@ def load_round_context(rnd) -> Context:
     return from_setup(rnd)
 
 
-def check_round(rnd, ctx: Context, progress: Progress | None = None,
-                workers: int | None = None) -> tuple[Collection, "Board"]:
+def check_round(rnd, ctx: Context, progress: Progress | None = None, workers: int | None = None,
+                every_file: bool = False) -> tuple[Collection, "Board"]:
     """Check everything in the round's 收回/, keep every file by content and record its verdict in the
-    ledger (files first, rows after), and build the board from the ledger and this batch."""
+    ledger (files first, rows after), and build the board from the ledger and this batch.
+
+    Files the round kept that are no longer in 收回/ are checked again from their kept copy when their
+    verdict was made under another setup (or always, with `every_file`: what a ranking needs)."""
     from .board import build_board
     from .collect import check_gathered, gather
     from .ledger import Ledger, now
@@ -171,12 +175,53 @@ def check_round(rnd, ctx: Context, progress: Progress | None = None,
     skipped = [dataclasses.replace(s, name=_round_name(s.name, rnd)) for s in skipped]
     with Ledger.of_round(rnd) as ledger:
         kept = [_keep(c, ledger) for c in cands]
+        again = _kept_again(ledger, ctx, {k[0] for k in kept if k is not None}, every_file)
+        cands += [c for c, _ in again]
+        kept += [k for _, k in again]
         seen = now()
         coll = check_gathered(list(cands), skipped, ctx, progress, workers)
         ledger.record(_sightings(coll, kept, ctx, seen), seen)
         board = build_board(coll, ctx, ledger)
     coll.missing = [ctx.roster[line.code] for line in board.lines if line.state == "missing"]
     return coll, board
+
+
+def rank_round(rnd, ctx: Context, progress: Progress | None = None, workers: int | None = None,
+               now: dt.datetime | None = None) -> tuple[Collection, "Board", Ranking]:
+    """Check the round (every file it holds, 收回/ or kept), rank the file of each township the board
+    accepts and write the ranking to 结果/排名.xlsx. Nothing accepted: AssessError (C508), nothing
+    written. The townships not ranked are `board.unranked` (`board.unranked_text()`)."""
+    out = rnd.results / RANKING_BOOK
+    check_writable(out)
+    coll, board = check_round(rnd, ctx, _importing_pandas(progress), workers, every_file=True)
+    if not board.count("ok"):
+        raise AssessError(Report([issue(Code.NOTHING_TO_RANK, file=str(rnd.returned), detail=board.unranked_text())]))
+    align_collection(coll, board, ctx)
+    ranking = rank_townships(coll, ctx, now)
+    write_ranking(ranking, out)
+    return coll, board, ranking
+
+
+def align_collection(coll: Collection, board: "Board", ctx: Context) -> None:
+    """Make the batch accept exactly the files the board's 已合格 lines rest on (the board orders a
+    township's files by when the round first saw them; the batch alone cannot), and list as missing
+    (未纳入排名) every township the board does not accept."""
+    used = {line.code: line.sha256 for line in board.lines if line.state == "ok"}
+    for k, h in enumerate(coll.heads):
+        if h.township is None or h.role == "duplicate":
+            continue
+        mine = used.get(h.township.code) == h.sha256 and h.sha256
+        if mine and h.role == "superseded":
+            coll.results.set_role(k, "used")
+        elif not mine and h.role == "used" and h.accepted:
+            coll.results.set_role(k, "superseded")
+    first: set[str] = set()
+    for k, h in enumerate(coll.heads):                 # the same content under two names: one is used
+        if h.accepted:
+            if h.sha256 in first:
+                coll.results.set_role(k, "duplicate")
+            first.add(h.sha256)
+    coll.missing = [ctx.roster[line.code] for line in board.unranked]
 
 
 def round_status(rnd, ctx: Context) -> "Board":
@@ -219,6 +264,17 @@ def _keep(cand, ledger) -> tuple[str, int] | None:
     return ledger.keep(data), len(data)
 
 
+def _kept_again(ledger, ctx: Context, present: set[str], every_file: bool) -> list:
+    """Kept files absent from 收回/ to check again from their copies: (candidate, (sha256, size))."""
+    from .collect import Candidate
+    from .ledger import context_key, kept_path
+
+    key = context_key(ctx)
+    return [(Candidate(str(kept_path(ledger.files, k.sha256)), k.name), (k.sha256, k.size, False))
+            for k in ledger.kept(key) if k.sha256 not in present
+            and (every_file or k.verdict is None or k.verdict.context != key)]
+
+
 def _sightings(coll: Collection, kept: list, ctx: Context, seen: dt.datetime):
     from .board import verdict_of
     from .ledger import Sighting, context_key
@@ -228,4 +284,5 @@ def _sightings(coll: Collection, kept: list, ctx: Context, seen: dt.datetime):
         if got is not None:
             res = coll.results[k]
             same = res.sha256 in ("", got[0])         # not changed on disk between keeping and checking
-            yield Sighting(got[0], got[1], res.name, verdict_of(res, ctx, key, seen) if same else None)
+            yield Sighting(got[0], got[1], res.name, verdict_of(res, ctx, key, seen) if same else None,
+                           seen=len(got) < 3)
