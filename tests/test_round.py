@@ -161,6 +161,9 @@ def test_a_30_township_round_with_mistakes_and_resends(tmp_path, monkeypatch):
     assert got.exit_code == 0, got.output
     for name in received:
         assert name in got.output
+    got = runner.invoke(app, ["status", "--round", str(rnd.root), "--json"])
+    data = json.loads(got.output)
+    assert sorted(n.split("/", 1)[1] for t in data["townships"] for f in t["history"] for n in f["names"]) == received
     board = round_status(rnd, ctx)
     assert states(board) == {t.code: "ok" for t in towns}
     history = {line.code: line.history for line in board.lines}

@@ -40,6 +40,13 @@ class FileEntry:
     issue_codes: tuple[str, ...] = ()  # the codes of its own issues
     other_version: str = ""            # made for another setup: "year:2027" / "rubric:<sha256>"
 
+    def as_dict(self) -> dict:
+        """The file as `status --json` gives it in a township's "history"."""
+        return {"sha256": self.sha256, "name": self.name, "names": list(self.names or (self.name,)),
+                "first_seen": self.first_seen.isoformat() if self.first_seen else None, "status": self.status,
+                "role": self.role, "township_code": self.township_code,
+                "score": None if self.score is None else str(self.score), "issues": list(self.issue_codes)}
+
 
 @dataclass(frozen=True)
 class TownshipLine:

@@ -352,7 +352,7 @@ def _grid(header, rows, indent: str = "", right: frozenset[int] | set[int] = fro
 # -- a round: check and status with no options --------------------------------------------------------
 
 STATE_STYLE = {"ok": ("✔", "green"), "fix": ("✖", "red"), "missing": ("…", "yellow")}
-ROLE_ZH = {"used": "采用", "superseded": "已被更新文件替代", "duplicate": "重复", "other_version": "用了旧表"}
+ROLE_ZH = {"used": "最新", "superseded": "已被更新文件替代", "duplicate": "重复", "other_version": "用了旧表"}
 
 
 def _round_or_exit(round_dir: Optional[Path]):
@@ -388,7 +388,7 @@ def _check_in_round(round_dir: Optional[Path], as_json: bool, workers: Optional[
 
 
 @app.command()
-def status(round_dir: Optional[Path] = RoundOpt) -> None:
+def status(round_dir: Optional[Path] = RoundOpt, as_json: bool = JsonOpt) -> None:
     """查看本轮收件情况 Show the round's board and, per township, every file received (from the ledger).
 
     退出码 exit code: 0 各乡镇均已合格 every township ok · 1 否则 otherwise · 2 不在考核轮次中 usage.
@@ -398,7 +398,13 @@ def status(round_dir: Optional[Path] = RoundOpt) -> None:
     rnd = _round_or_exit(round_dir)
     with _guard():
         board = round_status(rnd, load_round_context(rnd))
-    _render_board(board, history=True)
+    if as_json:
+        _print_json({"townships": [dict(line.as_dict(), history=[f.as_dict() for f in line.history])
+                                   for line in board.lines],
+                     "unassigned": [f.as_dict() for f in board.unassigned],
+                     "setup_suspect": board.setup_suspect.as_dict() if board.setup_suspect else None})
+    else:
+        _render_board(board, history=True)
     raise typer.Exit(0 if board.complete else 1)
 
 
@@ -410,12 +416,7 @@ def _render_board(board, skipped=(), history: bool = False) -> None:
     if board.setup_suspect is not None:
         out.append(f"✖ {board.setup_suspect.code} {_plain(board.setup_suspect.message)}\n", "bold red")
     for line in board.lines:
-        _render_line(out, line, detail=board.setup_suspect is None)
-        if history:
-            for f in line.history:
-                out.append(f"      {_when_text(f.first_seen)}  {_plain(f.name)}  {STATUS_ZH[f.status][0]}"
-                           f" · {ROLE_ZH.get(f.role, f.role)}" + (f"  {f.score}" if f.score is not None else "")
-                           + (f"  （又名 {_plain('、'.join(f.names[1:]))}）" if len(f.names) > 1 else "") + "\n", "dim")
+        _render_line(out, line, detail=board.setup_suspect is None, history=history)
     for f in board.unassigned:
         out.append(f"? 无法确定所属乡镇：{_plain(f.name)}（{' '.join(f.issue_codes)}）\n", "yellow")
     for s in skipped:
@@ -425,16 +426,27 @@ def _render_board(board, skipped=(), history: bool = False) -> None:
     _console().print(out, soft_wrap=True)
 
 
-def _render_line(out, line, detail: bool = True) -> None:
+def _render_history(out, line) -> None:
+    for f in line.history:
+        score = f"  {f.score}" if f.score is not None and f.status != "error" else ""
+        also = f"  （又名 {_plain('、'.join(f.names[1:]))}）" if len(f.names) > 1 else ""
+        out.append(f"      {_when_text(f.first_seen)}  {_plain(f.name)}  {STATUS_ZH[f.status][0]}"
+                   f" · {ROLE_ZH.get(f.role, f.role)}{score}{also}\n", "dim")
+
+
+def _render_line(out, line, detail: bool = True, history: bool = False) -> None:
     from rich.text import Text
 
     mark, style = STATE_STYLE[line.state]
     contact = "  ".join(x for x in (line.reporter and f"填报人 {line.reporter}", line.phone and f"电话 {line.phone}") if x)
-    what = (f"最终得分 {line.score} {line.grade}" if line.state == "ok"
+    old = line.state == "fix" and line.history and line.history[-1].role == "other_version"
+    what = (f"最终得分 {line.score} {line.grade}" if line.state == "ok" else "用了旧表" if old
             else f"{len(line.issues)} 处问题" if line.state == "fix" else "请催报")
     out.append_text(Text.assemble((f"{mark} {line.state_zh}", style), "  ", (_plain(f"{line.township}（{line.code}）"), "bold"),
                                   f"  {_plain(line.file)}  " if line.file else "  ", what,
                                   f"  {_plain(contact)}" if contact else "", "\n"))
+    if history:
+        _render_history(out, line)
     if detail and line.state == "fix":
         shown = [i for i in line.issues if i.severity != "info"] or list(line.issues)
         out.append_text(_grid(("代码", "工作表", "单元格", "说明"), [

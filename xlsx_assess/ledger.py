@@ -293,7 +293,7 @@ def _unreadable(path: Path, detail: str) -> AssessError:
 # -- rows -------------------------------------------------------------------------------------------
 
 def _time_text(t: dt.datetime | None) -> str | None:
-    return t.isoformat() if t is not None else None
+    return t.astimezone(dt.timezone.utc).isoformat() if t is not None else None      # UTC: ordered as text
 
 
 def _parse_time(text: str | None) -> dt.datetime | None:
