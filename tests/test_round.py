@@ -348,3 +348,23 @@ def test_the_latest_received_file_decides_even_when_saved_times_tie(tmp_path):
     write_filled(ctx, t, rnd.returned, dict(full_marks(ctx.rubric), A01=45), name="a_second.xlsx")
     line = check_round(rnd, ctx)[1].lines[0]
     assert (line.state, line.file) == ("fix", "收回/a_second.xlsx")     # what it sent last is what counts
+
+
+# -- the board without a round ----------------------------------------------------------------------------
+
+def test_the_board_of_a_plain_batch(tmp_path):
+    from xlsx_assess.board import build_board
+    from xlsx_assess.collect import check_paths
+
+    ctx = small30()
+    towns = ctx.townships
+    write_filled(ctx, towns[0], tmp_path, full_marks(ctx.rubric))
+    write_filled(ctx, towns[1], tmp_path, dict(full_marks(ctx.rubric), A01=45))
+    write_filled(other_year(ctx, -1), towns[2], tmp_path, full_marks(ctx.rubric))
+    coll = check_paths([tmp_path], ctx)
+    old = next(r for r in coll.results if r.head.other_version)
+    assert (old.township, old.head.other_version) == (towns[2], f"year:{ctx.settings.year - 1}")
+    board = build_board(coll, ctx, None)
+    assert [line.state for line in board.lines[:4]] == ["ok", "fix", "fix", "missing"]
+    assert board.count("missing") == 27 and len(coll.missing) == 29     # the stateless batch: no accepted file
+    assert board.lines[1].as_dict()["issues"][0]["code"] == "V403"
