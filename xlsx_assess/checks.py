@@ -146,6 +146,7 @@ class Head:
     warnings: int = 0
     issues: int = 0
     copy_key: bytes | None = None     # digest of the entries, if distinctive enough to flag a copy
+    other_version: str = ""           # made for another setup: "year:2027" or "rubric:<sha256>" ("" if not)
     added: list[Issue] | None = None  # issues the collection rules added to a verdict kept on disk
 
     def count(self, item: Issue) -> None:
@@ -300,17 +301,25 @@ def _check_identity(ret: Returned, ctx: Context, res: FileResult) -> Township | 
         res.add(Code.TOWNSHIP_NAME_MISMATCH, sheet=META_SHEET, value=code, expected=township.name, detail=name)
     if ident.get("xa_year") != str(ctx.settings.year):
         res.add(Code.WRONG_YEAR, sheet=META_SHEET, value=ident.get("xa_year", "?"), expected=ctx.settings.year)
-        return None
+        return _other_version(res, township, "year:" + ident.get("xa_year", "?"))
     if ident.get("xa_rubric_sha256") != ctx.rubric.fingerprint:
         res.add(Code.WRONG_RUBRIC, sheet=META_SHEET, value=ident.get("xa_rubric_sha256", "?")[:12],
                 expected=ctx.rubric.fingerprint[:12])
-        return None
+        return _other_version(res, township, "rubric:" + ident.get("xa_rubric_sha256", "?"))
     if ident.get("xa_form_id") != form_id(ctx.rubric, township, ctx.settings.year):
         res.add(Code.IDENTITY_ALTERED, sheet=META_SHEET, detail="表单编号不符")
     other = _named_in_file_name(ret.name, ctx)
     if other is not None and other.code != code:
         res.add(Code.FILE_NAME_DISAGREES, value=other.name, expected=township.name)
     return township
+
+
+def _other_version(res: FileResult, township: Township, version: str) -> None:
+    """A form made for another year or rubric is still its township's (需改正：用了旧表), but not checked
+    further: None, so that nothing is read against the wrong layout."""
+    res.township = township
+    res.head.other_version = version
+    return None
 
 
 def name_unread(res: FileResult, ctx: Context) -> FileResult:

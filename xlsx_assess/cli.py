@@ -24,6 +24,7 @@ RubricOpt = typer.Option(None, "--rubric", help="评分细则 rubric.csv（默�
 TownshipsOpt = typer.Option(None, "--townships", help="乡镇名单 townships.csv（默认：内置台前县名单）", show_default=False)
 SettingsOpt = typer.Option(None, "--settings", help="参数设置 settings.toml（默认：内置设置）", show_default=False)
 YearOpt = typer.Option(None, "--year", help="考核年度（默认：设置文件中的年度）", show_default=False)
+RoundOpt = typer.Option(None, "--round", help="考核轮次文件夹（默认：当前文件夹或其上级中的轮次）", show_default=False)
 JsonOpt = typer.Option(False, "--json", help="以 JSON 输出结果（供程序使用）")
 WorkersOpt = typer.Option(None, "--workers", help="并行进程数（默认：CPU 核数；文件少时不并行）", show_default=False)
 STATUS_ZH = {"ok": ("✔ 合格", "green"), "warning": ("⚠ 有警告", "yellow"), "error": ("✖ 有错误", "red")}
@@ -173,20 +174,25 @@ def generate(
 
 @app.command()
 def check(
-    paths: list[Path] = typer.Argument(..., help="收回的文件、文件夹（含子文件夹）或 .zip 压缩包"),
+    paths: Optional[list[Path]] = typer.Argument(None, help="收回的文件、文件夹（含子文件夹）或 .zip 压缩包"
+                                                           "（在考核轮次文件夹内可省略：核查 收回/）", show_default=False),
     rubric: Optional[Path] = RubricOpt,
     townships: Optional[Path] = TownshipsOpt,
     settings: Optional[Path] = SettingsOpt,
     year: Optional[int] = YearOpt,
     as_json: bool = JsonOpt,
     workers: Optional[int] = WorkersOpt,
+    round_dir: Optional[Path] = RoundOpt,
 ) -> None:
     """核查收回的考核表 Check returned workbooks, file by file and cell by cell.
 
     退出码 exit code: 0 没有错误 no errors · 1 有文件有错误 some file has errors · 2 用法或配置错误 usage.
+    在考核轮次中 in a round: 0 各乡镇均已合格 every township ok · 1 否则 otherwise.
     """
     from .workflow import check_files, load_context
 
+    if not paths:
+        _check_in_round(round_dir, as_json, workers)
     with _guard():
         ctx = load_context(rubric, townships, settings, year)
         with _progress("核查文件", not as_json) as progress:
@@ -341,3 +347,117 @@ def _grid(header, rows, indent: str = "", right: frozenset[int] | set[int] = fro
             out.append("" if k in right or last else pad)
             out.append("\n" if last else "  ")
     return out
+
+
+# -- a round: check and status with no options --------------------------------------------------------
+
+STATE_STYLE = {"ok": ("✔", "green"), "fix": ("✖", "red"), "missing": ("…", "yellow")}
+ROLE_ZH = {"used": "最新", "superseded": "已被更新文件替代", "duplicate": "重复", "other_version": "用了旧表"}
+
+
+def _round_or_exit(round_dir: Optional[Path]):
+    """The round named by --round, or the one holding the current folder; exit 2 outside any round."""
+    from .round import find_round
+
+    rnd = find_round(round_dir) if round_dir else find_round()
+    if rnd is None:
+        where = f"“{round_dir}”不是考核轮次文件夹" if round_dir else "当前文件夹不在考核轮次中"
+        _console(stderr=True).print(f"[red]{_esc(where)}：请给出要核查的文件或文件夹，或用 --round 指定轮次文件夹"
+                                    "（由 xlsx-assess init 创建）。[/]")
+        raise typer.Exit(2)
+    return rnd
+
+
+def _check_in_round(round_dir: Optional[Path], as_json: bool, workers: Optional[int]) -> None:
+    """`check` inside a round: 收回/ checked, every file kept and recorded, the board printed."""
+    from .workflow import check_round, load_round_context
+
+    rnd = _round_or_exit(round_dir)
+    with _guard():
+        ctx = load_round_context(rnd)
+        with _progress("核查文件", not as_json) as progress:
+            coll, board = check_round(rnd, ctx, progress, workers)
+    if as_json:
+        from .report import collection_json
+
+        _print_json(dict(collection_json(coll), townships=[line.as_dict() for line in board.lines],
+                         setup_suspect=board.setup_suspect.as_dict() if board.setup_suspect else None))
+    else:
+        _render_board(board, skipped=coll.skipped)
+    raise typer.Exit(0 if board.complete else 1)
+
+
+@app.command()
+def status(round_dir: Optional[Path] = RoundOpt, as_json: bool = JsonOpt) -> None:
+    """查看本轮收件情况 Show the round's board and, per township, every file received (from the ledger).
+
+    退出码 exit code: 0 各乡镇均已合格 every township ok · 1 否则 otherwise · 2 不在考核轮次中 usage.
+    """
+    from .workflow import load_round_context, round_status
+
+    rnd = _round_or_exit(round_dir)
+    with _guard():
+        board = round_status(rnd, load_round_context(rnd))
+    if as_json:
+        _print_json({"townships": [dict(line.as_dict(), history=[f.as_dict() for f in line.history])
+                                   for line in board.lines],
+                     "unassigned": [f.as_dict() for f in board.unassigned],
+                     "setup_suspect": board.setup_suspect.as_dict() if board.setup_suspect else None})
+    else:
+        _render_board(board, history=True)
+    raise typer.Exit(0 if board.complete else 1)
+
+
+def _render_board(board, skipped=(), history: bool = False) -> None:
+    """One line per township (state, file, score or what is wrong, 填报人 电话); its files when `history`."""
+    from rich.text import Text
+
+    out = Text()
+    if board.setup_suspect is not None:
+        out.append(f"✖ {board.setup_suspect.code} {_plain(board.setup_suspect.message)}\n", "bold red")
+    for line in board.lines:
+        _render_line(out, line, detail=board.setup_suspect is None, history=history)
+    for f in board.unassigned:
+        out.append(f"? 无法确定所属乡镇：{_plain(f.name)}（{' '.join(f.issue_codes)}）\n", "yellow")
+    for s in skipped:
+        out.append(f"· {_plain(s.issue.render())}\n", "dim")
+    out.append(f"共 {len(board.lines)} 个乡镇：已合格 {board.count('ok')}，需改正 {board.count('fix')}，"
+               f"未收到 {board.count('missing')}。")
+    _console().print(out, soft_wrap=True)
+
+
+def _render_history(out, line) -> None:
+    for f in line.history:
+        score = f"  {f.score}" if f.score is not None and f.status != "error" else ""
+        also = f"  （又名 {_plain('、'.join(f.names[1:]))}）" if len(f.names) > 1 else ""
+        out.append(f"      {_when_text(f.first_seen)}  {_plain(f.name)}  {STATUS_ZH[f.status][0]}"
+                   f" · {ROLE_ZH.get(f.role, f.role)}{score}{also}\n", "dim")
+
+
+def _render_line(out, line, detail: bool = True, history: bool = False) -> None:
+    from rich.text import Text
+
+    mark, style = STATE_STYLE[line.state]
+    contact = "  ".join(x for x in (line.reporter and f"填报人 {line.reporter}", line.phone and f"电话 {line.phone}") if x)
+    old = line.state == "fix" and line.history and line.history[-1].role == "other_version"
+    what = (f"最终得分 {line.score} {line.grade}" if line.state == "ok" else "用了旧表" if old
+            else f"{len(line.issues)} 处问题" if line.state == "fix" else "请催报")
+    out.append_text(Text.assemble((f"{mark} {line.state_zh}", style), "  ", (_plain(f"{line.township}（{line.code}）"), "bold"),
+                                  f"  {_plain(line.file)}  " if line.file else "  ", what,
+                                  f"  {_plain(contact)}" if contact else "", "\n"))
+    if history:
+        _render_history(out, line)
+    if detail and line.state == "fix":
+        shown = [i for i in line.issues if i.severity != "info"] or list(line.issues)
+        out.append_text(_grid(("代码", "工作表", "单元格", "说明"), [
+            [(i.code, SEVERITY_STYLE[i.severity]), i.sheet, i.cell, i.message] for i in shown[:SHOWN_ISSUES]],
+            indent="    "))
+
+
+def _when_text(t) -> str:
+    """A local time with its UTC offset: 2026-11-30 20:15（UTC+08:00）."""
+    if t is None:
+        return "时间不详"
+    t = t.astimezone()
+    off = t.strftime("%z")
+    return f"{t:%Y-%m-%d %H:%M}（UTC{off[:3]}:{off[3:]}）"

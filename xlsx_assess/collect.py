@@ -175,6 +175,13 @@ def check_paths(paths: Iterable[str | Path], ctx: Context, progress: Callable[[i
     """Check every file under `paths` and apply the collection rules (`output`: our own ranking file,
     listed as skipped if it lies among the inputs)."""
     candidates, skipped = gather(paths, output)
+    return check_gathered(candidates, skipped, ctx, progress, workers)
+
+
+def check_gathered(candidates: list[Candidate], skipped: list[Skipped], ctx: Context,
+                   progress: Callable[[int, int], None] | None = None, workers: int | None = None) -> Collection:
+    """Check what `gather` found (a verdict per candidate, in order; the list is emptied as it is
+    checked) and apply the collection rules."""
     results = Results(ctx)
     _check_all(candidates, ctx, progress, workers, results)
     coll = Collection(results, skipped)

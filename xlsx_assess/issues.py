@@ -199,6 +199,16 @@ class Code(StrEnum):
                         "未提交：没有收到可用的考核表，请催报。")
     SAME_ENTRIES = ("C504", "error", "same entries as another township",
                     "填写内容与“{value}”（{detail}）的文件完全相同，疑似照抄或发错文件，请核实。")
+    SETUP_YEAR_SUSPECT = ("C505", "error", "考核设置的年度可能有误",
+                          "收到的 {value} 个考核表都是 {detail} 年度的，而考核设置为 {expected} 年度：很可能是考核设置中的"
+                          "考核年度填错了。请先核对考核设置，不要逐一通知乡镇。")
+    SETUP_RUBRIC_SUSPECT = ("C506", "error", "考核设置的评分细则可能有误",
+                            "收到的 {value} 个考核表都是用同一份另一版本的评分细则生成的，与考核设置中的评分细则不一致："
+                            "很可能是考核设置中的评分细则被改动过或选错了。请先核对评分细则，不要逐一通知乡镇。")
+    LEDGER_UNREADABLE = ("C507", "error", "本轮收件记录无法打开",
+                         "本轮的收件记录无法打开：{detail}。")
+    NOTHING_TO_RANK = ("C508", "error", "没有可排名的乡镇",
+                       "没有一个乡镇的考核表已合格，未生成排名。{detail}")
 
 
 CATALOGUE: dict[str, Code] = {c.value: c for c in Code}

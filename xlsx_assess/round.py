@@ -16,6 +16,7 @@ from pathlib import Path
 
 SETUP_BOOK = "考核设置.xlsx"
 SENT, RETURNED, RESULTS = "下发", "收回", "结果"
+RANKING_BOOK = "排名.xlsx"            # in 结果/
 STATE_DIR = ".xlsx-assess"
 MARKER = "round.json"
 

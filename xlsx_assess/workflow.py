@@ -7,19 +7,24 @@ renders it. Bad inputs come back as issues; only a broken rubric, roster or sett
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from .checks import Context
 from .collect import Collection, check_paths
 from .issues import AssessError, Code, Report, issue
+from .round import RANKING_BOOK
 from .ranking import Ranking, is_ranking_workbook, rank_townships, write_ranking
 from .rubric import load_rubric
 from .settings import load_settings, load_townships, select_townships
 from .writer import Mover, build_workbook, check_writable, file_name
+
+if TYPE_CHECKING:
+    from .board import Board
 
 Progress = Callable[[int, int], None]
 
@@ -140,3 +145,144 @@ def _importing_pandas(progress: Progress | None) -> Progress:
             progress(done, total)
 
     return tick
+
+
+# -- a round ----------------------------------------------------------------------------------------
+
+def load_round_context(rnd) -> Context:
+    """The round's setup (考核设置.xlsx). i13-setup's `round.load_round_context` when it is there;
+    STAND-IN until it is merged: the bundled defaults."""
+    try:
+        from .round import load_round_context as from_setup
+    except ImportError:                              # STAND-IN (issue 13): the lead swaps in i13-setup's
+        return load_context()
+    return from_setup(rnd)
+
+
+def check_round(rnd, ctx: Context, progress: Progress | None = None, workers: int | None = None,
+                every_file: bool = False) -> tuple[Collection, "Board"]:
+    """Check everything in the round's 收回/, keep every file by content and record its verdict in the
+    ledger (files first, rows after), and build the board from the ledger and this batch.
+
+    Files the round kept that are no longer in 收回/ are checked again from their kept copy when their
+    verdict was made under another setup (or always, with `every_file`: what a ranking needs)."""
+    from .board import build_board
+    from .collect import check_gathered, gather
+    from .ledger import Ledger, now
+
+    cands, skipped = gather([rnd.returned]) if rnd.returned.is_dir() else ([], [])
+    cands = [_relative(c, rnd) for c in cands]
+    skipped = [dataclasses.replace(s, name=_round_name(s.name, rnd)) for s in skipped]
+    with Ledger.of_round(rnd) as ledger:
+        kept = [_keep(c, ledger) for c in cands]
+        again = _kept_again(ledger, ctx, {k[0] for k in kept if k is not None}, every_file)
+        cands += [c for c, _ in again]
+        kept += [k for _, k in again]
+        seen = now()
+        coll = check_gathered(list(cands), skipped, ctx, progress, workers)
+        ledger.record(_sightings(coll, kept, ctx, seen), seen)
+        board = build_board(coll, ctx, ledger)
+    coll.missing = [ctx.roster[line.code] for line in board.lines if line.state == "missing"]
+    return coll, board
+
+
+def rank_round(rnd, ctx: Context, progress: Progress | None = None, workers: int | None = None,
+               now: dt.datetime | None = None) -> tuple[Collection, "Board", Ranking]:
+    """Check the round (every file it holds, 收回/ or kept), rank the file of each township the board
+    accepts and write the ranking to 结果/排名.xlsx. Nothing accepted: AssessError (C508), nothing
+    written. The townships not ranked are `board.unranked` (`board.unranked_text()`)."""
+    out = rnd.results / RANKING_BOOK
+    check_writable(out)
+    coll, board = check_round(rnd, ctx, _importing_pandas(progress), workers, every_file=True)
+    if not board.count("ok"):
+        raise AssessError(Report([issue(Code.NOTHING_TO_RANK, file=str(rnd.returned), detail=board.unranked_text())]))
+    align_collection(coll, board, ctx)
+    ranking = rank_townships(coll, ctx, now)
+    write_ranking(ranking, out)
+    return coll, board, ranking
+
+
+def align_collection(coll: Collection, board: "Board", ctx: Context) -> None:
+    """Make the batch accept exactly the files the board's 已合格 lines rest on (the board orders a
+    township's files by when the round first saw them; the batch alone cannot), and list as missing
+    (未纳入排名) every township the board does not accept."""
+    used = {line.code: line.sha256 for line in board.lines if line.state == "ok"}
+    for k, h in enumerate(coll.heads):
+        if h.township is None or h.role == "duplicate":
+            continue
+        mine = used.get(h.township.code) == h.sha256 and h.sha256
+        if mine and h.role == "superseded":
+            coll.results.set_role(k, "used")
+        elif not mine and h.role == "used" and h.accepted:
+            coll.results.set_role(k, "superseded")
+    first: set[str] = set()
+    for k, h in enumerate(coll.heads):                 # the same content under two names: one is used
+        if h.accepted:
+            if h.sha256 in first:
+                coll.results.set_role(k, "duplicate")
+            first.add(h.sha256)
+    coll.missing = [ctx.roster[line.code] for line in board.unranked]
+
+
+def round_status(rnd, ctx: Context) -> "Board":
+    """The board from the round's ledger alone: every file ever received, per township its history."""
+    from .board import board_from_ledger
+    from .ledger import Ledger
+
+    with Ledger.of_round(rnd) as ledger:
+        return board_from_ledger(ledger, ctx)
+
+
+def _round_name(name: str, rnd) -> str:
+    """A name as the round shows it: relative to the round's folder (收回/城关镇.xlsx)."""
+    prefix = str(rnd.root) + os.sep
+    return name[len(prefix):] if name.startswith(prefix) else name
+
+
+def _relative(cand, rnd):
+    return dataclasses.replace(cand, name=_round_name(cand.name, rnd))
+
+
+def _keep(cand, ledger) -> tuple[str, int] | None:
+    """Keep a candidate's bytes by content before it is checked: (sha256, size), or None when there is
+    nothing that can be kept (unreadable, or refused before reading: too large, a bomb)."""
+    from .collect import ARCHIVE_ERRORS, member_bytes
+    from .container import MAX_FILE_BYTES
+
+    if cand.problem is not None and cand.problem[0] not in (Code.PASSWORD_PROTECTED,):
+        return None
+    try:
+        if cand.route:
+            data = member_bytes(Path(cand.path), cand.route)
+        else:
+            with open(cand.path, "rb") as fh:
+                data = fh.read(MAX_FILE_BYTES + 1)
+    except (*ARCHIVE_ERRORS, MemoryError):
+        return None
+    if not data or len(data) > MAX_FILE_BYTES:
+        return None
+    return ledger.keep(data), len(data)
+
+
+def _kept_again(ledger, ctx: Context, present: set[str], every_file: bool) -> list:
+    """Kept files absent from 收回/ to check again from their copies: (candidate, (sha256, size))."""
+    from .collect import Candidate
+    from .ledger import context_key, kept_path
+
+    key = context_key(ctx)
+    return [(Candidate(str(kept_path(ledger.files, k.sha256)), k.name), (k.sha256, k.size, False))
+            for k in ledger.kept(key) if k.sha256 not in present
+            and (every_file or k.verdict is None or k.verdict.context != key)]
+
+
+def _sightings(coll: Collection, kept: list, ctx: Context, seen: dt.datetime):
+    from .board import verdict_of
+    from .ledger import Sighting, context_key
+
+    key = context_key(ctx)
+    for k, got in enumerate(kept):
+        if got is not None:
+            res = coll.results[k]
+            same = res.sha256 in ("", got[0])         # not changed on disk between keeping and checking
+            yield Sighting(got[0], got[1], res.name, verdict_of(res, ctx, key, seen) if same else None,
+                           seen=len(got) < 3)
