@@ -143,6 +143,17 @@ def format_points(value: float) -> str:
     return f"{value:.10g}"
 
 
+def rubric_csv(rubric: Rubric) -> bytes:
+    """The rubric as a CSV that loads back to an equal rubric (same fingerprint): UTF-8 with a BOM, so
+    Excel on Chinese Windows opens it right."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    for i in rubric.items:
+        writer.writerow([i.id, i.category, i.indicator, i.criterion, i.kind, format_points(i.points), i.guide, i.note])
+    return out.getvalue().encode("utf-8-sig")
+
+
 def decode_text(data: bytes) -> str:
     """Decode CSV bytes as saved by Excel (UTF-8, with BOM) or WPS (GB18030/GBK)."""
     for enc in ENCODINGS:

@@ -143,6 +143,12 @@ def toml_problem(text: str, exc: "tomllib.TOMLDecodeError") -> tuple[int | None,
     return line, why
 
 
+def check_year(year: int | None) -> None:
+    """Refuse a --year option outside the range (AssessError, R201 at "--year")."""
+    if year is not None and (message := _year_problem(year)):
+        raise AssessError(Report([issue(Code.SETTINGS_INVALID, file="--year", column="year", detail=message)]))
+
+
 def setting_problems(data: dict) -> list[tuple[str, str]]:
     """(key, what is wrong) for every setting in `data` that cannot be right."""
     known = set(Settings.__dataclass_fields__)

@@ -282,6 +282,21 @@ def read_setup_book(path: str | Path) -> Setup:
     return Setup(rubric, roster, settings, report)
 
 
+def read_setup_rubric(path: str | Path) -> tuple[Rubric | None, Report]:
+    """Only the rubric of a setup workbook (what `rubric diff` compares), with its problems."""
+    from .rubric import rubric_from_table
+
+    path = Path(path)
+    report = Report()
+    sheets = _read_sheets(path, report)
+    if sheets is None:
+        return None, report
+    if RUBRIC_SHEET not in sheets:
+        report.add(issue(Code.SETUP_SHEET_MISSING, file=path.name, value=RUBRIC_SHEET))
+        return None, report
+    return rubric_from_table(sheets[RUBRIC_SHEET], report, path.name, RUBRIC_SHEET), report
+
+
 def _read_sheets(path: Path, report: Report) -> dict[str, Table] | None:
     """Every sheet of the workbook as a table of text (row numbers as the sheet shows them, blank rows
     left out); None, with an R204, where it cannot be read."""
