@@ -250,8 +250,8 @@ def rubric_cmd(path: Optional[Path] = typer.Argument(None, help="评分细则 ru
     xlsx-assess rubric diff OLD NEW：列出两个版本的改动（CSV、考核设置.xlsx 或考核轮次文件夹）；
     退出码 exit code: 0 相同 same · 1 有改动 differ · 2 无法读取 unreadable.
     """
-    if path is not None and str(path) == "diff":
-        _rubric_diff(versions or [])
+    if (path is not None and str(path) == "diff") or versions:
+        _rubric_diff((versions or []) if str(path) == "diff" else [])
     from rich.table import Table
 
     from .round import read_any_rubric

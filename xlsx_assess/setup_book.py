@@ -223,9 +223,9 @@ def _write_help(ws, rubric: Rubric, fmt: dict) -> None:
     r = len(HELP) + 1
     kind, points = (chr(ord("A") + [c.key for c in RUBRIC_COLUMNS].index(k)) for k in ("kind", "points"))
     total = sum(i.points for i in rubric.base)
-    ws.write_formula(r, 0, f'="评分细则中基础项分值合计："&SUMIF({RUBRIC_SHEET}!{kind}:{kind},"基础项",'
-                           f'{RUBRIC_SHEET}!{points}:{points})&"（应为 100）"', fmt["sum"],
-                     f"评分细则中基础项分值合计：{format_points(total)}（应为 100）")
+    sheet = f"'{RUBRIC_SHEET}'"
+    ws.write_formula(r, 0, f'="评分细则中基础项分值合计："&SUMIF({sheet}!{kind}:{kind},"基础项",{sheet}!{points}:{points})'
+                           '&"（应为 100）"', fmt["sum"], f"评分细则中基础项分值合计：{format_points(total)}（应为 100）")
 
 
 # -- reading it back ------------------------------------------------------------------------------
