@@ -115,6 +115,16 @@ def test_a_missing_sheet_or_a_file_that_is_no_workbook(small_ctx, tmp_path):
     assert [i.code for i in read_setup_book(tmp_path / "nowhere.xlsx").report.issues] == ["R204"]
 
 
+def test_a_sheet_reaching_far_is_refused_before_python_calamine_reads_it(small_ctx, tmp_path):
+    from conftest import patch_zip, sheet_part
+
+    path = write(small_ctx, tmp_path / "考核设置.xlsx")
+    patch_zip(path, sheet_part(path, "乡镇名单"), lambda xml: xml.replace(
+        "</sheetData>", '<row r="1048576"><c r="XFD1048576" t="inlineStr"><is><t>x</t></is></c></row></sheetData>'))
+    [bad] = read_setup_book(path).report.issues
+    assert bad.code == "R204" and "XFD1048576" in bad.message
+
+
 @pytest.mark.libreoffice
 def test_the_setup_book_through_libreoffice(ctx, tmp_path):
     """LibreOffice opens and saves it: the same Context comes back. Typed in as a person would (text in

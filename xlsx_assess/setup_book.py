@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .issues import AssessError, Code, Report, issue
+from .issues import AssessError, Code, Refused, Report, issue
 from .rubric import KIND_ZH, RUBRIC_COLUMNS, Column, Headers, Rubric, Table, format_points, parse_points
 from .settings import (MAX_CAP, MAX_ROSTER_TEXT, ROSTER_COLUMNS, TEXT_LIMITS, YEARS, Settings, Township,
                        settings_from_data, townships_from_table)
@@ -306,6 +306,10 @@ def _read_sheets(path: Path, report: Report) -> dict[str, Table] | None:
             raise ValueError(f"文件有 {len(data) // 1024 // 1024} MB，不像考核设置工作簿")
         import python_calamine as pc
 
+        from .reader import ZIP_MAGIC, check_worksheets
+
+        if data[:4] in ZIP_MAGIC:
+            check_worksheets(data)          # zip limits and sheet sizes first: python-calamine runs here
         wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
         return {name: [(n, cells) for n, row in enumerate(wb.get_sheet_by_name(name).to_python(skip_empty_area=False),
                                                           start=1)
@@ -313,6 +317,12 @@ def _read_sheets(path: Path, report: Report) -> dict[str, Table] | None:
                 for name in wb.sheet_names}
     except (KeyboardInterrupt, SystemExit):
         raise
+    except Refused as exc:
+        f = exc.fields
+        detail = (f"工作表“{f.get('value')}”的内容延伸到 {f.get('detail')}，请删除表格范围以外的内容"
+                  if exc.code == Code.SHEET_TOO_LARGE else f.get("detail") or exc.code.meaning)
+        report.add(issue(Code.SETUP_UNREADABLE, file=path.name, detail=detail))
+        return None
     except BaseException as exc:        # python-calamine raises several types; all mean the same here
         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)[:120] or type(exc).__name__
         report.add(issue(Code.SETUP_UNREADABLE, file=path.name, detail=detail))
