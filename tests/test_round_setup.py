@@ -190,6 +190,15 @@ def test_a_settings_file_toml_cannot_read_is_r201_in_chinese_at_its_line(tmp_pat
     assert "at line" not in bad.message and "Invalid" not in bad.message and "Expected" not in bad.message
 
 
+def test_a_date_without_quotes_is_r201_saying_so(tmp_path):
+    path = tmp_path / "settings.toml"
+    path.write_text("deadline = 2027-01-15\n", encoding="utf-8")
+    with pytest.raises(AssessError) as exc:
+        load_settings(path)
+    [bad] = exc.value.report.issues
+    assert (bad.code, bad.line, bad.column) == ("R201", 1, "deadline") and "datetime" not in bad.message
+
+
 # -- rubric versions ------------------------------------------------------------------------------
 
 @pytest.fixture()

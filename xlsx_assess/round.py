@@ -94,7 +94,7 @@ def init_round(folder: str | Path, year: int | None = None, from_round: str | Pa
     marker .xlsx-assess/round.json last. Refuses (R206) a folder that already holds a round or a setup."""
     from .settings import check_year
 
-    rnd = Round(Path(folder).absolute())
+    rnd = Round(Path(folder).resolve())
     _refuse_existing(rnd)
     check_year(year)
     ctx = _starting_context(from_round, rubric, townships, settings)

@@ -164,6 +164,8 @@ def setting_problems(data: dict) -> list[tuple[str, str]]:
 
 
 def _text_problem(key: str, value, data: dict) -> str | None:
+    if hasattr(value, "isoformat"):                  # TOML reads 2027-01-15 without quotes as a date
+        return f"{key} 的日期没有加英文双引号，请写成 {key} = \"{value.isoformat()}\""
     if not isinstance(value, str):
         return f"{key} 应为文字（加英文引号），实际为 {value!r}"
     if len(value.strip()) > TEXT_LIMITS[key]:
