@@ -102,6 +102,16 @@ def test_problems_are_located_by_sheet_row_and_column(small_ctx, tmp_path):
         read_setup_book(path).context()
 
 
+def test_a_setting_row_deleted_is_r201_naming_it(small_ctx, tmp_path):
+    import openpyxl
+
+    path = write(small_ctx, tmp_path / "考核设置.xlsx")
+    wb = openpyxl.load_workbook(path)
+    wb[SETTINGS_SHEET].delete_rows(ROW["year"])
+    wb.save(path)
+    assert problems(read_setup_book(path)) == [("R201", SETTINGS_SHEET, None, "考核年度")]
+
+
 def test_a_missing_sheet_or_a_file_that_is_no_workbook(small_ctx, tmp_path):
     import openpyxl
 

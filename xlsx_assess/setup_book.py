@@ -358,6 +358,10 @@ def _settings_from_table(records: Table, report: Report, file: str) -> Settings 
         key = row.key if row else label
         data[key] = setting_value(row, rec.get("value", "")) if row else rec.get("value", "")
         rows[key] = (line, head.shown("value") if row else head.shown("name"))
+    for row in SETTING_ROWS:            # written complete: a row gone is an accident, not "use the default"
+        if row.key not in data:
+            report.add(issue(Code.SETTINGS_INVALID, file=file, sheet=SETTINGS_SHEET, column=row.label,
+                             detail=f"缺少“{row.label}”这一行，请补上（参数写“{row.label}”，值写在右边）"))
     return settings_from_data(data, report, lambda key: {"file": file, "sheet": SETTINGS_SHEET,
                                                          "line": rows.get(key, (None, ""))[0],
                                                          "column": rows.get(key, (None, ""))[1]})
