@@ -94,7 +94,7 @@ ENCODED = {
 @pytest.mark.parametrize("how", ENCODED)
 @pytest.mark.parametrize("source", ["bundled", "small"])
 def test_rubric_saved_by_excel_or_wps_loads_the_same(tmp_path, how, source):
-    text = BUNDLED.read_text(encoding="utf-8") if source == "bundled" else SMALL_RUBRIC
+    text = BUNDLED.read_text(encoding="utf-8-sig") if source == "bundled" else SMALL_RUBRIC
     expected = parsed(text)
     path = tmp_path / "rubric.csv"
     path.write_bytes(ENCODED[how](text))
@@ -343,3 +343,46 @@ def test_fingerprint_same_for_crlf_with_a_multiline_cell():
 def test_a_huge_line_is_located_not_a_traceback(text, expected):
     rubric, report = parse_rubric(text)
     assert rubric is None and [(i.code, i.line, i.column) for i in report.issues] == expected
+
+
+def test_bundled_rubric_has_a_bom_so_excel_on_chinese_windows_opens_it():
+    assert BUNDLED.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert (ROOT / "rubric.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+
+
+CHINESE_HEADER = "编号,内容,一级指标,二级指标,类型,分值,评分标准,备注"
+KIND_ZH = {"base": "基础项", "bonus": "加分项", "deduction": "减分项", "zero": "归零项"}
+
+
+def _chinese(text: str) -> str:
+    """SMALL_RUBRIC with Chinese headers and kinds, points written "N分" and spaces around, as WPS users type."""
+    rows = list(csv.reader(text.splitlines()))
+    out = [CHINESE_HEADER]
+    for row in rows[1:]:
+        row[4] = KIND_ZH[row[4]] + " "
+        row[5] = f" {row[5]}分"
+        out.append(",".join(f'"{c}"' for c in row))
+    return "\n".join(out) + "\n"
+
+
+def test_chinese_headers_kinds_and_points_with_fen_read_the_same():
+    assert parsed(_chinese(SMALL_RUBRIC)) == parsed(SMALL_RUBRIC)
+
+
+def test_full_width_points_and_kind_aliases_read():
+    text = small(("建立制度,base,50", "建立制度,基础项,５０"))
+    assert parsed(text) == parsed(SMALL_RUBRIC)
+
+
+def test_a_problem_in_a_chinese_csv_names_the_chinese_column():
+    text = _chinese(SMALL_RUBRIC).replace("加分项 ", "奖励", 1)
+    assert [(i.code, i.column) for i in parse_rubric(text)[1].issues] == [("R104", "类型")]
+    missing = _chinese(SMALL_RUBRIC).replace(",分值,", ",分数,", 1)
+    assert ("R102", "分值") in [(i.code, i.column) for i in parse_rubric(missing)[1].issues]
+
+
+def test_bom_and_no_bom_read_the_same(tmp_path):
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_bytes(SMALL_RUBRIC.encode("utf-8-sig"))
+    b.write_bytes(SMALL_RUBRIC.encode("utf-8"))
+    assert load_rubric(a) == load_rubric(b)

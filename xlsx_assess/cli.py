@@ -150,21 +150,30 @@ def _shown_char(m: re.Match) -> str:
 
 @app.command()
 def generate(
-    out: Path = typer.Option(..., "--out", help="输出目录，每个乡镇一个 .xlsx"),
+    out: Optional[Path] = typer.Option(None, "--out", help="输出目录，每个乡镇一个 .xlsx（不写：在考核轮次中写入 下发/）",
+                                       show_default=False),
     rubric: Optional[Path] = RubricOpt,
     townships: Optional[Path] = TownshipsOpt,
     settings: Optional[Path] = SettingsOpt,
     year: Optional[int] = YearOpt,
     only: Optional[list[str]] = typer.Option(None, "--only", help="只生成这些乡镇（代码或名称，可重复）"),
     password: Optional[str] = typer.Option(None, "--password", help="工作表保护密码（默认不设密码）"),
+    round_dir: Optional[Path] = RoundOpt,
+    force: bool = typer.Option(False, "--force", help="考核轮次中：覆盖按另一版评分细则生成的考核表"),
 ) -> None:
-    """生成各乡镇考核表 Generate one locked, validated workbook per township."""
+    """生成各乡镇考核表 Generate one locked, validated workbook per township.
+
+    在考核轮次中（当前文件夹或 --round）不带 --out：按 考核设置.xlsx 写入 下发/。
+    """
     from .workflow import generate_workbooks, load_context
 
     with _guard():
-        ctx = load_context(rubric, townships, settings, year)
-        with _progress("生成考核表") as progress:
-            done = generate_workbooks(out, ctx, only, password, progress)
+        if out is None:
+            ctx, done = _generate_in_round(round_dir, force, only, password, (rubric, townships, settings, year))
+        else:
+            ctx = load_context(rubric, townships, settings, year)
+            with _progress("生成考核表") as progress:
+                done = generate_workbooks(out, ctx, only, password, progress)
     con = _console()
     for g in done:
         con.print(f"[green]✔[/] {_esc(g.township)}（{g.code}） → {_esc(str(g.path))}")
@@ -238,13 +247,23 @@ def rank(
 
 
 @app.command("rubric")
-def rubric_cmd(path: Optional[Path] = typer.Argument(None, help="评分细则 rubric.csv（默认：内置台前县细则）")) -> None:
-    """检查评分细则 Validate a rubric and show its lines, points and fingerprint."""
+def rubric_cmd(path: Optional[Path] = typer.Argument(None, help="评分细则 rubric.csv 或 考核设置.xlsx（默认：内置台前县细则）"),
+               versions: Optional[list[Path]] = typer.Argument(None, help="rubric diff OLD NEW：两个版本", show_default=False),
+               ) -> None:
+    """检查评分细则 Validate a rubric and show its lines, points and fingerprint.
+
+    xlsx-assess rubric diff OLD NEW：列出两个版本的改动（CSV、考核设置.xlsx 或考核轮次文件夹）；
+    退出码 exit code: 0 相同 same · 1 有改动 differ · 2 无法读取 unreadable.
+    """
+    if (path is not None and str(path) == "diff") or versions:
+        _rubric_diff((versions or []) if str(path) == "diff" else [])
     from rich.table import Table
 
+    from .round import read_any_rubric
     from .rubric import format_points, read_rubric
 
-    rub, report = read_rubric(path)
+    with _guard():
+        rub, report = read_any_rubric(path) if path else read_rubric(None)
     con = _console()
     for i in report.issues:
         con.print(f"[{SEVERITY_STYLE[i.severity]}]{i.code}[/] {_esc(i.render())}")
@@ -461,3 +480,71 @@ def _when_text(t) -> str:
     t = t.astimezone()
     off = t.strftime("%z")
     return f"{t:%Y-%m-%d %H:%M}（UTC{off[:3]}:{off[3:]}）"
+# -- a round: init, generate inside one, rubric diff ----------------------------------------------
+
+@app.command()
+def init(
+    folder: Path = typer.Argument(..., help="新考核轮次的文件夹"),
+    year: Optional[int] = typer.Option(None, "--year", help="考核年度（默认：设置中的年度；--from 时为上一轮 +1）",
+                                       show_default=False),
+    from_round: Optional[Path] = typer.Option(None, "--from", help="以上一轮考核轮次的设置为基础", show_default=False),
+    rubric: Optional[Path] = RubricOpt,
+    townships: Optional[Path] = TownshipsOpt,
+    settings: Optional[Path] = SettingsOpt,
+) -> None:
+    """创建考核轮次 Make a round folder: 考核设置.xlsx, 下发/, 收回/, 结果/.
+
+    退出码 exit code: 0 已创建 made · 2 无法创建（已存在、文件有误）refused.
+    """
+    from .round import RETURNED, SENT, SETUP_BOOK, init_round, load_round_context
+
+    with _guard():
+        rnd = init_round(folder, year, from_round, rubric, townships, settings)
+        ctx = load_round_context(rnd)
+    _console().print(
+        f"[green]✔[/] 已创建考核轮次 {_esc(str(rnd.root))}：{ctx.settings.year} 年度，评分细则 {len(ctx.rubric.items)} 项，"
+        f"乡镇 {len(ctx.townships)} 个。\n下一步：用 WPS 或 Excel 检查 {SETUP_BOOK}，然后在该文件夹中运行 "
+        f"xlsx-assess generate（考核表写入 {SENT}/），收回的文件放入 {RETURNED}/。")
+
+
+def _generate_in_round(round_dir, force: bool, only, password, given: tuple):
+    """`generate` without --out: the round's setup, into its 下发/."""
+    from .round import generate_round, load_round_context, open_round
+
+    if any(v is not None for v in given):
+        _console(stderr=True).print("[red]在考核轮次中生成考核表不用 --rubric、--townships、--settings、--year："
+                                    "请修改 考核设置.xlsx；或用 --out 指定输出目录。[/]")
+        raise typer.Exit(2)
+    rnd = open_round(round_dir)
+    with _progress("生成考核表") as progress:
+        done = generate_round(rnd, force, only, password, progress)
+    return load_round_context(rnd), done
+
+
+def _rubric_diff(paths: list[Path]) -> None:
+    """`rubric diff OLD NEW`: the changes in Chinese; exit 0 same, 1 differ, 2 unreadable."""
+    from .changes import compatible, diff_rubrics
+    from .round import read_any_rubric
+
+    con = _console()
+    if len(paths) != 2:
+        _console(stderr=True).print("[red]用法：xlsx-assess rubric diff 旧版本 新版本（CSV、考核设置.xlsx 或考核轮次文件夹）[/]")
+        raise typer.Exit(2)
+    with _guard():
+        read = [read_any_rubric(p) for p in paths]
+    for _, report in read:
+        for i in report.issues:
+            con.print(f"[{SEVERITY_STYLE[i.severity]}]{i.code}[/] {_esc(i.render())}")
+    (old, _), (new, _) = read
+    if old is None or new is None:
+        con.print("[red]评分细则有误，无法比较，请修改后重试。[/]")
+        raise typer.Exit(2)
+    changes = diff_rubrics(old, new)
+    for c in changes:
+        con.print(f"  {_esc(c.text)}")
+    if not changes:
+        con.print("两个版本相同。")
+        raise typer.Exit(0)
+    con.print(f"共 {len(changes)} 处改动。" + ("只改了文字（编号、类型、分值未变），按旧版填写的表仍可核对。"
+                                            if compatible(old, new) else "编号、类型或分值有变化，按旧版填写的表需要重新下发。"))
+    raise typer.Exit(1)

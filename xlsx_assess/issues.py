@@ -47,7 +47,8 @@ class Code(StrEnum):
     RUBRIC_UNREADABLE = ("R101", "error", "rubric file cannot be read",
                          "评分细则文件无法读取：{detail}。请检查文件路径，并用 Excel 或 WPS 另存为 CSV（UTF-8 或 GBK）。")
     RUBRIC_COLUMN_MISSING = ("R102", "error", "rubric column missing",
-                             "缺少列“{column}”。第一行应为：id,category,indicator,criterion,kind,points,guide,note。")
+                             "缺少列“{column}”。第一行应为：编号,内容,一级指标,二级指标,类型,分值,评分标准,备注"
+                             "（或 id,category,indicator,criterion,kind,points,guide,note）。")
     RUBRIC_COLUMN_UNKNOWN = ("R103", "warning", "rubric column unknown",
                              "列“{column}”不认识，已忽略。")
     RUBRIC_KIND_UNKNOWN = ("R104", "error", "unknown kind",
@@ -84,6 +85,17 @@ class Code(StrEnum):
                       "乡镇名单有误：{detail}。")
     ROSTER_TOWNSHIP_UNKNOWN = ("R203", "error", "township not on roster",
                                "乡镇“{value}”不在乡镇名单中，请检查代码或名称。")
+    SETUP_UNREADABLE = ("R204", "error", "考核设置工作簿无法读取",
+                        "考核设置工作簿无法读取：{detail}。请用 WPS 或 Excel 打开检查，另存为 Excel 工作簿（.xlsx）后重试。")
+    SETUP_SHEET_MISSING = ("R205", "error", "考核设置缺少工作表",
+                           "缺少工作表“{value}”。考核设置.xlsx 应有“评分细则”“乡镇名单”“考核参数”三个工作表，请不要删除或改名。")
+    ROUND_EXISTS = ("R206", "error", "考核轮次已存在",
+                    "这里已经有考核轮次（{detail}），没有覆盖。请换一个新文件夹，或用 --from 以它为基础开始新的一轮。")
+    NOT_A_ROUND = ("R207", "error", "不是考核轮次文件夹",
+                   "“{value}”不在考核轮次中（找不到 .xlsx-assess/round.json）。{detail}")
+    FORMS_FROM_OTHER_RUBRIC = ("R208", "error", "下发的考核表来自另一版评分细则",
+                               "下发/ 中已有 {value} 个考核表按另一版评分细则生成，与当前评分细则相比：{detail}。"
+                               "没有覆盖。确需按当前细则重新生成，请加 --force（已收回的旧表仍按其原版本核对）。")
     OUTPUT_IS_INPUT = ("R301", "error", "output would overwrite or be read as an input",
                        "输出文件{detail}“{value}”。收回的文件从不改动：请用 --out 另选收回文件夹以外的文件名，例如 排名.xlsx。")
     OUTPUT_UNWRITABLE = ("R302", "error", "output cannot be written",

@@ -187,7 +187,7 @@ def _read_zip(ret: Returned, data: bytes) -> None:
             plain = plain_parts(parts, book, ret.xml or {}, ret.strings_plain)
             given = parts.replaced(plain) if plain else data      # what python-calamine reads as the tree says
             if parts.total_declared() <= MAX_XML_BYTES:           # the helper reads while this process goes on
-                pending = begin_read(given, guard=lambda: _check_worksheets(given))
+                pending = begin_read(given, guard=lambda: check_worksheets(given))
             parts.sweep()
             data = given
         elif parts.has("word/document.xml"):
@@ -210,7 +210,7 @@ def _read_zip(ret: Returned, data: bytes) -> None:
         ret.pending = pending                    # the values are taken in `finish_returned`
     else:
         if ret.format in ("xlsx", "xlsm"):
-            _check_worksheets(data)
+            check_worksheets(data)
         _read_values(ret, data)
         _after_values(ret)
 
@@ -258,7 +258,7 @@ def _read_ooxml(ret: Returned, parts: Parts) -> Book:
     return book
 
 
-def _check_worksheets(data: bytes) -> None:
+def check_worksheets(data: bytes) -> None:
     """Refuse (F114) an .xlsx with a worksheet too big to hold, whichever part a reader takes it from.
 
     Asked only where python-calamine would run in this process (no helper) or where the helper died

@@ -2,8 +2,11 @@
 
 `rubric.csv` has one row per line of the form, in the form's order, with the columns
 id, category (内容), indicator (一级指标), criterion (二级指标), kind (base | bonus | deduction |
-zero), points, guide (评分标准) and note (备注). The loader accepts the file as Excel and WPS
-save it (UTF-8 with or without BOM, GB18030/GBK) and reports every problem at once.
+zero), points, guide (评分标准) and note (备注); the Chinese headers (编号, 内容, …) and kinds
+(基础项, 加分项, 减分项, 归零项) are read alike, and points may be written "2分". The loader accepts
+the file as Excel and WPS save it (UTF-8 with or without BOM, GB18030/GBK) and reports every problem
+at once. A CSV and the setup workbook's 评分细则 sheet (`setup_book`) both become a table of text
+cells, which `rubric_from_table` validates: the rules live once.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import hashlib
 import io
 import json
 import math
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal
@@ -22,8 +26,31 @@ from .issues import AssessError, Code, Report, issue
 
 Kind = Literal["base", "bonus", "deduction", "zero"]
 KINDS: tuple[str, ...] = ("base", "bonus", "deduction", "zero")
-COLUMNS: tuple[str, ...] = ("id", "category", "indicator", "criterion", "kind", "points", "guide", "note")
-REQUIRED: tuple[str, ...] = ("id", "category", "indicator", "criterion", "kind", "points")
+KIND_ZH = {"base": "基础项", "bonus": "加分项", "deduction": "减分项", "zero": "归零项"}
+KIND_ALIASES = {**{k: k for k in KINDS}, **{zh: k for k, zh in KIND_ZH.items()}, "基础": "base",
+                "加分": "bonus", "特别加分项": "bonus", "减分": "deduction", "特别减分项": "deduction",
+                "归零": "zero", "直接归零项": "zero"}
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a table the county edits, declared once: its key, its Chinese header (the setup
+    workbook's, and read in a CSV as the key), whether it must be there, and its width in the workbook."""
+
+    key: str
+    zh: str
+    required: bool = True
+    width: float = 12
+    wrap: bool = False
+
+
+RUBRIC_COLUMNS: tuple[Column, ...] = (
+    Column("id", "编号", width=7), Column("category", "内容", width=11, wrap=True),
+    Column("indicator", "一级指标", width=16, wrap=True), Column("criterion", "二级指标", width=34, wrap=True),
+    Column("kind", "类型", width=8), Column("points", "分值", width=6),
+    Column("guide", "评分标准", False, 34, True), Column("note", "备注", False, 12, True))
+COLUMNS: tuple[str, ...] = tuple(c.key for c in RUBRIC_COLUMNS)
+REQUIRED: tuple[str, ...] = tuple(c.key for c in RUBRIC_COLUMNS if c.required)
 BASE_TOTAL = 100.0
 MAX_TEXT = 1000  # a criterion or guide longer than this does not belong in a form cell
 ENCODINGS = ("utf-8-sig", "gb18030")
@@ -116,6 +143,17 @@ def format_points(value: float) -> str:
     return f"{value:.10g}"
 
 
+def rubric_csv(rubric: Rubric) -> bytes:
+    """The rubric as a CSV that loads back to an equal rubric (same fingerprint): UTF-8 with a BOM, so
+    Excel on Chinese Windows opens it right."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    for i in rubric.items:
+        writer.writerow([i.id, i.category, i.indicator, i.criterion, i.kind, format_points(i.points), i.guide, i.note])
+    return out.getvalue().encode("utf-8-sig")
+
+
 def decode_text(data: bytes) -> str:
     """Decode CSV bytes as saved by Excel (UTF-8, with BOM) or WPS (GB18030/GBK)."""
     for enc in ENCODINGS:
@@ -156,31 +194,71 @@ def parse_rubric(text: str, name: str = "rubric.csv", report: Report | None = No
     except CsvUnreadable as exc:
         report.add(issue(Code.RUBRIC_UNREADABLE, file=name, line=exc.line, detail=str(exc)))
         return None, report
+    return rubric_from_table(records, report, name), report
+
+
+Table = list[tuple[int, list[str]]]   # (line or row number, cells as text), the header first, no blank rows
+
+
+class Headers:
+    """A table's header row read against its declared columns: English keys or Chinese headers, any case,
+    spaces around forgiven. `shown(key)` is how a message names a column: as the table writes it."""
+
+    def __init__(self, row: list[str], columns: tuple[Column, ...]):
+        by_name = {n: c.key for c in columns for n in (c.key, c.zh)}
+        self.written = [_norm(h) for h in row]
+        self.keys = [by_name.get(h.lower(), h.lower()) for h in self.written]
+        self.chinese = any(h in {c.zh for c in columns} for h in self.written)
+        self._zh = {c.key: c.zh for c in columns}
+
+    def shown(self, key: str) -> str:
+        if key in self.keys:
+            written = self.written[self.keys.index(key)]
+            return written if self.chinese else written.lower()
+        return self._zh.get(key, key) if self.chinese else key
+
+    def record(self, row: list[str]) -> dict[str, str]:
+        return {h: (row[k].strip() if k < len(row) else "") for k, h in enumerate(self.keys)}
+
+
+def _norm(text: str) -> str:
+    """Text as typed in Excel or WPS, compared: full-width letters and digits as half-width, outer spaces off."""
+    return unicodedata.normalize("NFKC", text).strip()
+
+
+def rubric_from_table(records: Table, report: Report, file: str, sheet: str = "") -> Rubric | None:
+    """Validate a rubric given as a table of text (a CSV's records, or the setup workbook's 评分细则 sheet);
+    every problem goes into `report` at file › sheet › line › column."""
     if not records:
-        report.add(issue(Code.RUBRIC_EMPTY, file=name))
-        return None, report
+        report.add(issue(Code.RUBRIC_EMPTY, file=file, sheet=sheet))
+        return None
     header_line, header_row = records[0]
-    header = [h.strip().lower() for h in header_row]
+    head = Headers(header_row, RUBRIC_COLUMNS)
+    header = head.keys
+
+    def at(line: int | None, key: str = "") -> dict:
+        return {"file": file, "sheet": sheet, "line": line, "column": head.shown(key) if key else ""}
+
     for col in sorted({h for h in header if h and header.count(h) > 1}):
-        report.add(issue(Code.RUBRIC_COLUMN_DUPLICATE, file=name, line=header_line, column=col))
+        report.add(issue(Code.RUBRIC_COLUMN_DUPLICATE, **at(header_line, col)))
     for col in REQUIRED:
         if col not in header:
-            report.add(issue(Code.RUBRIC_COLUMN_MISSING, file=name, line=header_line, column=col))
+            report.add(issue(Code.RUBRIC_COLUMN_MISSING, **at(header_line, col)))
     for col in header:
         if col and col not in COLUMNS:
-            report.add(issue(Code.RUBRIC_COLUMN_UNKNOWN, file=name, line=header_line, column=col))
+            report.add(issue(Code.RUBRIC_COLUMN_UNKNOWN, **at(header_line, col)))
     if not report.ok:
-        return None, report
+        return None
 
     items: list[Item] = []
     seen: dict[str, int] = {}
     zero_lines = 0
     for lineno, row in records[1:]:
-        rec = {h: (row[k].strip() if k < len(row) else "") for k, h in enumerate(header)}
+        rec = head.record(row)
         before = len(report.errors)
 
         def bad(code: str, column: str, **fields) -> None:
-            report.add(issue(code, file=name, line=lineno, column=column, **fields))
+            report.add(issue(code, **at(lineno, column), **fields))
 
         ident = rec.get("id", "")
         if not ident:
@@ -193,10 +271,10 @@ def parse_rubric(text: str, name: str = "rubric.csv", report: Report | None = No
             bad(Code.RUBRIC_CATEGORY_EMPTY, "category")
         if not rec.get("indicator"):
             bad(Code.RUBRIC_INDICATOR_EMPTY, "indicator")
-        kind = rec.get("kind", "").lower()
+        kind = KIND_ALIASES.get(_norm(rec.get("kind", "")).lower(), "")
         if kind not in KINDS:
             bad(Code.RUBRIC_KIND_UNKNOWN, "kind", value=rec.get("kind", ""))
-        points = _parse_points(rec.get("points", ""))
+        points = parse_points(rec.get("points", ""))
         if points is None:
             bad(Code.RUBRIC_POINTS_NOT_NUMBER, "points", value=rec.get("points", ""))
         elif points < 0:
@@ -213,16 +291,16 @@ def parse_rubric(text: str, name: str = "rubric.csv", report: Report | None = No
             items.append(Item(ident, rec["category"], rec["indicator"], rec.get("criterion", ""), kind,
                               float(points), rec.get("guide", ""), rec.get("note", "")))
     if len(records) == 1:
-        report.add(issue(Code.RUBRIC_EMPTY, file=name))
+        report.add(issue(Code.RUBRIC_EMPTY, file=file, sheet=sheet))
     if zero_lines > 1:
-        report.add(issue(Code.RUBRIC_MANY_ZERO_LINES, file=name, value=zero_lines))
-    _check_contiguous(records[1:], header, name, report)
+        report.add(issue(Code.RUBRIC_MANY_ZERO_LINES, file=file, sheet=sheet, value=zero_lines))
+    _check_contiguous(records[1:], head, report, at)
     base_total = sum(i.points for i in items if i.kind == "base")
     if report.ok and not math.isclose(base_total, BASE_TOTAL, abs_tol=1e-9):
-        report.add(issue(Code.RUBRIC_BASE_NOT_100, file=name, column="points", value=format_points(base_total)))
+        report.add(issue(Code.RUBRIC_BASE_NOT_100, value=format_points(base_total), **at(None, "points")))
     if not report.ok:
-        return None, report
-    return Rubric(tuple(items)), report
+        return None
+    return Rubric(tuple(items))
 
 
 class CsvUnreadable(ValueError):
@@ -251,16 +329,20 @@ def csv_rows(text: str) -> list[tuple[int, list[str]]]:
     return [(start, row) for start, row in csv_records(reader) if any(c.strip() for c in row)]
 
 
-def _parse_points(raw: str) -> float | None:
+def parse_points(raw: str) -> float | None:
+    """Points as typed: "1.5", "２", "2分", " 2 " all read; None if not a finite number."""
+    text = _norm(raw)
+    text = text[:-1].rstrip() if text.endswith("分") else text
     try:
-        value = float(raw.replace("＋", "+").replace("－", "-"))
+        value = float(text)
     except ValueError:
         return None
     return value if math.isfinite(value) else None
 
 
-def _check_contiguous(records: list[tuple[int, list[str]]], header: list[str], name: str, report: Report) -> None:
+def _check_contiguous(records: Table, head: Headers, report: Report, at) -> None:
     """Merged cells need each category, and each indicator within it, on consecutive lines."""
+    header = head.keys
     if "category" not in header or "indicator" not in header:
         return
     ci, ii = header.index("category"), header.index("indicator")
@@ -273,7 +355,7 @@ def _check_contiguous(records: list[tuple[int, list[str]]], header: list[str], n
             if key != previous:
                 if key in closed:
                     label = key if isinstance(key, str) else key[1]
-                    report.add(issue(Code.RUBRIC_NOT_CONTIGUOUS, file=name, line=lineno, column=level, value=label))
+                    report.add(issue(Code.RUBRIC_NOT_CONTIGUOUS, value=label, **at(lineno, level)))
                 if previous is not None:
                     closed.add(previous)
                 previous = key

@@ -7,12 +7,13 @@ Both ship inside the package (`defaults/`), so `xlsx-assess generate --out DIR` 
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .issues import AssessError, Code, Report, issue
-from .rubric import CsvUnreadable, csv_rows, decode_text
+from .rubric import Column, CsvUnreadable, Headers, Table, csv_rows, decode_text
 from .scoring import MAX_DECIMALS, exact, has_more_decimals
 
 DEFAULTS = Path(__file__).parent / "defaults"
@@ -88,16 +89,64 @@ def load_settings(path: str | Path | None = None, year: int | None = None) -> Se
     try:
         text = decode_text(path.read_bytes())
         data = tomllib.loads(text)
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         report.add(issue(Code.SETTINGS_INVALID, file=path.name, detail=str(exc)))
         raise AssessError(report) from None
-    for key, message in setting_problems(data):
-        report.add(issue(Code.SETTINGS_INVALID, file=path.name, line=_line_of(text, key), column=key, detail=message))
+    except tomllib.TOMLDecodeError as exc:
+        line, detail = toml_problem(text, exc)
+        report.add(issue(Code.SETTINGS_INVALID, file=path.name, line=line, detail=detail))
+        raise AssessError(report) from None
+    settings = settings_from_data(data, report, lambda key: {"file": path.name, "line": _line_of(text, key),
+                                                             "column": key})
     if year is not None and (message := _year_problem(year)):
         report.add(issue(Code.SETTINGS_INVALID, file="--year", column="year", detail=message))
-    if not report.ok:
+    if settings is None or not report.ok:
         raise AssessError(report)
-    return Settings(**_converted(data)).with_year(year)
+    return settings.with_year(year)
+
+
+def settings_from_data(data: dict, report: Report, where) -> Settings | None:
+    """Settings from their values by key (as TOML gives them, or the setup workbook's 考核参数 sheet);
+    every value that cannot be right is an R201 in `report`, located by `where(key)` (issue fields)."""
+    for key, message in setting_problems(data):
+        report.add(issue(Code.SETTINGS_INVALID, detail=message, **where(key)))
+    return Settings(**_converted(data)) if report.ok else None
+
+
+CHINESE_QUOTES = "“”‘’「」"
+TOML_AT = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def toml_problem(text: str, exc: "tomllib.TOMLDecodeError") -> tuple[int | None, str]:
+    """(line, what is wrong, in Chinese) for a settings file TOML cannot read: the parser's English names
+    the place, the line itself tells the likely mistake."""
+    found = TOML_AT.search(str(exc))
+    if not found:
+        if "end of document" in str(exc):
+            return len(text.splitlines()) or None, "到文件末尾仍有括号 [ { 或引号没有成对，请补上"
+        return None, "文件格式不对（应为 TOML：每行写成 名称 = 值）"
+    line = int(found[1])
+    lines = text.splitlines()
+    written = lines[line - 1] if 0 < line <= len(lines) else ""
+    key, eq, value = written.partition("=")
+    value = value.strip()
+    if any(q in written for q in CHINESE_QUOTES):
+        why = "用了中文引号，请改为英文双引号 \"，例如 contact_phone = \"0393-1234567\""
+    elif "＝" in written:
+        why = "用了中文等号“＝”，请改为英文等号 ="
+    elif not eq:
+        why = f"“{written.strip()[:30]}”不是“名称 = 值”的写法"
+    elif value and value[0] not in "\"'[{" and not re.fullmatch(r"[-+]?[0-9._]+|true|false", value):
+        why = f"{key.strip()} 的值“{value[:30]}”没有加英文双引号，文字请写成 {key.strip()} = \"{value[:30]}\""
+    else:
+        why = f"第 {found[2]} 个字符附近写法不对：文字加英文双引号，数字直接写，每行写成 名称 = 值"
+    return line, why
+
+
+def check_year(year: int | None) -> None:
+    """Refuse a --year option outside the range (AssessError, R201 at "--year")."""
+    if year is not None and (message := _year_problem(year)):
+        raise AssessError(Report([issue(Code.SETTINGS_INVALID, file="--year", column="year", detail=message)]))
 
 
 def setting_problems(data: dict) -> list[tuple[str, str]]:
@@ -115,6 +164,8 @@ def setting_problems(data: dict) -> list[tuple[str, str]]:
 
 
 def _text_problem(key: str, value, data: dict) -> str | None:
+    if hasattr(value, "isoformat"):                  # TOML reads 2027-01-15 without quotes as a date
+        return f"{key} 的日期没有加英文双引号，请写成 {key} = \"{value.isoformat()}\""
     if not isinstance(value, str):
         return f"{key} 应为文字（加英文引号），实际为 {value!r}"
     if len(value.strip()) > TEXT_LIMITS[key]:
@@ -190,8 +241,12 @@ def _line_of(text: str, key: str) -> int | None:
     return None
 
 
+ROSTER_COLUMNS: tuple[Column, ...] = (Column("code", "代码", width=14), Column("name", "名称", width=16),
+                                     Column("kind", "类别", False, 12))
+
+
 def load_townships(path: str | Path | None = None) -> list[Township]:
-    """Read the roster (columns code, name and optionally kind), as CSV in UTF-8 or GBK."""
+    """Read the roster (columns code, name and optionally kind, or 代码, 名称, 类别), as CSV in UTF-8 or GBK."""
     path = Path(path) if path else default_path("townships.csv")
     report = Report()
     try:
@@ -199,27 +254,37 @@ def load_townships(path: str | Path | None = None) -> list[Township]:
     except (OSError, UnicodeDecodeError, CsvUnreadable) as exc:
         report.add(issue(Code.ROSTER_INVALID, file=path.name, line=getattr(exc, "line", None), detail=str(exc)))
         raise AssessError(report) from None
-    header = records[0][1] if records else []
-    rows = [(lineno, dict(zip(header, values))) for lineno, values in records[1:]]
-    townships: list[Township] = []
-    seen: set[str] = set()
-    for lineno, row in rows:
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
-        code, name = row.get("code", ""), row.get("name", "")
-        if not code or not name:
-            report.add(issue(Code.ROSTER_INVALID, file=path.name, line=lineno, detail="每行都需要 code（代码）和 name（名称）"))
-        elif len(code) > MAX_ROSTER_TEXT or len(name) > MAX_ROSTER_TEXT or len(row.get("kind", "")) > MAX_ROSTER_TEXT:
-            report.add(issue(Code.ROSTER_INVALID, file=path.name, line=lineno,
-                             detail=f"代码、名称或类别超过 {MAX_ROSTER_TEXT} 个字"))
-        elif code in seen:
-            report.add(issue(Code.ROSTER_INVALID, file=path.name, line=lineno, detail=f"代码 {code} 重复"))
-        else:
-            seen.add(code)
-            townships.append(Township(code, name, row.get("kind", "")))
-    if not townships and report.ok:
-        report.add(issue(Code.ROSTER_INVALID, file=path.name, detail="名单为空"))
+    townships = townships_from_table(records, report, path.name)
     if not report.ok:
         raise AssessError(report)
+    return townships
+
+
+def townships_from_table(records: Table, report: Report, file: str, sheet: str = "") -> list[Township]:
+    """Validate a roster given as a table of text (a CSV's records, or the setup workbook's 乡镇名单 sheet);
+    every problem is an R202 in `report` at file › sheet › line."""
+    head = Headers(records[0][1] if records else [], ROSTER_COLUMNS)
+    townships: list[Township] = []
+    seen: set[str] = set()
+    for lineno, values in records[1:]:
+        row = head.record(values)
+        code, name, kind = row.get("code", ""), row.get("name", ""), row.get("kind", "")
+
+        def bad(detail: str, column: str = "") -> None:
+            report.add(issue(Code.ROSTER_INVALID, file=file, sheet=sheet, line=lineno,
+                             column=head.shown(column) if column else "", detail=detail))
+
+        if not code or not name:
+            bad("每行都需要 code（代码）和 name（名称）", "name" if code else "code")
+        elif len(code) > MAX_ROSTER_TEXT or len(name) > MAX_ROSTER_TEXT or len(kind) > MAX_ROSTER_TEXT:
+            bad(f"代码、名称或类别超过 {MAX_ROSTER_TEXT} 个字")
+        elif code in seen:
+            bad(f"代码 {code} 重复", "code")
+        else:
+            seen.add(code)
+            townships.append(Township(code, name, kind))
+    if not townships and report.ok:
+        report.add(issue(Code.ROSTER_INVALID, file=file, sheet=sheet, detail="名单为空"))
     return townships
 
 
