@@ -84,7 +84,7 @@ class Code(StrEnum):
     ROSTER_INVALID = ("R202", "error", "乡镇名单有误",
                       "乡镇名单有误：{detail}。")
     ROSTER_TOWNSHIP_UNKNOWN = ("R203", "error", "乡镇不在名单中",
-                               "乡镇“{value}”不在乡镇名单中，请检查代码或名称。")
+                               "乡镇“{value}”不在乡镇名单中，请检查代码或名称。名单中的乡镇：{detail}。")
     OUTPUT_IS_INPUT = ("R301", "error", "输出文件会覆盖收回的文件或被当作收回的文件",
                        "输出文件{detail}“{value}”。收回的文件从不改动：请用 --out 另选收回文件夹以外的文件名，例如 排名.xlsx。")
     OUTPUT_UNWRITABLE = ("R302", "error", "输出文件无法写入",
