@@ -5,6 +5,7 @@ Heavy imports happen inside the commands, so `xlsx-assess --help` is instant.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
@@ -537,6 +538,7 @@ def _some(names: list[str], most: int = SHOWN_NAMES) -> str:
     return "、".join(names[:most]) + (f" 等 {len(names)} 个" if len(names) > most else "")
 
 
+@functools.lru_cache(maxsize=4096)          # a batch repeats its messages file after file
 def _wrapped(text: str, width: int, first: int, indent: int) -> str:
     """`text` after `first` columns already used, wrapped to `width` with `indent` spaces on the lines after."""
     if width - max(first, indent) < MIN_WRAP:
@@ -546,8 +548,9 @@ def _wrapped(text: str, width: int, first: int, indent: int) -> str:
 
 
 # Where a line may break: after spaces, after a run of Latin letters, digits and signs (a word, a path, a
-# code, kept whole), or after any other character; punctuation stays with what it opens or closes.
-_PIECE = re.compile(r"\s+|[“‘（《「『【]*(?:[!-~]+|.)[，。、；：？！”’）》」』】]*", re.S)
+# code, kept whole; a number with its unit, 59 处), or after any other character; punctuation stays with
+# what it opens or closes.
+_PIECE = re.compile(r"\s+|[“‘（《「『【]*(?:[0-9]+ ?[处个项分]|[!-~]+|.)[，。、；：？！”’）》」』】]*", re.S)
 
 
 def _wrap(text: str, width: int, rest: int | None = None) -> list[str]:
