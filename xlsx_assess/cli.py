@@ -91,7 +91,7 @@ TownshipsOpt = typer.Option(None, "--townships", help="乡镇名单 townships.cs
                             callback=_existing)
 SettingsOpt = typer.Option(None, "--settings", help="参数设置 settings.toml（默认：内置设置）", show_default=False,
                            callback=_existing)
-PathsArg = typer.Argument(..., help="收回的文件、文件夹（含子文件夹）或 .zip 压缩包", metavar="文件或文件夹...",
+PathsArg = typer.Argument(..., help="收回的文件、文件夹（含子文件夹）或 .zip 压缩包", metavar="文件或文件夹",
                           callback=_existing, show_default=False)
 DetailOpt = typer.Option(False, "--detail", help="逐条列出每个问题（文件多于 20 个时默认按乡镇汇总）")
 YearOpt = typer.Option(None, "--year", help="考核年度（默认：设置文件中的年度）", show_default=False)
