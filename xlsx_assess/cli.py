@@ -62,7 +62,11 @@ class _Group(_Help, TyperGroup):
 
     def resolve_command(self, ctx, args):
         if args and not ctx.resilient_parsing and self.get_command(ctx, args[0]) is None:
-            raise Usage(f"没有“{args[0]}”这个命令。可用的命令：{'、'.join(self.list_commands(ctx))}。", ctx=ctx)
+            import difflib
+
+            near = difflib.get_close_matches(args[0], self.list_commands(ctx), 1)
+            raise Usage(f"没有“{args[0]}”这个命令。" + (f"是不是要用 {near[0]}？" if near else "")
+                        + f"可用的命令：{'、'.join(self.list_commands(ctx))}。", ctx=ctx)
         return super().resolve_command(ctx, args)
 
 
@@ -117,10 +121,10 @@ def main() -> None:
     for stream in (sys.stdout, sys.stderr):       # whatever else writes (click's help) never crashes
         if stream is not None and not _carries_all(stream) and hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    app()
+    app(prog_name="xlsx-assess")                  # as the clerk types it, also when run as python -m xlsx_assess
 
 
-# What to do when an option or argument is missing, by (command, parameter); ("", name) for any command.
+# What to do when an option or argument is missing, by (command, its option or argument's name).
 MISSING_HINTS = {
     ("rank", "--out"): "请用 --out 指定排名工作簿的保存位置，如 --out 排名.xlsx",
     ("generate", "--out"): "请用 --out 指定考核表的输出文件夹，如 --out 考核表",
