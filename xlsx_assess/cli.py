@@ -609,24 +609,31 @@ def _grid(header, rows, indent: str = "", right: frozenset[int] | set[int] = fro
     one rich Text; a cell is a string or (string, style). What a rich Table shows, in a hundredth of
     its time for a thousand rows. Given a `width`, the last column wraps under itself to fit it."""
     from rich.cells import cell_len
-    from rich.text import Text
+    from rich.text import Span, Text
 
     cells = [[(_plain(c[0]), c[1]) if isinstance(c, tuple) else (_plain(str(c)), "") for c in row]
              for row in [header, *rows]]
     widths = [max(cell_len(row[k][0]) for row in cells) for k in range(len(header))]
-    out = Text()
+    parts: list[str] = []                           # the text and its styles, made into one Text at the end:
+    spans: list[Span] = []                          # a Text.append per cell costs more than the rest
+    at = 0
     for n, row in enumerate(cells):
         while len(row) > 1 and not row[-1][0]:      # no trailing blanks
             row.pop()
-        out.append(indent)
+        line = [indent]
         for k, (text, style) in enumerate(row):
             pad = " " * (widths[k] - cell_len(text))
             last = k == len(row) - 1
-            out.append(pad if k in right else "")
+            line.append(pad if k in right else "")
             if last and width and k == len(header) - 1:
                 text = _wrapped(text, width, cell_len(indent) + sum(widths[:k]) + 2 * k - 2,
                                 cell_len(indent) + sum(widths[:k]) + 2 * k)[2:]
-            out.append(text, "bold" if n == 0 else style)
-            out.append("" if k in right or last else pad)
-            out.append("\n" if last else "  ")
-    return out
+            style = "bold" if n == 0 else style
+            if style and text:
+                start = at + sum(map(len, line))
+                spans.append(Span(start, start + len(text), style))
+            line += [text, "" if k in right or last else pad, "\n" if last else "  "]
+        piece = "".join(line)
+        parts.append(piece)
+        at += len(piece)
+    return Text("".join(parts), spans=spans)
