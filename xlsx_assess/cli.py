@@ -20,6 +20,7 @@ from typer.core import TyperCommand, TyperGroup
 # through the one typer exports, so the usage errors below are caught whichever it is.
 CLICK_ERRORS = sys.modules[typer.BadParameter.__module__]
 HELP_ZH = "显示本帮助并退出 Show this message and exit."
+ABORTS = (typer.Abort, getattr(CLICK_ERRORS, "Abort", typer.Abort))    # click's own, where typer uses click
 
 
 class _Help:
@@ -53,7 +54,7 @@ class _Group(_Help, TyperGroup):
         except CLICK_ERRORS.ClickException as exc:
             exc.show()
             code = exc.exit_code
-        except (CLICK_ERRORS.Abort, typer.Abort):
+        except ABORTS:
             _console(stderr=True).print("已中止。")
             code = 1
         if standalone_mode:
@@ -491,8 +492,8 @@ def _file_lines(out, coll, decimals: int, width: int, brief: bool) -> None:
 
 
 def _township_lines(out, coll, ctx, width: int, brief: bool) -> None:
-    """A line per township (roster order; files of no township last): its files, its final score, and its
-    issues counted by code; then what was skipped and the townships missing, each in one line."""
+    """A line per township (roster order; files of no township last): its files, its final score, and the
+    issues of the file used counted by code; then what was skipped and the townships missing, each in one line."""
     from collections import Counter
 
     from .issues import CATALOGUE
@@ -504,7 +505,7 @@ def _township_lines(out, coll, ctx, width: int, brief: bool) -> None:
     rank = {t.code: n for n, t in enumerate(ctx.townships)}
     for code in sorted(groups, key=lambda c: (c == "", rank.get(c, len(rank)), c)):
         heads = [coll.heads[k] for k in groups[code]]
-        counted = [k for k in groups[code] if coll.heads[k].role != "duplicate"]
+        counted = [k for k in groups[code] if coll.heads[k].role == "used"]      # not the copies, not the older
         used = next((k for k in groups[code] if coll.heads[k].accepted), None)
         status = coll.heads[used].status if used is not None else max((coll.heads[k].status for k in counted),
                                                            key=("ok", "warning", "error").index, default="ok")
@@ -526,7 +527,7 @@ def _township_lines(out, coll, ctx, width: int, brief: bool) -> None:
     if coll.missing:
         out.append("✖", "red")
         out.append(_wrapped(f"未提交的乡镇 {len(coll.missing)} 个：{_some([t.name for t in coll.missing], 30)}，请催报。",
-                            width, 3, 4) + "\n")
+                            width, 1, 4)[1:] + "\n")
 
 
 ROLES_ZH = {"duplicate": "重复", "superseded": "被替代"}
