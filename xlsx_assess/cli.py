@@ -24,7 +24,10 @@ ABORTS = (typer.Abort, getattr(CLICK_ERRORS, "Abort", typer.Abort))    # click's
 
 
 class _Help:
-    """The --help option's own text in Chinese."""
+    """The help's usage line and the --help option's own text in Chinese (the section headings stay click's)."""
+
+    def format_usage(self, ctx, formatter) -> None:
+        formatter.write_usage(ctx.command_path, " ".join(self.collect_usage_pieces(ctx)), "用法 Usage: ")
 
     def get_help_option(self, ctx):
         option = super().get_help_option(ctx)
