@@ -424,26 +424,33 @@ def _locked_intact(ret: Returned, lay: FormLayout) -> bool:
 def _check_locked(ret: Returned, lay: FormLayout, res: FileResult) -> None:
     if _locked_intact(ret, lay):
         return
+    changed = locked_changes(ret, lay.locked(), res.name)
+    res.report.extend(changed[:MAX_CHANGED])
+    if len(changed) > MAX_CHANGED:
+        res.add(Code.MANY_LOCKED_CELLS_CHANGED, sheet=FORM_SHEET, value=len(changed) - MAX_CHANGED)
+
+
+def locked_changes(ret: Returned, cells: Iterable[CellSpec], name: str) -> list[Issue]:
+    """Every locked cell of `cells` (the identity sheet's aside) whose value or formula is not as written,
+    or that was unlocked: the seal of a form or of a 核定表, cell by cell."""
     changed: list[Issue] = []
-    for cell in lay.locked():
+    for cell in cells:
         if cell.sheet == META_SHEET or cell.sheet not in ret.sheets:
             continue
         if cell.formula is not None:
             problem = _formula_problem(ret, cell)
             if problem:
-                changed.append(issue(Code.FORMULA_CHANGED, file=res.name, sheet=cell.sheet, cell=cell.ref, expected=problem))
+                changed.append(issue(Code.FORMULA_CHANGED, file=name, sheet=cell.sheet, cell=cell.ref, expected=problem))
             continue
         if cell.value is None:
             continue
         actual = ret.value(cell.sheet, cell.row, cell.col)
         if not _same(cell.value, actual):
-            changed.append(issue(Code.LOCKED_CELL_CHANGED, file=res.name, sheet=cell.sheet, cell=cell.ref,
+            changed.append(issue(Code.LOCKED_CELL_CHANGED, file=name, sheet=cell.sheet, cell=cell.ref,
                                  expected=_show(cell.value), value=_show(actual)))
         elif ret.is_locked(cell.sheet, cell.ref) is False:
-            changed.append(issue(Code.LOCKED_CELL_UNLOCKED, file=res.name, sheet=cell.sheet, cell=cell.ref))
-    res.report.extend(changed[:MAX_CHANGED])
-    if len(changed) > MAX_CHANGED:
-        res.add(Code.MANY_LOCKED_CELLS_CHANGED, sheet=FORM_SHEET, value=len(changed) - MAX_CHANGED)
+            changed.append(issue(Code.LOCKED_CELL_UNLOCKED, file=name, sheet=cell.sheet, cell=cell.ref))
+    return changed
 
 
 def _formula_problem(ret: Returned, cell: CellSpec) -> str:

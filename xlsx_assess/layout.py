@@ -22,6 +22,10 @@ GUIDE_SHEET = "填报说明"
 FORM_SHEET = "评分表"
 META_SHEET = "_identity"
 SHEETS = (GUIDE_SHEET, FORM_SHEET, META_SHEET)
+REVIEW_SHEET = "核定表"            # the 核定表 (review.py), sent out and read back like a form
+# Every sheet the reader reads the values and the structure of: the form's and those of the other
+# workbooks the tool sends out and reads back (add a new one here).
+READ_SHEETS = (*SHEETS, REVIEW_SHEET)
 
 # Columns of the form sheet (0-based).
 COL_ID, COL_CATEGORY, COL_INDICATOR, COL_CRITERION, COL_GUIDE, COL_POINTS, COL_SCORE, COL_NOTE, COL_EVIDENCE = range(9)

@@ -209,8 +209,8 @@ def _write(lay: FormLayout, target: BinaryIO, password: str | None) -> None:
     cached = _cached_values(lay)
 
     for cell in lay.cells:
-        _write_cell(sheets[cell.sheet], cell, formats[cell.style], cached)
-    _write_validations(lay, sheets)
+        write_cell(sheets[cell.sheet], cell, formats[cell.style], cached)
+    write_validations(lay, sheets)
 
     _setup_form(lay, form, formats, wb)
     guide.set_column(0, 0, 12)
@@ -286,7 +286,7 @@ def _scores_of(lay: FormLayout) -> scoring.Scores:
     return scoring.score(lay.rubric, values, zeroed, lay.settings)
 
 
-def _write_cell(ws, cell: CellSpec, fmt, cached: Mapping[str, Any]) -> None:
+def write_cell(ws, cell: CellSpec, fmt, cached: Mapping[str, Any]) -> None:
     r, c = cell.row, cell.col
     if cell.merge_to:
         ws.merge_range(r, c, cell.merge_to[0], cell.merge_to[1], "", fmt)
@@ -303,7 +303,8 @@ def _write_cell(ws, cell: CellSpec, fmt, cached: Mapping[str, Any]) -> None:
         ws.write_blank(r, c, None, fmt)
 
 
-def _write_validations(lay: FormLayout, sheets: dict) -> None:
+def write_validations(lay: FormLayout, sheets: dict) -> None:
+    """The data validations of `lay`'s input cells (any layout with `inputs()` and `shared`: forms, 核定表)."""
     for sheet, row, col, options in _validation_rules(lay):
         sheets[sheet].data_validation(row, col, row, col, options)     # XlsxWriter copies the options
 
@@ -319,7 +320,7 @@ def _validation_rules(lay: FormLayout) -> list[tuple[str, int, int, dict]]:
             groups.setdefault((cell.sheet, cell.validation), []).append(cell)
         rules = []
         for (sheet, v), cells in groups.items():
-            options = _validation_options(v, cells[0].ref)
+            options = validation_options(v, cells[0].ref)
             if len(cells) > 1:
                 options["multi_range"] = " ".join(cell_ranges([c.ref for c in cells]))
             rules.append((sheet, cells[0].row, cells[0].col, options))
@@ -327,7 +328,7 @@ def _validation_rules(lay: FormLayout) -> list[tuple[str, int, int, dict]]:
     return lay.shared["validations"]
 
 
-def _validation_options(v: Validation, top_left: str) -> dict:
+def validation_options(v: Validation, top_left: str) -> dict:
     """XlsxWriter's options for a rule; a formula in it is relative to `top_left`, its first cell."""
     opts: dict[str, Any] = {"input_title": v.title[:32], "input_message": v.prompt[:255],
                             "error_title": "填写有误"[:32], "error_message": v.error[:255], "error_type": "stop"}
