@@ -21,7 +21,7 @@ from .round import RANKING_BOOK
 from .ranking import Ranking, is_ranking_workbook, rank_townships, write_ranking
 from .rubric import load_rubric
 from .settings import load_settings, load_townships, select_townships
-from .writer import Mover, build_workbook, check_writable, file_name
+from .writer import Mover, atomic_path, build_workbook, check_writable, file_name
 
 if TYPE_CHECKING:
     from .board import Board
@@ -179,6 +179,8 @@ def check_round(rnd, ctx: Context, progress: Progress | None = None, workers: in
         coll = check_gathered(list(cands), skipped, ctx, progress, workers)
         ledger.record(_sightings(coll, kept, ctx, seen), seen)
         board = build_board(coll, ctx, ledger)
+        if rnd.reviews.is_dir():
+            board = _with_round_reviews(rnd, ctx, coll, board, ledger)
     coll.missing = [ctx.roster[line.code] for line in board.lines if line.state == "missing"]
     return coll, board
 
@@ -186,17 +188,126 @@ def check_round(rnd, ctx: Context, progress: Progress | None = None, workers: in
 def rank_round(rnd, ctx: Context, progress: Progress | None = None, workers: int | None = None,
                now: dt.datetime | None = None) -> tuple[Collection, "Board", Ranking]:
     """Check the round (every file it holds, 收回/ or kept), rank the file of each township the board
-    accepts and write the ranking to 结果/排名.xlsx. Nothing accepted: AssessError (C508), nothing
-    written. The townships not ranked are `board.unranked` (`board.unranked_text()`)."""
+    accepts and write the ranking to 结果/排名.xlsx and 结果/排名.csv. A township with a valid, signed
+    核定表 is ranked on its 核定分, the others on their 自评分 (the ranking is then 初步排名). Nothing
+    accepted: AssessError (C508), nothing written. The townships not ranked are `board.unranked`."""
     out = rnd.results / RANKING_BOOK
     check_writable(out)
     coll, board = check_round(rnd, ctx, _importing_pandas(progress), workers, every_file=True)
     if not board.count("ok"):
         raise AssessError(Report([issue(Code.NOTHING_TO_RANK, file=str(rnd.returned), detail=board.unranked_text())]))
     align_collection(coll, board, ctx)
-    ranking = rank_townships(coll, ctx, now)
+    ranking = rank_townships(coll, ctx, now, reviews=board.reviews.done if board.reviews else None)
     write_ranking(ranking, out)
+    write_ranking_csv(ranking, out.with_suffix(".csv"))
     return coll, board, ranking
+
+
+def write_ranking_csv(ranking: Ranking, path: Path) -> Path:
+    """The 排名 sheet as CSV, UTF-8 with a BOM (so Excel on Chinese Windows opens it right), atomically."""
+    shown = ranking.ranking[[c for c in ranking.ranking.columns if c != "归零"]]
+    with atomic_path(path) as staged:
+        staged.file.write(shown.to_csv(index=False).encode("utf-8-sig"))
+    return path
+
+
+# -- 核定: the county's verification -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReviewAction:
+    """What `review` did for one township: written, refreshed, kept (already made for its return),
+    filled (stale but filled in: kept, needs --refresh), or waiting (no accepted return yet)."""
+
+    code: str
+    township: str
+    action: str
+    path: Path | None = None
+
+
+def review_round(rnd, ctx: Context, refresh: bool = False, progress: Progress | None = None,
+                 workers: int | None = None) -> tuple["Board", list[ReviewAction]]:
+    """Write a 核定表 into 核定/ for every township whose line is 已合格: pre-filled from its accepted
+    return. One already made for that return is kept; one made from an earlier return (核定表已过期) is
+    rewritten if nobody filled it in, else only with `refresh` (its bytes stay kept in the ledger)."""
+    from .review import review_file_name, review_layout, write_review
+
+    rnd.reviews.mkdir(parents=True, exist_ok=True)
+    check_writable(rnd.reviews, folder=True)
+    coll, board = check_round(rnd, ctx, progress, workers)
+    found = {r.name: r for r in board.reviews.results}
+    done = []
+    for line in board.lines:
+        own = board.reviews.accepted.get(line.code)
+        t = ctx.roster[line.code]
+        if line.state != "ok" or own is None:
+            done.append(ReviewAction(t.code, t.name, "waiting"))
+            continue
+        path = rnd.reviews / review_file_name(t, ctx.settings.year)
+        there = found.get(_round_name(str(path), rnd))
+        action = "written" if not path.exists() else _review_action(there, refresh)
+        if action in ("written", "refreshed"):
+            write_review(review_layout(ctx.rubric, t, ctx.settings, own), own, path)
+        done.append(ReviewAction(t.code, t.name, action, path))
+    _, board = check_round(rnd, ctx, None, workers)
+    return board, done
+
+
+def _review_action(there, refresh: bool) -> str:
+    """What to do with the 核定表 already at a township's path (`there`: its check, None if not read)."""
+    if there is not None and there.township is not None and not there.stale and there.decided is not None:
+        return "kept"
+    if refresh:
+        return "refreshed"
+    if there is not None and there.stale and not there.touched:
+        return "refreshed"
+    return "filled" if there is not None and there.stale else "kept"
+
+
+def _with_round_reviews(rnd, ctx: Context, coll: Collection, board: "Board", ledger) -> "Board":
+    """Check every 核定表 in 核定/ against the returns the board accepts, keep each by content in the
+    ledger, and give each 已合格 line its 核定 stage."""
+    from .board import Reviews, with_reviews
+    from .reader import read_returned
+    from .review import check_review, chosen_reviews, review_files
+
+    accepted = accepted_returns(coll, board, ctx, ledger)
+    results = []
+    for path in review_files(rnd.reviews):
+        name = _round_name(str(path), rnd)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        sha = ledger.keep(data) if data else ""
+        res = check_review(read_returned(path, name, data=data), ctx, accepted)
+        res.sha256 = res.sha256 or sha
+        if sha:
+            stage = "verified" if res.done else "stale" if res.stale else "pending" if res.valid else "error"
+            ledger.record_review(sha, name, res.township.code if res.township else "", res.return_sha256, stage)
+        results.append(res)
+    return with_reviews(board, Reviews(accepted, results, chosen_reviews(results)), ctx.settings.score_decimals)
+
+
+def accepted_returns(coll: Collection, board: "Board", ctx: Context, ledger) -> dict:
+    """Township code -> `review.SelfAssessed` of the return its 已合格 line rests on: from this batch, or
+    read again from the ledger's copy when the batch did not check it."""
+    from .checks import check_returned
+    from .ledger import kept_path
+    from .reader import read_returned
+    from .review import SelfAssessed
+
+    wanted = {line.sha256: line.code for line in board.lines if line.state == "ok" and line.sha256}
+    out = {}
+    for k, h in enumerate(coll.heads):
+        if h.sha256 in wanted and h.scored and wanted[h.sha256] not in out:
+            out[wanted[h.sha256]] = SelfAssessed.of(h.sha256, coll.results[k].entries)
+    for sha, code in wanted.items():
+        if code not in out:
+            path = kept_path(ledger.files, sha)
+            res = check_returned(read_returned(path, str(path)), ctx)
+            if res.entries is not None:
+                out[code] = SelfAssessed.of(sha, res.entries)
+    return out
 
 
 def align_collection(coll: Collection, board: "Board", ctx: Context) -> None:
@@ -227,7 +338,28 @@ def round_status(rnd, ctx: Context) -> "Board":
     from .ledger import Ledger
 
     with Ledger.of_round(rnd) as ledger:
-        return board_from_ledger(ledger, ctx)
+        board = board_from_ledger(ledger, ctx)
+        return _reviews_from_ledger(board, ledger) if rnd.reviews.is_dir() else board
+
+
+def _reviews_from_ledger(board: "Board", ledger) -> "Board":
+    """The 核定 stage of each 已合格 line as `check` last recorded it: the latest 核定表 seen for the return
+    the line rests on (待核定 when there is none), 核定表已过期 when only older returns have one."""
+    from dataclasses import replace
+
+    latest: dict[tuple[str, str], tuple[str, str]] = {}
+    any_for: set[str] = set()
+    for _sha, name, _seen, code, ret, status in ledger.reviews():
+        latest[code, ret] = (status, name)
+        any_for.add(code)
+    lines = []
+    for line in board.lines:
+        if line.state != "ok":
+            lines.append(line)
+            continue
+        status, name = latest.get((line.code, line.sha256), ("stale" if line.code in any_for else "pending", ""))
+        lines.append(replace(line, review=status if status in ("verified", "stale") else "pending", review_file=name))
+    return replace(board, lines=lines)
 
 
 def _round_name(name: str, rnd) -> str:
