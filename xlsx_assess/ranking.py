@@ -311,6 +311,7 @@ COLUMNS = {
     "得分": Column(6, "num"), "SHA-256（前12位）": Column(15, "code"), "SHA-256": Column(70, "code"), "原因": Column(50),
 }
 SHORT_HASH = 12                 # hex characters of a file's SHA-256 shown; the whole value stays, hidden
+MAX_ROW_HEIGHT = 409.0          # points: the tallest row Excel allows
 TITLE_ROWS = 3                  # title, 制表单位 and 制表日期, a gap: the table's header row is the fourth
 PORTRAIT_WIDTH = 96             # characters of columns an A4 portrait page holds at about full size
 RANK_ROW_HEIGHT = 18.0          # 排名's rows: 30 townships and their chart on one page
@@ -469,6 +470,7 @@ def _rows(ws, df: "pd.DataFrame", first: int, cols: list[Column], f, height: flo
     for r, row in enumerate(df.itertuples(index=False), start=first):
         texts = [(v, cols[c].width) for c, v in enumerate(row) if wrapping[c] and isinstance(v, str)]
         tall = max((heights.get(tw) or heights.setdefault(tw, _row_height(*tw)) for tw in texts), default=0.0)
+        tall = min(tall, MAX_ROW_HEIGHT)
         ws.set_row(r, tall if tall > ROW_HEIGHT else height)
         total += tall if tall > ROW_HEIGHT else height
         for c, value in enumerate(row):
