@@ -225,3 +225,17 @@ def test_the_heading_drops_county_form_and_parenthesis_from_the_title(ctx):
     s = replace(ctx.settings, title="台前县政务公开工作考核表（适用乡﹝镇﹞政府）")
     assert heading_of(s).title("排名") == "台前县 2026 年度政务公开工作考核排名"
     assert heading_of(replace(s, county="", title="表")).title("排名") == "2026 年度考核排名"
+
+
+def test_a_ranking_written_before_its_sheets_changed_is_still_told_by_its_content(tmp_path):
+    """The input folder may hold last year's ranking (six sheets): it is still not read as a return."""
+    import xlsxwriter
+
+    from xlsx_assess.ranking import EARLIER_SHEETS
+
+    path = tmp_path / "旧排名.xlsx"
+    wb = xlsxwriter.Workbook(path)
+    for name in EARLIER_SHEETS:
+        wb.add_worksheet(name)
+    wb.close()
+    assert is_ranking_workbook(path)

@@ -353,7 +353,8 @@ def _write_ranking(rk: Ranking, target, scratch: Path) -> None:
     table.write("分类得分", rk.categories)
     table.write("明细", rk.details, hide=("扣分说明",), keep=6)    # the notes have a sheet of their own
     notes = rk.notes if rk.notes is not None else pd.DataFrame(columns=["编号", "乡镇", "扣分说明"])
-    table.write("扣分说明", notes, widths={"扣分说明": Column(60)}, empty="没有扣分说明。")
+    table.write("扣分说明", notes, widths={"一级指标": Column(16), "二级指标": Column(40), "扣分说明": Column(50)},
+                empty="没有扣分说明。")
     table.write("问题清单", rk.issues, empty="没有问题。")
     files = rk.files.assign(**{"SHA-256（前12位）": rk.files["SHA-256"].str[:SHORT_HASH]})
     files = files[[c for c in files.columns if c != "SHA-256"] + ["SHA-256"]]     # the whole value last, hidden
