@@ -239,3 +239,12 @@ def test_a_ranking_written_before_its_sheets_changed_is_still_told_by_its_conten
         wb.add_worksheet(name)
     wb.close()
     assert is_ranking_workbook(path)
+
+
+def test_every_row_has_its_height_set_and_no_hash_makes_a_row_tall(nine_xlsx):
+    path, rk = nine_xlsx
+    for name in RANKING_SHEETS:
+        rows = re.findall(r"<row [^>]*>", _part(path, sheet_part(path, name)))
+        assert rows and all('customHeight="1"' in row for row in rows), name
+    heights = [float(h) for h in re.findall(r'<row [^>]*ht="([\d.]+)"', _part(path, sheet_part(path, "文件处理结果")))]
+    assert max(heights[4:]) <= 14 * 3 + 6              # a long file name wraps to three lines at most, a hash never
