@@ -17,6 +17,8 @@ from .scoring import PLACES_ZH, number_format
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .settings import Settings
+
 RANKING_COLUMNS = ["排名", "乡镇代码", "乡镇", "基础得分", "加分", "减分", "最终得分", "等次", "备注"]
 MAX_CELL_TEXT = 32767       # what a cell holds; XlsxWriter would cut longer text silently
 ROW_HEIGHT = 21.0           # a table row holding one line of text (points), as writer.row_height gives
@@ -38,7 +40,9 @@ class Heading:
         return f"{self.county} {self.year} 年度{self.subject}{what}".strip()
 
 
-def heading_of(settings) -> Heading:
+def heading_of(settings: "Settings") -> Heading:
+    """The heading from the county's settings: "台前县政务公开工作考核表（适用乡﹝镇﹞政府）" gives the subject
+    "政务公开工作考核"."""
     subject = settings.title.strip()
     if settings.county and subject.startswith(settings.county):
         subject = subject[len(settings.county):]
@@ -184,7 +188,6 @@ class _Details:
             df.insert(at + 2, "失分率", (df["平均失分"] / df["分值"].where(df["分值"] > 0)).where(base))
         return df
 
-
     def notes_frame(self) -> "pd.DataFrame":
         """Each township's 扣分说明, a row each, in the rubric's order."""
         import pandas as pd
@@ -255,8 +258,8 @@ def explanation(ctx: Context, coll: Collection, now: dt.datetime) -> list[tuple[
 # -- the ranking workbook ---------------------------------------------------------------------------
 
 # The sheets, in order, each with what its title calls it.
-SHEETS = (("排名", "排名"), ("分类得分", "分类得分"), ("明细", "得分明细"), ("扣分说明", "扣分说明"), ("问题清单", "问题清单"),
-          ("文件处理结果", "收到文件处理结果"), ("未提交", "未提交乡镇"), ("排名说明", "排名说明"))
+SHEETS = (("排名", "排名"), ("分类得分", "分类得分"), ("明细", "得分明细"), ("扣分说明", "扣分说明"),
+          ("问题清单", "问题清单"), ("文件处理结果", "收到文件处理结果"), ("未提交", "未提交乡镇"), ("排名说明", "排名说明"))
 RANKING_SHEETS = tuple(name for name, _ in SHEETS)          # as `_write_ranking` writes them
 SHEET_NAMES = RANKING_SHEETS
 EARLIER_SHEETS = ("排名", "分类得分", "明细", "问题清单", "未提交", "排名说明")   # rankings written before issue 12
