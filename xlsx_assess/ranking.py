@@ -513,7 +513,7 @@ def _print_setup(ws, header_row: int | None, width: float, keep: int = 0) -> Non
 
 def _ranking_visuals(wb, ws, rk: Ranking, top: int, points: float) -> None:
     """The chart beside the table, as tall as the table, and the sheet printed on one page: up to 30
-    townships stay legible."""
+    townships stay legible. (No data bars in the table: the chart shows the scores, the cells stay plain.)"""
     import math
 
     from .writer import FONT as FONT_NAME
@@ -523,9 +523,6 @@ def _ranking_visuals(wb, ws, rk: Ranking, top: int, points: float) -> None:
         return
     columns = [c for c in rk.ranking.columns if c != "归零"]
     col, name_col = columns.index("最终得分"), columns.index("乡镇")
-    ws.conditional_format(top + 1, col, top + n, col, {"type": "data_bar", "bar_color": "#5B9BD5",
-                                                       "bar_solid": True, "min_type": "num", "min_value": 0,
-                                                       "max_type": "max"})
     chart = wb.add_chart({"type": "bar"})
     chart.add_series({"name": "最终得分", "categories": ["排名", top + 1, name_col, top + n, name_col],
                       "values": ["排名", top + 1, col, top + n, col], "fill": {"color": "#5B9BD5"},
