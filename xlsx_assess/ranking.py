@@ -309,8 +309,8 @@ COLUMNS = {
     "编号": Column(5, "code"), "内容": Column(10), "一级指标": Column(12), "二级指标": Column(30),
     "类型": Column(7), "分值": Column(6, "num"), "县平均": Column(7, "num"), "平均失分": Column(7, "num"),
     "失分率": Column(7, "pct"), "扣分说明": Column(40),
-    "文件": Column(40), "级别": Column(6), "代码": Column(7, "code"), "工作表": Column(10), "单元格": Column(8, "code"),
-    "说明": Column(60), "处理结果": Column(24), "保存时间": Column(28, "code"),
+    "文件": Column(48), "级别": Column(6), "代码": Column(7, "code"), "工作表": Column(10), "单元格": Column(8, "code"),
+    "说明": Column(60), "处理结果": Column(20), "保存时间": Column(28, "code"),
     "得分": Column(6, "num"), "SHA-256（前12位）": Column(15, "code"), "SHA-256": Column(70, "code"), "原因": Column(50),
 }
 SHORT_HASH = 12                 # hex characters of a file's SHA-256 shown; the whole value stays, hidden
