@@ -800,7 +800,9 @@ def _render_review(out, line, detail: bool) -> None:
             else f"{errors} 处错误" if errors else "请核定（填写核查人、核定日期）" if line.review_file
             else "请运行 xlsx-assess review 生成核定表")
     out.append(f"    {mark} {line.review_zh}  {_plain(line.review_file)}  {what}\n", style)
-    shown = [i for i in line.review_issues if i.code not in ("C509", "V422")]
+    from .issues import Code
+
+    shown = [i for i in line.review_issues if i.code not in (Code.REVIEW_STALE, Code.REVIEW_UNSIGNED)]
     if detail and shown:
         out.append_text(_grid(("代码", "工作表", "单元格", "说明"), [
             [(i.code, SEVERITY_STYLE[i.severity]), i.sheet, i.cell, i.message] for i in shown[:SHOWN_ISSUES]],

@@ -232,7 +232,7 @@ class Code(StrEnum):
     NOTHING_TO_RANK = ("C508", "error", "没有可排名的乡镇",
                        "没有一个乡镇的考核表已合格，未生成排名。{detail}")
     REVIEW_STALE = ("C509", "warning", "核定表已过期",
-                    "本核定表依据{value}的自评文件（SHA-256 {detail}…）制作，而该乡镇现在采用的是{expected}。"
+                    "本核定表依据{value}的自评文件（SHA-256 前 12 位 {detail}）制作，而该乡镇现在采用的是{expected}。"
                     "请运行 xlsx-assess review --refresh 重新生成核定表。")
 
 

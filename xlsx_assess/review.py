@@ -21,12 +21,11 @@ from typing import Any, Iterable, Mapping
 
 from . import __version__, scoring
 from .issues import Code, Issue, issue
-from .layout import (IDENTITY_KEYS, META_SHEET, NOTE_MAX, CellSpec, Validation, a1, cell_ranges, identity_key_at,
+from .layout import (IDENTITY_KEYS, META_SHEET, NOTE_MAX, REVIEW_SHEET, CellSpec, Validation, a1, cell_ranges,
                      position, score_validation)
 from .rubric import Item, Rubric, format_points
 from .settings import Settings, Township
 
-from .layout import REVIEW_SHEET
 REVIEW_SHEETS = (REVIEW_SHEET, META_SHEET)
 REVIEW_MARK = "xlsx-assess-review"          # xa_form of a 核定表 (a form's is layout.FORM_MARK)
 REVIEW_KEYS = (*IDENTITY_KEYS, "xa_return_sha256")
@@ -387,6 +386,8 @@ def _setup_sheet(lay: ReviewLayout, ws, wb) -> None:
             heights[cell.row] = max(heights.get(cell.row, 21.0), row_height(cell.value, COLUMNS[cell.col].width))
     for row, height in heights.items():
         ws.set_row(row, height)
+    for self_ref, _ in lay.totals.values():
+        ws.set_row(position(self_ref)[0], 22)
     ws.set_row(lay.last_row, 30)
     ws.freeze_panes(HEADER_ROW + 1, 0)
     ws.repeat_rows(HEADER_ROW)
@@ -495,7 +496,7 @@ def check_review(ret, ctx, accepted: Mapping[str, SelfAssessed]) -> ReviewResult
     if own is None or own.sha256 != res.return_sha256:
         res.stale = True
         res.touched = _touched_anyway(ret)
-        now = f"SHA-256 {own.sha256[:12]}… 的文件" if own else "没有合格的自评文件"
+        now = f"另一个文件（SHA-256 前 12 位 {own.sha256[:12]}）" if own else "没有合格的自评文件"
         res.add(Code.REVIEW_STALE, sheet=META_SHEET, value=res.township.name, detail=res.return_sha256[:12],
                 expected=now)
         return res
