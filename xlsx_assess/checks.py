@@ -278,33 +278,45 @@ def check_returned(ret: Returned, ctx: Context) -> FileResult:
 
 # -- identity -------------------------------------------------------------------------------------
 
-def read_identity(ret: Returned) -> tuple[dict[str, str], dict[str, str]]:
+def read_identity(ret: Returned, keys: tuple[str, ...] = IDENTITY_KEYS) -> tuple[dict[str, str], dict[str, str]]:
     """Identity from the document properties and from the hidden sheet (either may be missing)."""
-    props = {k: v for k, v in ret.properties.items() if k in IDENTITY_KEYS}
+    props = {k: v for k, v in ret.properties.items() if k in keys}
     sheet: dict[str, str] = {}
     for row in ret.values.get(META_SHEET, [])[1:]:
-        if len(row) >= 2 and str(row[0]) in IDENTITY_KEYS:
+        if len(row) >= 2 and str(row[0]) in keys:
             sheet[str(row[0])] = _text(row[1])
     return props, sheet
 
 
-def _check_identity(ret: Returned, ctx: Context, res: FileResult) -> Township | None:
-    props, sheet = read_identity(ret)
+def claimed_township(ret: Returned, ctx: Context, add, mark: str = FORM_MARK,
+                     keys: tuple[str, ...] = IDENTITY_KEYS) -> tuple[dict[str, str], Township | None]:
+    """The identity a workbook of ours claims (the hidden sheet's, else the properties') and the roster
+    township it names; None (with the issue given to `add(code, **fields)`) when it is not one made as
+    `mark` (a form, a 核定表) or names no township on the roster. Properties and sheet must agree."""
+    props, sheet = read_identity(ret, keys)
     ident = sheet or props
-    if ident.get("xa_form") != FORM_MARK:
-        res.add(Code.NO_IDENTITY)
-        return None
+    if ident.get("xa_form") != mark:
+        add(Code.NO_IDENTITY)
+        return ident, None
     if props and sheet:
-        differ = [k for k in IDENTITY_KEYS if props.get(k) != sheet.get(k) and k != "xa_tool_version"]
+        differ = [k for k in keys if props.get(k) != sheet.get(k) and k != "xa_tool_version"]
         if differ:
-            res.add(Code.IDENTITY_ALTERED, sheet=META_SHEET, detail="文档属性与隐藏表不一致：" + "、".join(differ))
+            add(Code.IDENTITY_ALTERED, sheet=META_SHEET, detail="文档属性与隐藏表不一致：" + "、".join(differ))
     code, name = ident.get("xa_township_code", ""), ident.get("xa_township", "")
     township = ctx.roster.get(code)
     if township is None:
-        res.add(Code.IDENTITY_TOWNSHIP_UNKNOWN, sheet=META_SHEET, value=f"{name}（{code}）")
-        return None
+        add(Code.IDENTITY_TOWNSHIP_UNKNOWN, sheet=META_SHEET, value=f"{name}（{code}）")
+        return ident, None
     if name != township.name:
-        res.add(Code.TOWNSHIP_NAME_MISMATCH, sheet=META_SHEET, value=code, expected=township.name, detail=name)
+        add(Code.TOWNSHIP_NAME_MISMATCH, sheet=META_SHEET, value=code, expected=township.name, detail=name)
+    return ident, township
+
+
+def _check_identity(ret: Returned, ctx: Context, res: FileResult) -> Township | None:
+    ident, township = claimed_township(ret, ctx, res.add)
+    if township is None:
+        return None
+    code = township.code
     if ident.get("xa_year") != str(ctx.settings.year):
         res.add(Code.WRONG_YEAR, sheet=META_SHEET, value=ident.get("xa_year", "?"), expected=ctx.settings.year)
         return _other_version(res, township, "year:" + ident.get("xa_year", "?"))

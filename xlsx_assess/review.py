@@ -470,18 +470,6 @@ class ReviewResult:
         return self.valid and self.signed
 
 
-def read_review_identity(ret) -> tuple[dict[str, str], dict[str, str]]:
-    """A 核定表's identity from the document properties and from the hidden sheet."""
-    from .checks import _text
-
-    props = {k: v for k, v in ret.properties.items() if k in REVIEW_KEYS}
-    sheet: dict[str, str] = {}
-    for row in ret.values.get(META_SHEET, [])[1:]:
-        if len(row) >= 2 and str(row[0]) in REVIEW_KEYS:
-            sheet[str(row[0])] = _text(row[1])
-    return props, sheet
-
-
 def check_review(ret, ctx, accepted: Mapping[str, SelfAssessed]) -> ReviewResult:
     """Check one 核定表 (`ret`, read by `reader.read_returned`) against the returns the board accepts
     (`accepted`: township code -> what its accepted return holds); nothing raises."""
@@ -519,29 +507,18 @@ def check_review(ret, ctx, accepted: Mapping[str, SelfAssessed]) -> ReviewResult
 
 
 def _identity(ret, ctx, res: ReviewResult) -> dict[str, str] | None:
-    props, sheet = read_review_identity(ret)
-    ident = sheet or props
-    if ident.get("xa_form") != REVIEW_MARK:
-        res.add(Code.NO_IDENTITY)
-        return None
-    if props and sheet:
-        differ = [k for k in REVIEW_KEYS if props.get(k) != sheet.get(k) and k != "xa_tool_version"]
-        if differ:
-            res.add(Code.IDENTITY_ALTERED, sheet=META_SHEET, detail="文档属性与隐藏表不一致：" + "、".join(differ))
-    code, name = ident.get("xa_township_code", ""), ident.get("xa_township", "")
-    township = ctx.roster.get(code)
+    from .checks import claimed_township
+
+    ident, township = claimed_township(ret, ctx, res.add, REVIEW_MARK, REVIEW_KEYS)
     if township is None:
-        res.add(Code.IDENTITY_TOWNSHIP_UNKNOWN, sheet=META_SHEET, value=f"{name}（{code}）")
         return None
     res.township, res.return_sha256 = township, ident.get("xa_return_sha256", "")
-    if name != township.name:
-        res.add(Code.TOWNSHIP_NAME_MISMATCH, sheet=META_SHEET, value=code, expected=township.name, detail=name)
     if ident.get("xa_year") != str(ctx.settings.year):
         res.add(Code.WRONG_YEAR, sheet=META_SHEET, value=ident.get("xa_year", "?"), expected=ctx.settings.year)
         return None
     if ident.get("xa_rubric_sha256") != ctx.rubric.fingerprint:
-        res.add(Code.WRONG_RUBRIC, sheet=META_SHEET, value=ident.get("xa_rubric_sha256", "?")[:12],
-                expected=ctx.rubric.fingerprint[:12])
+        res.add(Code.WRONG_RUBRIC, sheet=META_SHEET, detail="核定表所用的评分细则不是本次考核的版本，"
+                                                           "请运行 xlsx-assess review --refresh 重新生成")
         return None
     return ident
 
