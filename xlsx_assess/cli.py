@@ -907,7 +907,7 @@ def _rank_in_round(round_dir: Optional[Path], as_json: bool, workers: Optional[i
         _render_ranking(ranking)
         con = _console()
         if ranking.preliminary:
-            con.print(f"[yellow]初步排名：{len(ranking.unverified)} 个乡镇尚未核定，暂按自评分排名"
+            con.print(f"[yellow]初步排名：{len(ranking.unverified)}个乡镇尚未核定，暂按自评分排名"
                       f"（{_esc('、'.join(ranking.unverified))}）。[/]")
         if board.unranked:
             con.print(f"[yellow]{_esc(board.unranked_text())}[/]")

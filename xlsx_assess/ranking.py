@@ -155,7 +155,7 @@ def _compared(own, rev, decimals: int) -> tuple:
     from .scoring import exact, round_half_up
 
     if rev is None:
-        return own.final, None, None, "未核定（按自评分）"
+        return own.final, None, None, "未核定"
     diff = round_half_up(exact(rev.scores.final) - exact(own.final), decimals)
     return own.final, rev.scores.final, float(diff), "已核定"
 
