@@ -157,7 +157,7 @@ def bare_workbook(lay, path, naive: bool = False) -> None:
         if c.merge_to:
             ws.merge_range(r, col, c.merge_to[0], c.merge_to[1], "", fmt)
         if c.formula is not None:
-            cached = "已填 0/59 项 · 尚有未填项" if c.ref == completion else 0
+            cached = "还有 60 项未填或有误：A01、A02、A03…" if c.ref == completion else 0
             ws.write_formula(r, col, "=" + c.formula, fmt, cached)
         elif isinstance(c.value, str):
             ws.write_string(r, col, c.value, fmt)
