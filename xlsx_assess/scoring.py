@@ -91,6 +91,7 @@ class Scores:
     zeroed: bool
     filled: int
     required: int
+    lines: int = 0                       # lines to answer: the base lines and the zero-out line
     problems: tuple[str, ...] = ()       # ids of the lines missing or invalid, in the form's order
     pending: frozenset[str] = frozenset()   # labels (categories, 基础得分, …) the form shows as PENDING
     invalid: frozenset[str] = frozenset()   # ids of the lines whose entry the form does not accept
@@ -105,7 +106,7 @@ class Scores:
 
     @property
     def completion(self) -> str:
-        return completion_text(self.problems, self.required)
+        return completion_text(self.problems, self.lines)
 
     @property
     def totals(self) -> dict[str, float]:
@@ -149,7 +150,7 @@ def score(rubric: Rubric, values: Mapping[str, float | None], zeroed: bool | Non
                      if i.id in invalid or (values.get(i.id) is None if i.kind == "base" else i.kind == "zero" and zeroed is None))
     return Scores(dict(zip(rubric.scored_categories, map(float, subtotals))), float(base_total), float(bonus_raw),
                   float(deduction_raw), float(bonus), float(deduction), float(final), bool(zeroed), filled,
-                  required_lines(rubric), problems, pending_totals(rubric, invalid, bool(zeroed)), frozenset(invalid))
+                  len(rubric.base), required_lines(rubric), problems, pending_totals(rubric, invalid, bool(zeroed)), frozenset(invalid))
 
 
 def required_lines(rubric: Rubric) -> int:
