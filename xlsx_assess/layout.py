@@ -252,7 +252,7 @@ SUBTOTAL_HEIGHT = 21.0
 GAP_HEIGHT = 10.0                    # the empty rows before the totals and before the signatures
 SIGN_HEIGHTS = (32.0, 32.0, 110.0)   # 填报人/审核人, 日期 and the seal's first part, the seal's room
 PAGE_SLACK = 0.95                    # plan pages a little shorter than they are: programs round heights
-FONT_SIZES = {"small": 9.0, "hint": 9.0}
+FONT_SIZES = {"small": 9.0, "hint": 9.0, "sign_note": 9.0}
 
 
 def column_pixels(width: float) -> int:
@@ -443,7 +443,7 @@ def _plan_rows(lay: FormLayout) -> list[tuple[str, list[_Line], int | None]]:
                    for _, lines, sub in plan]
         capacity = page_points()
         first = sum(HEADER_HEIGHTS.values())
-        tail = [GAP_HEIGHT, *[21.0] * (len(TOTAL_LABELS) + 1), GAP_HEIGHT, *SIGN_HEIGHTS]
+        tail = [GAP_HEIGHT, *_totals_heights(lay), GAP_HEIGHT, *SIGN_HEIGHTS]
         offsets = paginate(heights + [tail], first, HEADER_HEIGHTS[HEADER_ROW], capacity)
         lay.breaks = [FIRST_ITEM_ROW + k for k in offsets]
         for category, lines, _ in plan:
@@ -518,13 +518,7 @@ def _lay_totals(lay: FormLayout, put, row: int, states: list[str], running: str 
                                           lay.total_cells["减分"], zero, s.bonus_cap, s.deduction_cap,
                                           s.score_decimals, states),
     }
-    explain = {
-        "基础得分": f"各基础项得分之和，满分 {format_points(sum(i.points for i in rubric.base))} 分",
-        "加分": f"特别加分项合计，计入总分最多 {format_points(s.bonus_cap)} 分",
-        "减分": f"特别减分项合计，计入总分最多 {format_points(s.deduction_cap)} 分",
-        "最终得分": "基础得分＋加分−减分，最低 0 分" + ("；直接归零项为“是”时记 0 分" if zero else "")
-                    + f"；有得分填写有误时显示“{scoring.PENDING}”",
-    }
+    explain = _explanations(lay)
     put(totals_top, 0, "得分汇总", "total_label", merge_to=(totals_top + len(TOTAL_LABELS), COL_GUIDE))
     for label in TOTAL_LABELS:
         put(row, COL_POINTS, label, "total_label")
@@ -538,10 +532,27 @@ def _lay_totals(lay: FormLayout, put, row: int, states: list[str], running: str 
         ids, counts, running or "0", scoring.required_lines(rubric)), merge_to=(row, COL_EVIDENCE))
     lay.completion_cell = a1(row, COL_SCORE)
     lay.running_cell = running or ""
-    for r in range(totals_top, row + 1):
-        lay.heights[r] = 21.0
+    for r, height in enumerate(_totals_heights(lay), start=totals_top):
+        lay.heights[r] = height
     lay.heights[row + 1] = GAP_HEIGHT
     _lay_signatures(lay, put, row + 2)
+
+
+def _explanations(lay: FormLayout) -> dict[str, str]:
+    s, rubric = lay.settings, lay.rubric
+    return {
+        "基础得分": f"各基础项得分之和，满分 {format_points(sum(i.points for i in rubric.base))} 分",
+        "加分": f"特别加分项合计，计入总分最多 {format_points(s.bonus_cap)} 分",
+        "减分": f"特别减分项合计，计入总分最多 {format_points(s.deduction_cap)} 分",
+        "最终得分": "基础得分＋加分−减分，最低 0 分" + ("；直接归零项为“是”时记 0 分" if rubric.zero else "")
+                    + f"；有得分填写有误时显示“{scoring.PENDING}”",
+    }
+
+
+def _totals_heights(lay: FormLayout) -> list[float]:
+    """Heights of the four total rows (their explanations wrap in 扣分说明:佐证材料) and of 填报进度."""
+    width = WIDTHS[COL_NOTE] + WIDTHS[COL_EVIDENCE]
+    return [row_height(text, width, FONT_SIZES["small"]) for text in _explanations(lay).values()] + [21.0]
 
 
 def _lay_signatures(lay: FormLayout, put, row: int) -> None:
