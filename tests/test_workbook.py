@@ -322,6 +322,19 @@ def test_bad_scores_and_completion_are_coloured(built):
     assert rules[lay.completion_cell] == ["可以提交", "还有"]
     assert fills[score_rule] == ["FFF4B6B6"]                               # red
     assert fills[lay.completion_cell] == ["FFC6EFCE", "FFFFEB9C"]          # green when done, amber before
+    # A 扣分说明 left blank beside a deduction (base lines) or a bonus or deduction (their lines) turns orange.
+    for kind in ("base", "bonus", "deduction"):
+        notes = {lay.note_cell(i.id) for i in lay.rubric.items if i.kind == kind}
+        if not notes:
+            continue
+        [sqref] = [q for q in rules if set().union(*map(cells_of, q.split())) == notes]
+        top = sorted(notes, key=lambda ref: int(ref[1:]))[0]
+        score, points = f"$G{top[1:]}", f"$F{top[1:]}"
+        claim = f"{score}<{points}" if kind == "base" else f"{score}>0"
+        assert rules[sqref] == [f'AND(ISNUMBER({score}),{claim},TRIM({top})="")'] and fills[sqref] == ["FFF8CBAD"]
+    # 最终得分 is not red by itself: only while lines are missing or invalid, and 待完善 totals.
+    final = lay.total_cells["最终得分"]
+    assert rules[final] == [f"${lay.running_cell[0]}${lay.running_cell[1:]}>0"]
 
 
 def test_form_freezes_panes_below_the_header(built):

@@ -376,12 +376,13 @@ def _attention_rules(lay: FormLayout, ws, wb) -> None:
     red = wb.add_format({"bg_color": "#F4B6B6", "font_color": "#9C0006"})
     amber = wb.add_format({"bg_color": "#FFEB9C", "font_color": "#9C5700"})
     good = wb.add_format({"bg_color": "#C6EFCE", "font_color": "#006100"})
+    orange = wb.add_format({"bg_color": "#F8CBAD"})           # plainly unlike the light yellow of an input
     bad_score = _bad_score_rule(lay)
     if bad_score:
         top, rule = bad_score
         ws.conditional_format(top, {**rule, "format": red})
     for top, rule in _note_rules(lay):
-        ws.conditional_format(top, {**rule, "format": amber})
+        ws.conditional_format(top, {**rule, "format": orange})
     pending = [lay.subtotal_cell(c) for c in lay.subtotal_rows] + [lay.total_cells[k] for k in lay.total_cells]
     top = pending[0]
     ws.conditional_format(top, {"type": "formula", "multi_range": " ".join(pending),
@@ -397,7 +398,7 @@ def _attention_rules(lay: FormLayout, ws, wb) -> None:
 
 
 def _note_rules(lay: FormLayout) -> list[tuple[str, dict]]:
-    """A 扣分说明 cell turns amber while its line claims a deduction (a base line below its points) or
+    """A 扣分说明 cell turns orange while its line claims a deduction (a base line below its points) or
     a bonus or deduction (a bonus or deduction line above 0) and the cell is blank: one rule per kind."""
     if "note_rules" not in lay.shared:
         rules = []
