@@ -224,3 +224,5 @@ def test_a_category_taller_than_a_page_is_split_with_its_name_on_each_page(small
     indicators = [c for c in lay.on(FORM_SHEET) if c.col == COL_INDICATOR and c.merge_to and c.row in lay.item_rows.values()]
     for c in indicators:
         assert _page_of(lay, c.row) == _page_of(lay, c.merge_to[0]), c.ref
+    starts = {lay.item_rows[f"L{k:02d}"] for k in range(0, 50, 4)}         # where each 一级指标 begins
+    assert set(lay.breaks) <= starts | {max(lay.item_rows.values()) + 1}    # cut between 一级指标 where one fits

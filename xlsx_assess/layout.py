@@ -296,28 +296,42 @@ def text_height(cell: "CellSpec") -> float:
     return row_height(str(cell.value), width, FONT_SIZES.get(cell.style, 10.5))
 
 
-def paginate(blocks: list[list[float]], first: float, repeat: float, capacity: float) -> list[int]:
+def paginate(blocks: list[list[float]], first: float, repeat: float, capacity: float,
+             soft: list[set[int]] | None = None) -> list[int]:
     """Where pages start: `blocks` are runs of row heights kept together when they fit on a page (a
     category, the totals with the signatures), in order; `first` is what page one holds above them,
-    `repeat` the header row repeated on every later page. Returns, for each block, the row offsets
-    (counted over all blocks' rows) at which a new page starts: before the block, or, for a block taller
-    than a page, inside it."""
+    `repeat` the header row repeated on every later page. A block taller than a page is cut where a row
+    no longer fits, or rather at the last of its `soft` offsets (where an 一级指标 starts) on that page.
+    Returns the row offsets (counted over all blocks' rows) at which a new page starts."""
     breaks, used, offset = [], first, 0
-    for block in blocks:
+    for n, block in enumerate(blocks):
         total = sum(block)
-        if used + total > capacity and used > repeat:
-            if total <= capacity - repeat:
-                breaks.append(offset)
-                used = repeat
-            for k, h in enumerate(block):
-                if used + h > capacity and used > repeat:
-                    breaks.append(offset + k)
-                    used = repeat
-                used += h
-        else:
+        if used + total <= capacity or used <= repeat:
             used += total
+        elif total <= capacity - repeat:
+            breaks.append(offset)
+            used = repeat + total
+        else:
+            used = _cut(block, offset, used, repeat, capacity, (soft or [])[n] if soft and n < len(soft) else set(), breaks)
         offset += len(block)
-    return sorted(set(breaks))
+    return breaks
+
+
+def _cut(block: list[float], offset: int, used: float, repeat: float, capacity: float, soft: set[int],
+         breaks: list[int]) -> float:
+    """Cut a block taller than a page (see `paginate`); returns what its last page holds."""
+    start = 0                                   # where the block's current page starts (0: a page begun before)
+    if used > repeat and used + sum(block[:min(soft - {0}, default=len(block))]) > capacity:
+        breaks.append(offset)                   # not even its first 一级指标 fits: begin it on a new page
+        used = repeat
+    for k, h in enumerate(block):
+        if used + h > capacity and used > repeat:
+            at = max((j for j in soft if start < j <= k), default=k)
+            breaks.append(offset + at)
+            start = at
+            used = repeat + sum(block[at:k])
+        used += h
+    return used
 
 
 @dataclass
@@ -444,7 +458,9 @@ def _plan_rows(lay: FormLayout) -> list[tuple[str, list[_Line], int | None]]:
         capacity = page_points()
         first = sum(HEADER_HEIGHTS.values())
         tail = [GAP_HEIGHT, *_totals_heights(lay), GAP_HEIGHT, *SIGN_HEIGHTS]
-        offsets = paginate(heights + [tail], first, HEADER_HEIGHTS[HEADER_ROW], capacity)
+        soft = [{k for k, ln in enumerate(lines) if k and ln.item.indicator != lines[k - 1].item.indicator}
+                for _, lines, _ in plan]
+        offsets = paginate(heights + [tail], first, HEADER_HEIGHTS[HEADER_ROW], capacity, soft)
         lay.breaks = [FIRST_ITEM_ROW + k for k in offsets]
         for category, lines, _ in plan:
             for piece in _pieces(lines, lay.breaks):
