@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import functools
-import math
 import os
 import re
 from contextlib import contextmanager
@@ -14,7 +13,7 @@ from typing import Any, BinaryIO, Iterator, Mapping
 
 from . import scoring
 from .issues import AssessError, Code, Report, issue
-from .layout import (COL_EVIDENCE, COL_NOTE, COL_POINTS, COL_RUNNING, COL_SCORE, COL_STATE, FORM_SHEET,
+from .layout import (COL_EVIDENCE, COL_POINTS, COL_RUNNING, COL_SCORE, COL_STATE, FORM_SHEET,
                      GUIDE_SHEET, HEADER_ROW, MARGINS, META_SHEET, WIDTHS, CellSpec, FormLayout, Validation, a1,
                      cell_ranges, computed_cells, form_layout, row_height)
 from .rubric import Rubric
