@@ -22,7 +22,7 @@ from typing import Any, Iterable, Mapping
 from . import __version__, scoring
 from .issues import Code, Issue, issue
 from .layout import (IDENTITY_KEYS, META_SHEET, NOTE_MAX, REVIEW_SHEET, CellSpec, Validation, a1, cell_ranges,
-                     position, score_validation)
+                     position, row_height, score_validation)
 from .rubric import Item, Rubric, format_points
 from .settings import Settings, Township
 
@@ -372,8 +372,6 @@ def _write(lay: ReviewLayout, own: SelfAssessed, target) -> None:
 
 
 def _setup_sheet(lay: ReviewLayout, ws, wb) -> None:
-    from .writer import row_height
-
     for col, column in enumerate(COLUMNS):
         ws.set_column(col, col, column.width)
     ws.set_row(TITLE_ROW, 32)
