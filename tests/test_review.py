@@ -236,8 +236,8 @@ def test_render_a_核定表(samples_round, tmp_path):
     rnd, ctx = samples_round
     board, _ = review_round(rnd, ctx)
     code = ctx.townships[0].code
-    fill(rnd, ctx, board, code, {"A01": 1.0, "B02": 1.5, "S01": 1.0},
-         {"A01": "无研究部署记录", "S01": "仅 1 篇为市级媒体报道"})        # B02 left without a reason: red
+    fill(rnd, ctx, board, code, {"A01": 1.0, "A04": 0.5, "S01": 1.0},
+         {"A01": "无研究部署记录", "S01": "仅 1 篇为市级媒体报道"})        # A04 left without a reason: red
     path = rnd.reviews / review_file_name(ctx.roster[code], ctx.settings.year)
     pdf = Path(lo.convert(path, tmp_path, "pdf"))
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True).stdout

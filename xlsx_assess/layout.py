@@ -264,19 +264,20 @@ def column_pixels(width: float) -> int:
     return int(width * 7 + 0.5) + 5
 
 
-def largest_scale() -> float:
+def largest_scale(widths: tuple[float, ...] = WIDTHS) -> float:
     """The largest print scale "one page wide" can give the form (1 at most: fitting never enlarges),
     measuring a character as Excel does with its default font, plus a margin for programs that measure
     it narrower. A program that measures it wider prints smaller and holds more rows per page, so the
     breaks planned for this scale never leave a page too full."""
     usable = (PAGE_INCHES[0] - MARGINS["left"] - MARGINS["right"]) * 96
-    return min(1.0, usable / sum(column_pixels(w) for w in WIDTHS) * 1.05)
+    return min(1.0, usable / sum(column_pixels(w) for w in widths) * 1.05)
 
 
-def page_points() -> float:
-    """Rows (points, at the sheet's own size) that one printed page surely holds."""
+def page_points(widths: tuple[float, ...] = WIDTHS) -> float:
+    """Rows (points, at the sheet's own size) that one printed page surely holds, for a sheet of columns
+    `widths` (the form's by default) fit to one page wide."""
     usable = (PAGE_INCHES[1] - MARGINS["top"] - MARGINS["bottom"]) * 72
-    return usable / largest_scale() * PAGE_SLACK
+    return usable / largest_scale(widths) * PAGE_SLACK
 
 
 def text_width(text: str) -> int:

@@ -22,7 +22,7 @@ from typing import Any, Iterable, Mapping
 from . import __version__, scoring
 from .issues import Code, Issue, issue
 from .layout import (IDENTITY_KEYS, META_SHEET, NOTE_MAX, REVIEW_SHEET, CellSpec, Validation, a1, cell_ranges,
-                     position, row_height, score_validation)
+                     MARGINS, page_points, paginate, position, row_height, score_validation)
 from .rubric import Item, Rubric, format_points
 from .settings import Settings, Township
 
@@ -47,6 +47,8 @@ COLUMNS = (Column("编号", 6, "text_center"), Column("内容", 9, "text_center"
 C_ID, C_CAT, C_IND, C_POINTS, C_SELF, C_NOTE, C_EVID, C_SCORE, C_REASON = range(len(COLUMNS))
 TITLE_ROW, INFO_ROW, HINT_ROW, HEADER_ROW, FIRST_ROW = range(5)
 TOTAL_LABELS = ("基础得分", "加分", "减分", "最终得分")
+HEAD_HEIGHTS = {TITLE_ROW: 32.0, INFO_ROW: 24.0, HINT_ROW: 30.0, HEADER_ROW: 24.0}
+ROW, GAP = 22.0, 12.0                # points: a one-line row; the empty rows before the totals and signatures
 SIGNATURE = "核查人（签字）：                        日期：                        县考核组（盖章）："
 
 
@@ -65,6 +67,8 @@ class ReviewLayout:
     reviewer_cell: str = ""
     date_cell: str = ""
     last_row: int = 0
+    heights: dict[int, float] = field(default_factory=dict)    # row -> height (points), from the texts
+    breaks: list[int] = field(default_factory=list)             # rows that start a printed page
     identity: dict[str, str] = field(default_factory=dict)
     shared: dict = field(default_factory=dict, repr=False)           # what the writer derives once
 
@@ -166,14 +170,14 @@ def _lay_sheet(lay: ReviewLayout, own: SelfAssessed) -> None:
         put(HEADER_ROW, col, column.header, "head")
 
     row = FIRST_ROW
+    blocks: list[tuple[str, list[int]]] = []          # each category and its item rows
     for category in rubric.categories:
         items = [i for i in rubric.items if i.category == category]
-        first = row
+        blocks.append((category, list(range(row, row + len(items)))))
         for item in items:
             lay.item_rows[item.id] = row
-            _lay_line(put, row, item, own, s.score_decimals)
+            lay.heights[row] = _lay_line(put, row, item, own, s.score_decimals)
             row += 1
-        put(first, C_CAT, category, "text_center", merge_to=(row - 1, C_CAT) if row - 1 > first else None)
         base = [i for i in items if i.kind == "base"]
         if base:
             lay.subtotal_rows[category] = row
@@ -184,13 +188,51 @@ def _lay_sheet(lay: ReviewLayout, own: SelfAssessed) -> None:
                 put(row, col, None, "subtotal_num", formula=scoring.total_formula(refs, s.score_decimals))
             put(row, C_NOTE, None, "subtotal_label", merge_to=(row, C_EVID))
             put(row, C_REASON, None, "subtotal_label")
+            lay.heights[row] = ROW
             row += 1
     lay.last_row = _lay_totals(lay, put, row + 1)
+    _paginate(lay, blocks)
+    for category, rows in blocks:                       # 内容 merged over its rows within each page
+        for piece in _pieces(rows, lay.breaks):
+            put(piece[0], C_CAT, category, "text_center", merge_to=(piece[-1], C_CAT) if len(piece) > 1 else None)
+            short = row_height(category, COLUMNS[C_CAT].width) - sum(lay.heights[r] for r in piece)
+            if short > 0:
+                lay.heights[piece[-1]] += short
 
 
-def _lay_line(put, row: int, item: Item, own: SelfAssessed, decimals: int) -> None:
+def _paginate(lay: ReviewLayout, blocks: list[tuple[str, list[int]]]) -> None:
+    """Page breaks (`layout.paginate`) wherever a page is full, a category's 小计 kept with its last line and
+    the totals with the signatures, its 内容 cell merged again on the next page: `lay.breaks`, the rows
+    that start a printed page. A 核定表 is read line by line, so its pages are filled."""
+    heights = []
+    for category, rows in blocks:
+        sub = lay.subtotal_rows.get(category)
+        heights += [[lay.heights[r]] for r in rows]
+        if sub is not None:
+            heights[-1].append(lay.heights[sub])
+    tail_rows = range(lay.last_row - len(TOTAL_LABELS) - 3, lay.last_row + 1)
+    heights.append([lay.heights.get(r, GAP) for r in tail_rows])
+    offsets = paginate(heights, sum(HEAD_HEIGHTS.values()), HEAD_HEIGHTS[HEADER_ROW],
+                       page_points(tuple(c.width for c in COLUMNS)))
+    lay.breaks = [FIRST_ROW + k for k in offsets]
+
+
+def _pieces(rows: list[int], breaks: list[int]) -> list[list[int]]:
+    """`rows` cut where a page starts."""
+    out: list[list[int]] = []
+    for r in rows:
+        if out and r not in breaks:
+            out[-1].append(r)
+        else:
+            out.append([r])
+    return out
+
+
+def _lay_line(put, row: int, item: Item, own: SelfAssessed, decimals: int) -> float:
+    """The cells of a rubric line; the height its texts need."""
     put(row, C_ID, item.id, "text_center")
-    put(row, C_IND, f"{item.indicator}：{item.criterion}" if item.criterion else item.indicator, "text")
+    what = f"{item.indicator}：{item.criterion}" if item.criterion else item.indicator
+    put(row, C_IND, what, "text")
     shown = own.shown(item)
     if item.kind == "zero":
         put(row, C_POINTS, "是/否", "text_center")
@@ -207,6 +249,8 @@ def _lay_line(put, row: int, item: Item, own: SelfAssessed, decimals: int) -> No
     put(row, C_REASON, None, "input_text", validation=Validation(
         "length", 0, NOTE_MAX, title="核定说明", prompt=f"核定分与自评分不同的，写明理由，{NOTE_MAX} 字以内。",
         error=f"核定说明请控制在 {NOTE_MAX} 字以内。"))
+    texts = ((what, C_IND, 10.5), (own.notes.get(item.id, ""), C_NOTE, 9.0), (own.evidence.get(item.id, ""), C_EVID, 9.0))
+    return max(ROW, *(row_height(t, COLUMNS[c].width, size) for t, c, size in texts if t))
 
 
 def _lay_totals(lay: ReviewLayout, put, row: int) -> int:
@@ -218,8 +262,10 @@ def _lay_totals(lay: ReviewLayout, put, row: int) -> int:
     put(row, C_SCORE, "核定", "total_label")
     put(row, C_REASON, "核定−自评", "total_label")
     row += 1
+    lay.heights[row - 1] = ROW
     for k, label in enumerate(TOTAL_LABELS):
         lay.totals[label] = (a1(row + k, C_SELF), a1(row + k, C_SCORE))
+        lay.heights[row + k] = ROW
     explain = {
         "基础得分": f"各类小计之和，满分 {format_points(sum(i.points for i in rubric.base))} 分",
         "加分": f"特别加分项合计，计入总分最多 {format_points(s.bonus_cap)} 分",
@@ -236,7 +282,8 @@ def _lay_totals(lay: ReviewLayout, put, row: int) -> int:
         put(row, C_REASON, None, "difference", formula=f"ROUND({review_ref}-{self_ref},{d})")
         row += 1
     row += 1
-    put(row, 0, SIGNATURE, "sign", merge_to=(row, C_REASON))
+    put(row, 0, SIGNATURE, "signature", merge_to=(row, C_REASON))
+    lay.heights[row] = 30.0
     return row
 
 
@@ -323,7 +370,8 @@ def prefilled(lay: ReviewLayout) -> Decided:
 # -- writing ----------------------------------------------------------------------------------------
 
 EXTRA_STYLES = {"difference": {"bold": True, "align": "center", "valign": "vcenter", "border": 1,
-                               "border_color": "#808080"}}
+                               "border_color": "#808080"},
+                "signature": {"valign": "vcenter"}}
 
 
 def write_review(lay: ReviewLayout, own: SelfAssessed, path: str | Path) -> Path:
@@ -374,26 +422,18 @@ def _write(lay: ReviewLayout, own: SelfAssessed, target) -> None:
 def _setup_sheet(lay: ReviewLayout, ws, wb) -> None:
     for col, column in enumerate(COLUMNS):
         ws.set_column(col, col, column.width)
-    ws.set_row(TITLE_ROW, 32)
-    ws.set_row(INFO_ROW, 24)
-    ws.set_row(HINT_ROW, 30)
-    ws.set_row(HEADER_ROW, 24)
-    heights: dict[int, float] = {}
-    for cell in lay.cells:
-        if cell.sheet == REVIEW_SHEET and cell.row >= FIRST_ROW and isinstance(cell.value, str) and not cell.merge_to:
-            heights[cell.row] = max(heights.get(cell.row, 21.0), row_height(cell.value, COLUMNS[cell.col].width))
-    for row, height in heights.items():
+    for row, height in HEAD_HEIGHTS.items():
         ws.set_row(row, height)
-    for self_ref, _ in lay.totals.values():
-        ws.set_row(position(self_ref)[0], 22)
-    ws.set_row(lay.last_row, 30)
+    for row in range(FIRST_ROW, lay.last_row + 1):
+        ws.set_row(row, lay.heights.get(row, GAP))
     ws.freeze_panes(HEADER_ROW + 1, 0)
     ws.repeat_rows(HEADER_ROW)
     ws.set_landscape()
     ws.set_paper(9)
     ws.fit_to_pages(1, 0)
+    ws.set_h_pagebreaks(lay.breaks)
     ws.center_horizontally()
-    ws.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
+    ws.set_margins(**MARGINS)
     ws.set_header(f"&L&9{lay.settings.county.replace('&', '&&')}考核组&R&9{lay.township.name.replace('&', '&&')} 核定表")
     ws.set_footer("&C&9第 &P 页，共 &N 页")
     ws.print_area(0, 0, lay.last_row, C_REASON)
