@@ -222,6 +222,7 @@ def test_libreoffice_fills_a_核定表_and_check_accepts_it(samples_round, tmp_p
     _, board = check_round(rnd, ctx)
     line = {line.code: line for line in board.lines}[code]
     assert line.review == "verified", [i.render() for i in line.review_issues]
+    assert line.review_issues == ()            # LibreOffice's totals (V408 otherwise), the seal, every input: all as ours
     assert line.reviewed_score == want
     _, _, rk = rank_round(rnd, ctx)
     assert Decimal(scoring.show(rk.ranking.set_index("乡镇代码").loc[code, "最终得分"], 2)) == want

@@ -540,6 +540,7 @@ def check_review(ret, ctx, accepted: Mapping[str, SelfAssessed]) -> ReviewResult
     _structure(ret, lay, res)
     res.decided = _read_decided(ret, lay, own, res)
     res.scores = scores_of(ctx.rubric, ctx.settings, res.decided.values, res.decided.zeroed)
+    _check_shown(ret, lay, own, res)
     res.touched = bool(res.decided.reviewer or res.decided.reasons or res.changes)
     return res
 
@@ -624,6 +625,23 @@ def _read_decided(ret, lay: ReviewLayout, own: SelfAssessed, res: ReviewResult) 
         res.add(Code.REVIEW_UNSIGNED, sheet=REVIEW_SHEET, cell=lay.reviewer_cell if not dec.reviewer else lay.date_cell,
                 value="和".join(missing))
     return dec
+
+
+def _check_shown(ret, lay: ReviewLayout, own: SelfAssessed, res: ReviewResult) -> None:
+    """Where the file shows totals (a spreadsheet program saved it), they must be what the entries give:
+    V408 at each that is not (the totals counted are ours, whatever the file shows)."""
+    d = lay.settings.score_decimals
+    labels = {a1(r, col): f"{c}小计" for c, r in lay.subtotal_rows.items() for col in (C_SELF, C_SCORE)}
+    labels.update({ref: label for label, pair in lay.totals.items() for ref in pair})
+    for ref, expected in computed(lay, own, res.decided).items():
+        if ref not in labels:
+            continue
+        actual = ret.value(REVIEW_SHEET, *position(ref))
+        if not isinstance(actual, (int, float)) or isinstance(actual, bool):
+            continue                                  # not calculated by a program (or text): nothing shown to compare
+        if scoring.round_half_up(scoring.exact(actual), d) != scoring.round_half_up(scoring.exact(expected), d):
+            res.add(Code.CACHED_TOTAL_DIFFERS, sheet=REVIEW_SHEET, cell=ref, label=labels[ref],
+                    value=scoring.show(actual, d), expected=scoring.show(expected, d))
 
 
 def _decided_shown(item: Item, dec: Decided):
