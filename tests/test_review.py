@@ -60,7 +60,7 @@ def fill(rnd, ctx, board, code: str, changes: dict, reasons: dict, signed: bool 
     if signed:
         decided.update({lay.reviewer_cell: SIGNED, lay.date_cell: DAY})
     filled = review_layout(ctx.rubric, t, ctx.settings, own, decided)
-    write_review(filled, own, rnd.reviews / review_file_name(t, ctx.settings.year))
+    write_review(filled, rnd.reviews / review_file_name(t, ctx.settings.year))
     values = {i.id: own.values.get(i.id) for i in ctx.rubric.items if i.kind != "zero"}
     values.update({i: v for i, v in changes.items() if i in values})
     return values
@@ -181,14 +181,14 @@ def test_a_核定表_that_is_not_sealed_or_not_ours_is_reported(samples_round, t
     t = ctx.roster[code]
     lay = review_layout(ctx.rubric, t, ctx.settings, own)
     forged = SelfAssessed(own.sha256, {**own.values, "A01": 0.0}, own.zeroed, own.notes, own.evidence)
-    path = write_review(review_layout(ctx.rubric, t, ctx.settings, forged), forged, tmp_path / "forged.xlsx")
+    path = write_review(review_layout(ctx.rubric, t, ctx.settings, forged), tmp_path / "forged.xlsx")
     res = check_review(read_returned(path), ctx, {code: own})
     assert ("S303", REVIEW_SHEET, lay.self_cell("A01")) in located(res.issues) and not res.valid
     form = next(SAMPLES.iterdir())
     res = check_review(read_returned(form), ctx, {code: own})
     assert [i.code for i in res.issues] == ["I201"] and res.township is None
     bad = {lay.score_cell("A01"): 9.0, lay.score_cell("A02"): "abc", lay.reviewer_cell: SIGNED, lay.date_cell: DAY}
-    path = write_review(review_layout(ctx.rubric, t, ctx.settings, own, bad), own, tmp_path / "bad.xlsx")
+    path = write_review(review_layout(ctx.rubric, t, ctx.settings, own, bad), tmp_path / "bad.xlsx")
     res = check_review(read_returned(path), ctx, {code: own})
     assert {("V421", REVIEW_SHEET, lay.score_cell("A01")), ("V421", REVIEW_SHEET, lay.score_cell("A02"))} <= located(res.issues)
 

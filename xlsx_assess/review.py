@@ -59,7 +59,7 @@ class ReviewLayout:
     rubric: Rubric
     township: Township
     settings: Settings
-    return_sha256: str
+    own: "SelfAssessed"                  # the return it is made from
     cells: list[CellSpec] = field(default_factory=list)
     item_rows: dict[str, int] = field(default_factory=dict)
     subtotal_rows: dict[str, int] = field(default_factory=dict)
@@ -71,6 +71,10 @@ class ReviewLayout:
     breaks: list[int] = field(default_factory=list)             # rows that start a printed page
     identity: dict[str, str] = field(default_factory=dict)
     shared: dict = field(default_factory=dict, repr=False)           # what the writer derives once
+
+    @property
+    def return_sha256(self) -> str:
+        return self.own.sha256
 
     def score_cell(self, item_id: str) -> str:
         return a1(self.item_rows[item_id], C_SCORE)
@@ -131,7 +135,7 @@ def review_layout(rubric: Rubric, township: Township, settings: Settings, own: S
                   decided: Mapping[str, Any] | None = None) -> ReviewLayout:
     """Lay out the 核定表 of `township` for its return `own`; `decided` (A1 -> value) fills input cells
     (how tests fill one in); 核定分 is otherwise pre-filled with the 自评分."""
-    lay = ReviewLayout(rubric, township, settings, own.sha256)
+    lay = ReviewLayout(rubric, township, settings, own)
     lay.identity = review_identity(rubric, township, settings, own.sha256)
     _lay_sheet(lay, own)
     _lay_meta(lay)
@@ -334,8 +338,9 @@ def changed(item: Item, own: SelfAssessed, decided: Decided) -> bool:
     return scoring.exact(a or 0.0) != scoring.exact(b or 0.0)
 
 
-def computed(lay: ReviewLayout, own: SelfAssessed, decided: Decided) -> dict[str, Any]:
-    """What every formula cell shows for these entries (the cached values written into the file)."""
+def computed(lay: ReviewLayout, decided: Decided) -> dict[str, Any]:
+    """What every formula cell shows for these 核定分 (the cached values written into the file)."""
+    own = lay.own
     out: dict[str, Any] = {}
     d = lay.settings.score_decimals
     pair = (scores_of(lay.rubric, lay.settings, own.values, own.zeroed),
@@ -374,17 +379,17 @@ EXTRA_STYLES = {"difference": {"bold": True, "align": "center", "valign": "vcent
                 "signature": {"valign": "vcenter"}}
 
 
-def write_review(lay: ReviewLayout, own: SelfAssessed, path: str | Path) -> Path:
+def write_review(lay: ReviewLayout, path: str | Path) -> Path:
     """Write the 核定表 atomically (see `writer.atomic_path`)."""
     from .writer import atomic_path
 
     path = Path(path)
     with atomic_path(path) as staged:
-        _write(lay, own, staged.file)
+        _write(lay, staged.file)
     return path
 
 
-def _write(lay: ReviewLayout, own: SelfAssessed, target) -> None:
+def _write(lay: ReviewLayout, target) -> None:
     import xlsxwriter
 
     from .writer import FORMATS, FONT, PROTECT_OPTIONS, WORKBOOK_OPTIONS, write_cell, write_validations
@@ -406,7 +411,7 @@ def _write(lay: ReviewLayout, own: SelfAssessed, target) -> None:
     formats = {k: wb.add_format(v) for k, v in styles.items()}
     ws, meta = wb.add_worksheet(REVIEW_SHEET), wb.add_worksheet(META_SHEET)
     sheets = {REVIEW_SHEET: ws, META_SHEET: meta}
-    cached = computed(lay, own, prefilled(lay))
+    cached = computed(lay, prefilled(lay))
     for cell in lay.cells:
         write_cell(sheets[cell.sheet], cell, formats[cell.style], cached)
     write_validations(lay, sheets)
@@ -540,7 +545,7 @@ def check_review(ret, ctx, accepted: Mapping[str, SelfAssessed]) -> ReviewResult
     _structure(ret, lay, res)
     res.decided = _read_decided(ret, lay, own, res)
     res.scores = scores_of(ctx.rubric, ctx.settings, res.decided.values, res.decided.zeroed)
-    _check_shown(ret, lay, own, res)
+    _check_shown(ret, lay, res)
     res.touched = bool(res.decided.reviewer or res.decided.reasons or res.changes)
     return res
 
@@ -627,13 +632,13 @@ def _read_decided(ret, lay: ReviewLayout, own: SelfAssessed, res: ReviewResult) 
     return dec
 
 
-def _check_shown(ret, lay: ReviewLayout, own: SelfAssessed, res: ReviewResult) -> None:
+def _check_shown(ret, lay: ReviewLayout, res: ReviewResult) -> None:
     """Where the file shows totals (a spreadsheet program saved it), they must be what the entries give:
     V408 at each that is not (the totals counted are ours, whatever the file shows)."""
     d = lay.settings.score_decimals
     labels = {a1(r, col): f"{c}小计" for c, r in lay.subtotal_rows.items() for col in (C_SELF, C_SCORE)}
     labels.update({ref: label for label, pair in lay.totals.items() for ref in pair})
-    for ref, expected in computed(lay, own, res.decided).items():
+    for ref, expected in computed(lay, res.decided).items():
         if ref not in labels:
             continue
         actual = ret.value(REVIEW_SHEET, *position(ref))

@@ -246,7 +246,7 @@ def review_round(rnd, ctx: Context, refresh: bool = False, progress: Progress | 
         there = found.get(_round_name(str(path), rnd))
         action = "written" if not path.exists() else _review_action(there, refresh)
         if action in ("written", "refreshed"):
-            write_review(review_layout(ctx.rubric, t, ctx.settings, own), own, path)
+            write_review(review_layout(ctx.rubric, t, ctx.settings, own), path)
         done.append(ReviewAction(t.code, t.name, action, path))
     _, board = check_round(rnd, ctx, None, workers)
     return board, done
