@@ -509,7 +509,7 @@ def _render_collection(coll, ctx, detail: bool = False, brief: bool = False) -> 
                f"重复 {s['duplicate']}，被替代 {s['superseded']}，跳过 {s['skipped']}；"
                f"采用 {s['accepted']}，未提交乡镇 {s['missing']} 个。")
     if summary:
-        out.append(f"\n文件较多，已按乡镇汇总；加 --detail 逐条列出每个问题（或用 --json）。", "dim")
+        out.append("\n文件较多，已按乡镇汇总；加 --detail 逐条列出每个问题（或用 --json）。", "dim")
     con.print(out, soft_wrap=True)
 
 

@@ -474,11 +474,9 @@ def _span(ws, row: int, last: int, text: str, fmt) -> None:
 def _row_height(text: str, width: float) -> float:
     """Points a row needs for `text` wrapped in a column of `width` characters (a CJK character counts
     two): one line's height, or 14 points a line and a margin."""
-    import math
+    from .layout import text_lines
 
-    from .layout import text_width
-
-    lines = sum(max(1, math.ceil(text_width(part) / max(width - 0.5, 1))) for part in text.split("\n"))
+    lines = text_lines(text, width + 0.5)
     return ROW_HEIGHT if lines <= 1 else 14.0 * lines + 6
 
 

@@ -12,7 +12,7 @@ import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from .board import Board, build_board
 from .checks import Context
@@ -23,9 +23,6 @@ from .ranking import Ranking, is_ranking_workbook, rank_townships, write_ranking
 from .rubric import load_rubric
 from .settings import load_settings, load_townships, select_townships
 from .writer import Mover, build_workbook, check_writable, file_name
-
-if TYPE_CHECKING:
-    from .board import Board
 
 Progress = Callable[[int, int], None]
 
