@@ -387,9 +387,10 @@ def check(
 @app.command(cls=_Command)
 def rank(
     paths: Optional[list[Path]] = typer.Argument(None, help="收回的文件、文件夹（含子文件夹）或 .zip 压缩包"
-                                                           "（在考核轮次文件夹内可省略：排名写入 结果/）",
+                                                           "（在考核轮次文件夹内可省略：排名 收回/ 和本轮收到过的文件）",
                                                  metavar="[文件或文件夹]", callback=_existing, show_default=False),
-    out: Optional[Path] = typer.Option(None, "--out", help="排名工作簿 .xlsx（考核轮次中不用写）", show_default=False),
+    out: Optional[Path] = typer.Option(None, "--out", help="排名工作簿 .xlsx（在考核轮次中不写：结果/排名.xlsx）",
+                                       show_default=False),
     rubric: Optional[Path] = RubricOpt,
     townships: Optional[Path] = TownshipsOpt,
     settings: Optional[Path] = SettingsOpt,
@@ -401,27 +402,43 @@ def rank(
 ) -> None:
     """核查并排名 Check the returned workbooks and write the county ranking workbook.
 
-    在考核轮次中不带文件：排名写入 结果/排名.xlsx 和 结果/排名.csv；有核定表的乡镇按核定分排名。
-    退出码 exit code: 0 排名已生成 written · 1 有乡镇未纳入排名 some township not ranked · 2 用法或配置错误 usage.
+    在考核轮次中（当前文件夹或 --round）不带文件：写入 结果/排名.xlsx 和 结果/排名.csv。
+    退出码 exit code: 0 全部乡镇已排名 every township ranked · 1 排名已生成但有乡镇未纳入 written, some left out ·
+    2 用法或配置错误、没有可排名的乡镇 usage, nothing to rank.
     """
-    from .workflow import load_context, rank_files
+    from .round import RANKING_BOOK
+    from .workflow import load_context, load_round_context, rank_files, rank_round
 
-    if not paths:
-        _rank_in_round(round_dir, as_json, workers, detail)
-    if out is None:
-        raise Usage("请用 --out 指定排名工作簿，例如 --out 排名.xlsx；或在考核轮次文件夹中不带文件运行 rank。")
+    if not paths and out is not None:
+        raise Usage("用 --out 时请给出收回的文件或文件夹；在考核轮次中不写 --out，排名写入 结果/排名.xlsx。")
+    if paths and out is None:
+        raise Usage("缺少必填选项 --out：请用 --out 指定排名工作簿的保存位置，如 --out 排名.xlsx。")
     with _guard():
-        ctx = load_context(rubric, townships, settings, year)
+        if paths:
+            ctx = load_context(rubric, townships, settings, year)
+        else:
+            rnd = _round_or_exit(round_dir)
+            ctx = load_round_context(rnd)
         with _progress("核查并排名", not as_json) as progress:
-            coll, ranking = rank_files(paths, out, ctx, progress, workers)
+            if paths:
+                coll, ranking = rank_files(paths, out, ctx, progress, workers)
+            else:
+                coll, _, ranking = rank_round(rnd, ctx, progress, workers)
+                out = rnd.results / RANKING_BOOK
     if as_json:
         from .report import ranking_json
 
-        _print_json(ranking_json(ranking, coll))
-        return
-    _render_collection(coll, ctx, detail, brief=True)
-    _render_ranking(ranking)
-    _console().print(f"排名工作簿已写入 {_esc(str(out))}")
+        _print_json(dict(ranking_json(ranking, coll), coverage=ranking.coverage, summary=coll.summary()))
+    else:
+        _render_collection(coll, ctx, detail, brief=True)
+        _render_ranking(ranking)
+        con = _console()
+        if ranking.preliminary:
+            con.print(f"初步排名：{len(ranking.unverified)}个乡镇尚未核定，暂按自评分排名（{_esc('、'.join(ranking.unverified))}）。",
+                      style="yellow")
+        con.print(f"排名工作簿已写入 {_esc(str(out))}" + ("（另有同名 .csv）" if not paths else ""))
+        con.print(_esc(ranking.coverage), style="yellow" if ranking.left_out else None)
+    raise typer.Exit(1 if ranking.left_out else 0)
 
 
 @app.command("rubric", cls=_Command)
@@ -495,7 +512,7 @@ def _render_collection(coll, ctx, detail: bool = False, brief: bool = False) -> 
                f"重复 {s['duplicate']}，被替代 {s['superseded']}，跳过 {s['skipped']}；"
                f"采用 {s['accepted']}，未提交乡镇 {s['missing']} 个。")
     if summary:
-        out.append(f"\n文件较多，已按乡镇汇总；加 --detail 逐条列出每个问题（或用 --json）。", "dim")
+        out.append("\n文件较多，已按乡镇汇总；加 --detail 逐条列出每个问题（或用 --json）。", "dim")
     con.print(out, soft_wrap=True)
 
 
@@ -901,34 +918,7 @@ def _rubric_diff(paths: list[Path]) -> None:
     raise typer.Exit(1)
 
 
-# -- a round: rank, and 核定 ---------------------------------------------------------------------------
-
-def _rank_in_round(round_dir: Optional[Path], as_json: bool, workers: Optional[int], detail: bool) -> None:
-    """`rank` inside a round: 结果/排名.xlsx and 排名.csv, on 核定分 where a 核定表 is done; exit 1 while a
-    township is not ranked."""
-    from .workflow import load_round_context, rank_round
-
-    rnd = _round_or_exit(round_dir)
-    with _guard():
-        ctx = load_round_context(rnd)
-        with _progress("核查并排名", not as_json) as progress:
-            coll, board, ranking = rank_round(rnd, ctx, progress, workers)
-    if as_json:
-        from .report import ranking_json
-
-        _print_json(dict(ranking_json(ranking, coll), townships=[line.as_dict() for line in board.lines]))
-    else:
-        _render_board(board)
-        _render_ranking(ranking)
-        con = _console()
-        if ranking.preliminary:
-            con.print(f"[yellow]初步排名：{len(ranking.unverified)}个乡镇尚未核定，暂按自评分排名"
-                      f"（{_esc('、'.join(ranking.unverified))}）。[/]")
-        if board.unranked:
-            con.print(f"[yellow]{_esc(board.unranked_text())}[/]")
-        con.print(f"排名工作簿已写入 {_esc(str(rnd.results))}（排名.xlsx、排名.csv）")
-    raise typer.Exit(1 if board.unranked else 0)
-
+# -- a round: 核定 ---------------------------------------------------------------------------------------
 
 ACTION_ZH = {"written": ("✔", "green", "已生成"), "refreshed": ("✔", "green", "已重新生成（自评文件已更新）"),
              "kept": ("·", "dim", "已有，未改动"), "filled": ("✖", "red", "已过期但已填写，未覆盖：确认后用 --refresh 重新生成"),
