@@ -594,7 +594,7 @@ def _structure(ret, lay: ReviewLayout, res: ReviewResult) -> None:
 
 
 def _read_decided(ret, lay: ReviewLayout, own: SelfAssessed, res: ReviewResult) -> Decided:
-    from .checks import _text
+    from .checks import MAX_NOTE, _text
 
     formulas = ret.xml[REVIEW_SHEET].formulas if ret.xml and REVIEW_SHEET in ret.xml else {}
     dec = Decided()
@@ -605,7 +605,7 @@ def _read_decided(ret, lay: ReviewLayout, own: SelfAssessed, res: ReviewResult) 
         raw = ret.value(REVIEW_SHEET, row, C_SCORE)
         reason = _text(ret.value(REVIEW_SHEET, row, C_REASON)).strip()
         if reason:
-            dec.reasons[item.id] = reason[:NOTE_MAX * 4]
+            dec.reasons[item.id] = reason[:MAX_NOTE]
         if ref in formulas:
             res.add(Code.FORMULA_IN_INPUT, sheet=REVIEW_SHEET, cell=ref, label=item.label, value="=" + formulas[ref][:40])
             continue
