@@ -210,10 +210,16 @@ def test_libreoffice_fills_a_核定表_and_check_accepts_it(samples_round, tmp_p
     sets += [[REVIEW_SHEET, lay.reason_cell(i), f"核查：{i} 佐证不足"] for i in changes]
     sets += [[REVIEW_SHEET, lay.reviewer_cell, SIGNED], [REVIEW_SHEET, lay.date_cell, {"date": "2027-01-15"}]]
     final_ref = lay.totals["最终得分"][1]
-    saved = tmp_path / "lo.xlsx"
-    [res] = lo.run_jobs([{"in": str(path), "out": str(saved), "format": "xlsx", "set": sets,
-                          "read": [[REVIEW_SHEET, final_ref]]}])
+    saved, tampered = tmp_path / "lo.xlsx", tmp_path / "tampered.xlsx"
+    res, bad = lo.run_jobs([
+        {"in": str(path), "out": str(saved), "format": "xlsx", "set": sets, "read": [[REVIEW_SHEET, final_ref]]},
+        {"in": str(path), "out": str(tampered), "format": "xlsx", "ops": [["unprotect", REVIEW_SHEET]],    # a 自评分
+         "set": [[REVIEW_SHEET, lay.self_cell("A01"), 0.5], *sets]}])                                # "corrected"
     assert res["ok"], res.get("error")
+    assert bad["ok"], bad.get("error")
+    broken = check_review(read_returned(tampered), ctx, {code: own})
+    assert {("S303", REVIEW_SHEET, lay.self_cell("A01")), ("S305", REVIEW_SHEET, "")} <= located(broken.issues)
+    assert not broken.valid
     shutil.copy(saved, path)
     values = {i.id: own.values.get(i.id) for i in ctx.rubric.items if i.kind != "zero"}
     values.update(changes)
