@@ -91,8 +91,9 @@ def test_a_round_from_returns_to_the_ranking_on_核定分(samples_round):
         B: fill(rnd, ctx, board, B, {"C01": 2.0}, {}),                       # changed, no reason
         C: fill(rnd, ctx, board, C, {}, {}),                                 # verified as is
         D: fill(rnd, ctx, board, D, {"D03": 3.0, "S01": 1.0}, {"D03": "抽查 3 条未按时公开", "S01": "补记市级媒体报道 1 篇"}),
-        E: fill(rnd, ctx, board, E, {"A02": 0.5}, {"A02": "无发布记录"}),   # made stale below
+        E: fill(rnd, ctx, board, E, {"A02": 0.5, "S07": 1.0}, {"A02": "无发布记录", "S07": "逾期 2 次"}),  # made stale below
     }
+    old_a02 = board.reviews.accepted[E].values["A02"]
     resent = write_filled(ctx, ctx.roster[E], rnd.returned, {i.id: (i.points if i.kind == "base" else None)
                                                             for i in ctx.rubric.items if i.kind != "zero"},
                           zeroed=False, name="马楼镇-重报.xlsx")
@@ -120,6 +121,12 @@ def test_a_round_from_returns_to_the_ranking_on_核定分(samples_round):
         assert kept_path(ledger.files, hashlib.sha256(before).hexdigest()).is_file()
         assert {row[3] for row in ledger.reviews()} >= {A, B, C, D, E}
     assert {line.code: line.review for line in board.lines}[E] == "pending"
+    again = board.reviews.chosen[E]                  # the decisions that still apply are carried over
+    same = old_a02 == next(i.points for i in ctx.rubric.items if i.id == "A02")     # the resend gives full marks
+    assert again.decided.values["A02"] == (0.5 if same else 1.5)
+    assert again.decided.reasons.get("A02") == ("无发布记录" if same else None)
+    assert again.decided.values["S07"] is None and "S07" not in again.decided.reasons   # its 自评分 changed
+    assert again.decided.reviewer == "" and not again.errors          # signed anew, and nothing unexplained
     assert board.reviews.accepted[E].sha256 == read_returned(resent).sha256
 
     # status (from the ledger alone) shows the same stages

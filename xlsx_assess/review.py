@@ -485,6 +485,7 @@ class ReviewResult:
     return_sha256: str = ""            # the return it was made from (its identity)
     stale: bool = False                # made from another return than the township's accepted one
     touched: bool = False              # someone filled something in (a reviewer, a reason, a changed score)
+    earlier: dict = field(default_factory=dict)   # a stale one's lines: id -> (自评分, 核定分, 核定说明) shown
     decided: Decided | None = None     # what it decides (None: not read that far)
     scores: scoring.Scores | None = None
     changes: list[tuple[Item, Any, Any, str]] = field(default_factory=list)   # (line, 自评, 核定, 说明)
@@ -526,7 +527,8 @@ def check_review(ret, ctx, accepted: Mapping[str, SelfAssessed]) -> ReviewResult
     own = accepted.get(res.township.code)
     if own is None or own.sha256 != res.return_sha256:
         res.stale = True
-        res.touched = _touched_anyway(ret)
+        res.earlier = _stale_lines(ret, ctx.rubric)
+        res.touched = _touched_anyway(ret, res.earlier)
         now = f"另一个文件（SHA-256 前 12 位 {own.sha256[:12]}）" if own else "没有合格的自评文件"
         res.add(Code.REVIEW_STALE, sheet=META_SHEET, value=res.township.name, detail=res.return_sha256[:12],
                 expected=now)
@@ -690,21 +692,53 @@ def _score(raw: Any, item: Item, decimals: int, ref: str, res: ReviewResult) -> 
     return float(value)
 
 
-def _touched_anyway(ret) -> bool:
-    """Whether a 核定表 whose layout we cannot rebuild (a stale one) was filled in: a 核查人, a 核定说明,
-    or a 核定分 unlike the 自评分 beside it."""
+def _stale_lines(ret, rubric: Rubric) -> dict[str, tuple[Any, Any, str]]:
+    """What a 核定表 whose layout we cannot rebuild (a stale one) holds per rubric line, found by its 编号:
+    line id -> (自评分, 核定分, 核定说明) as the file shows them."""
     from .checks import _text
 
-    rows = ret.values.get(REVIEW_SHEET, [])
-    if rows and len(rows) > INFO_ROW and _text(ret.value(REVIEW_SHEET, INFO_ROW, C_NOTE)).strip():
+    ids = set(rubric.ids)
+    out = {}
+    for line in ret.values.get(REVIEW_SHEET, [])[FIRST_ROW:]:
+        if len(line) > C_REASON and isinstance(line[C_ID], str) and line[C_ID] in ids:
+            out[line[C_ID]] = (line[C_SELF], line[C_SCORE], _text(line[C_REASON]).strip())
+    return out
+
+
+def _touched_anyway(ret, lines: Mapping[str, tuple[Any, Any, str]]) -> bool:
+    """Whether a stale 核定表 was filled in: a 核查人, a 核定说明, or a 核定分 unlike the 自评分 beside it."""
+    from .checks import _text
+
+    if _text(ret.value(REVIEW_SHEET, INFO_ROW, C_NOTE)).strip():
         return True
-    for r in range(FIRST_ROW, len(rows)):
-        line = rows[r]
-        if len(line) <= C_REASON or not isinstance(line[C_ID], str) or not line[C_ID]:
+    return any(reason or own != decided for own, decided, reason in lines.values())
+
+
+def carried(lay: ReviewLayout, earlier: Mapping[str, tuple[Any, Any, str]]) -> dict[str, Any]:
+    """The decisions of an earlier 核定表 that still apply to `lay`'s return (A1 -> value, for
+    `review_layout`'s `decided`): the 核定分 and 核定说明 of every line whose 自评分 is unchanged; where
+    the township changed its 自评分 the line starts again from the new one. Never 核查人 or 日期: a
+    核定表 for a new return is signed anew."""
+    out: dict[str, Any] = {}
+    for item in lay.rubric.items:
+        was = earlier.get(item.id)
+        if was is None or not _same_shown(was[0], lay.own.shown(item)):
             continue
-        if _text(line[C_REASON]).strip() or (line[C_SCORE] != line[C_SELF]):
-            return True
-    return False
+        own, decided, reason = was
+        if decided not in ("", None):
+            out[lay.score_cell(item.id)] = decided
+        if reason:
+            out[lay.reason_cell(item.id)] = reason
+    return out
+
+
+def _same_shown(a: Any, b: Any) -> bool:
+    blank = ("", None)
+    if a in blank or b in blank:
+        return a in blank and b in blank
+    if isinstance(a, str) or isinstance(b, str):
+        return str(a) == str(b)
+    return scoring.exact(a) == scoring.exact(b)
 
 
 # -- reading 核定/ ------------------------------------------------------------------------------------

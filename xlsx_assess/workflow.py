@@ -227,8 +227,9 @@ def review_round(rnd, ctx: Context, refresh: bool = False, progress: Progress | 
                  workers: int | None = None) -> tuple["Board", list[ReviewAction]]:
     """Write a 核定表 into 核定/ for every township whose line is 已合格: pre-filled from its accepted
     return. One already made for that return is kept; one made from an earlier return (核定表已过期) is
-    rewritten if nobody filled it in, else only with `refresh` (its bytes stay kept in the ledger)."""
-    from .review import review_file_name, review_layout, write_review
+    rewritten if nobody filled it in, else only with `refresh` (its bytes stay kept in the ledger), its
+    核定分 and 核定说明 carried over on the lines whose 自评分 did not change (`review.carried`)."""
+    from .review import carried, review_file_name, review_layout, write_review
 
     rnd.reviews.mkdir(parents=True, exist_ok=True)
     check_writable(rnd.reviews, folder=True)
@@ -245,7 +246,10 @@ def review_round(rnd, ctx: Context, refresh: bool = False, progress: Progress | 
         there = found.get(_round_name(str(path), rnd))
         action = "written" if not path.exists() else _review_action(there, refresh)
         if action in ("written", "refreshed"):
-            write_review(review_layout(ctx.rubric, t, ctx.settings, own), path)
+            lay = review_layout(ctx.rubric, t, ctx.settings, own)
+            if there is not None and there.earlier:           # what still applies is carried over
+                lay = review_layout(ctx.rubric, t, ctx.settings, own, carried(lay, there.earlier))
+            write_review(lay, path)
         done.append(ReviewAction(t.code, t.name, action, path))
     _, board = check_round(rnd, ctx, None, workers)
     return board, done
