@@ -29,7 +29,7 @@ from xlsx_assess.cli import app
 from xlsx_assess.ledger import Ledger, kept_path
 from xlsx_assess.ranking import ADJUSTMENT_SHEET, REVIEWED_SHEETS, is_ranking_workbook
 from xlsx_assess.reader import read_returned
-from xlsx_assess.review import (C_REASON, C_SCORE, REVIEW_SHEET, SelfAssessed, check_review, review_file_name,
+from xlsx_assess.review import (REVIEW_SHEET, SelfAssessed, check_review, review_file_name,
                                 review_layout, write_review)
 from xlsx_assess.workflow import check_round, rank_round, review_round
 

@@ -384,15 +384,21 @@ def _named_in_file_name(name: str, ctx: Context) -> Township | None:
 # -- structure ------------------------------------------------------------------------------------
 
 def _check_sheets(ret: Returned, res: FileResult) -> bool:
-    for name in SHEETS:               # the identity sheet too: deleting a very hidden sheet is deliberate
+    return check_sheets(ret, res.add)
+
+
+def check_sheets(ret: Returned, add, sheets: tuple[str, ...] = SHEETS, main: str = FORM_SHEET) -> bool:
+    """Every sheet of ours there (a form's `sheets` by default), none added, the identity sheet hidden:
+    issues to `add(code, **fields)`; whether the `main` sheet, the one read, is there."""
+    for name in sheets:               # the identity sheet too: deleting a very hidden sheet is deliberate
         if name not in ret.sheets:
-            res.add(Code.SHEET_MISSING, sheet=name, value=name)
+            add(Code.SHEET_MISSING, sheet=name, value=name)
     for name in ret.sheets:
-        if name not in SHEETS:
-            res.add(Code.SHEET_ADDED, sheet=name, value=name)
+        if name not in sheets:
+            add(Code.SHEET_ADDED, sheet=name, value=name)
     if ret.sheets.get(META_SHEET) == "visible":
-        res.add(Code.IDENTITY_SHEET_VISIBLE, sheet=META_SHEET)
-    return FORM_SHEET in ret.sheets
+        add(Code.IDENTITY_SHEET_VISIBLE, sheet=META_SHEET)
+    return main in ret.sheets
 
 
 @dataclass

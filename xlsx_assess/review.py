@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any, Iterable, Mapping
 from . import __version__, scoring
 from .issues import Code, Issue, issue
 from .layout import (IDENTITY_KEYS, META_SHEET, NOTE_MAX, REVIEW_SHEET, CellSpec, Validation, a1, cell_ranges,
-                     MARGINS, page_points, paginate, position, row_height, score_validation)
+                     page_points, paginate, position, row_height, score_validation)
 from .rubric import Item, Rubric, format_points
 from .settings import Settings, Township
 
@@ -425,6 +424,8 @@ def _write(lay: ReviewLayout, target) -> None:
 
 
 def _setup_sheet(lay: ReviewLayout, ws, wb) -> None:
+    from .writer import print_setup
+
     for col, column in enumerate(COLUMNS):
         ws.set_column(col, col, column.width)
     for row, height in HEAD_HEIGHTS.items():
@@ -433,16 +434,7 @@ def _setup_sheet(lay: ReviewLayout, ws, wb) -> None:
         ws.set_row(row, lay.heights.get(row, GAP))
     ws.freeze_panes(HEADER_ROW + 1, 0)
     ws.repeat_rows(HEADER_ROW)
-    ws.set_landscape()
-    ws.set_paper(9)
-    ws.fit_to_pages(1, 0)
-    ws.set_h_pagebreaks(lay.breaks)
-    ws.center_horizontally()
-    ws.set_margins(**MARGINS)
-    ws.set_header(f"&L&9{lay.settings.county.replace('&', '&&')}考核组&R&9{lay.township.name.replace('&', '&&')} 核定表")
-    ws.set_footer("&C&9第 &P 页，共 &N 页")
-    ws.print_area(0, 0, lay.last_row, C_REASON)
-    ws.hide_gridlines(2)
+    print_setup(ws, lay.breaks, lay.last_row, C_REASON, f"{lay.settings.county}考核组", f"{lay.township.name} 核定表")
     _attention(lay, ws, wb)
 
 
@@ -536,9 +528,10 @@ def check_review(ret, ctx, accepted: Mapping[str, SelfAssessed]) -> ReviewResult
     if ident.get("xa_form_id") != review_id(ctx.rubric, res.township, ctx.settings.year, own.sha256):
         res.add(Code.IDENTITY_ALTERED, sheet=META_SHEET, detail="表单编号不符")
     lay = review_layout(ctx.rubric, res.township, ctx.settings, own)
-    if not _sheets(ret, res):
+    from .checks import MAX_CHANGED, check_sheets, locked_changes
+
+    if not check_sheets(ret, res.add, REVIEW_SHEETS, REVIEW_SHEET):
         return res
-    from .checks import MAX_CHANGED, locked_changes
 
     changed_cells = locked_changes(ret, lay.locked(), res.name)
     res.issues.extend(changed_cells[:MAX_CHANGED])
@@ -567,18 +560,6 @@ def _identity(ret, ctx, res: ReviewResult) -> dict[str, str] | None:
                                                            "请运行 xlsx-assess review --refresh 重新生成")
         return None
     return ident
-
-
-def _sheets(ret, res: ReviewResult) -> bool:
-    for name in REVIEW_SHEETS:
-        if name not in ret.sheets:
-            res.add(Code.SHEET_MISSING, sheet=name, value=name)
-    for name in ret.sheets:
-        if name not in REVIEW_SHEETS:
-            res.add(Code.SHEET_ADDED, sheet=name, value=name)
-    if ret.sheets.get(META_SHEET) == "visible":
-        res.add(Code.IDENTITY_SHEET_VISIBLE, sheet=META_SHEET)
-    return REVIEW_SHEET in ret.sheets
 
 
 def _structure(ret, lay: ReviewLayout, res: ReviewResult) -> None:

@@ -357,17 +357,23 @@ def _setup_form(lay: FormLayout, ws, formats, wb) -> None:
         ws.set_row(row, height)
     ws.freeze_panes(HEADER_ROW + 1, 0)
     ws.repeat_rows(HEADER_ROW)
+    print_setup(ws, lay.breaks, lay.last_row, COL_EVIDENCE, f"{lay.settings.county}政务公开办", lay.township.name)
+    _attention_rules(lay, ws, wb)
+
+
+def print_setup(ws, breaks: list[int], last_row: int, last_col: int, left: str, right: str) -> None:
+    """How a form (or a 核定表) prints: A4 landscape, one page wide, page breaks at `breaks`, `left` and
+    `right` in the page header, page numbers in the footer, rows 0..`last_row` and columns 0..`last_col`."""
     ws.set_landscape()
     ws.set_paper(9)
     ws.fit_to_pages(1, 0)                    # one page wide, as many tall as the breaks make
-    ws.set_h_pagebreaks(lay.breaks)
+    ws.set_h_pagebreaks(breaks)
     ws.center_horizontally()
     ws.set_margins(**MARGINS)
-    ws.set_header(f"&L&9{_hf(lay.settings.county)}政务公开办&R&9{_hf(lay.township.name)}")
+    ws.set_header(f"&L&9{_hf(left)}&R&9{_hf(right)}")
     ws.set_footer("&C&9第 &P 页，共 &N 页")
-    ws.print_area(0, 0, lay.last_row, COL_EVIDENCE)
+    ws.print_area(0, 0, last_row, last_col)
     ws.hide_gridlines(2)
-    _attention_rules(lay, ws, wb)
 
 
 def _attention_rules(lay: FormLayout, ws, wb) -> None:
