@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -228,7 +229,7 @@ def generate(web: _Web, request: Request) -> Response:
             done = generate_round(web.rnd)
             message, ok = f"已生成 {len(done)} 个乡镇的考核表，保存在 下发/ 文件夹。", True
         except AssessError as exc:
-            message, ok = "；".join(i.render() for i in exc.report.issues), False
+            message, ok = _said(exc), False
     return web.page(request, "_forms.html", forms=_forms(web.rnd), message=message, ok=ok)
 
 
@@ -243,7 +244,7 @@ async def api_upload(web: _Web, request: Request) -> Response:
                                              "请分几次上传。")
     try:
         form = await request.form(max_files=web.limits.files, max_fields=10)
-    except MultiPartException:
+    except (MultiPartException, HTTPException):              # Starlette turns the first into the second
         return _upload_refused(request, 400, f"上传被拒绝：一次最多上传 {web.limits.files} 个文件，请分几次上传。")
     try:
         files = [f for f in form.getlist("files") if hasattr(f, "read")]
@@ -279,6 +280,11 @@ def _write_results(web: _Web, board, ctx) -> None:
         pass                       # open in Excel (Windows) or the like: the page still answers
 
 
+def _said(exc: AssessError) -> str:
+    """An AssessError as one line for the page: each issue's code and message (its detail included)."""
+    return "；".join(f"{i.code} {i.message}" for i in exc.report.issues)
+
+
 def _upload_refused(request: Request, status: int, message: str) -> Response:
     if request.headers.get("hx-request") == "true":
         return HTMLResponse(f'<p class="refused">{message}</p>', status)
@@ -305,7 +311,7 @@ def rank_run(web: _Web, request: Request) -> Response:
             _, board, ranking = rank_round(web.rnd, ctx, workers=web.workers)
             web.last_ranking = (ranking, board.unranked_text())
         except AssessError as exc:
-            message = "；".join(i.render() for i in exc.report.issues)
+            message = _said(exc)
     return web.page(request, "_ranking.html", **_ranking_view(web), message=message)
 
 

@@ -1,0 +1,270 @@
+"""The page over a round (`xlsx-assess serve`), route by route, with Starlette's TestClient."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("starlette", reason="the page needs the web extra: pip install .[web]")
+pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx")
+
+from starlette.testclient import TestClient  # noqa: E402
+
+from conftest import ROOT  # noqa: E402
+from xlsx_assess.issues import Code  # noqa: E402
+from xlsx_assess.round import generate_round, init_round  # noqa: E402
+from xlsx_assess.web.app import Limits, create_app, zip_of  # noqa: E402
+from xlsx_assess.web.uploads import safe_name  # noqa: E402
+
+SAMPLES = ROOT / "samples" / "returned"
+FULL = os.environ.get("XLSX_ASSESS_FULL") == "1"
+LOCAL = "http://127.0.0.1"
+PAGE = {"HX-Request": "true"}                          # what htmx sends with every request of the page
+SCRIPT = {"X-Requested-With": "XMLHttpRequest"}
+
+
+@pytest.fixture
+def rnd(tmp_path):
+    r = init_round(tmp_path / "轮次", year=2026)
+    generate_round(r)
+    return r
+
+
+@pytest.fixture
+def client(rnd):
+    return TestClient(create_app(rnd, workers=1), base_url=LOCAL)
+
+
+def samples() -> list[tuple]:
+    return [("files", (p.name, p.read_bytes())) for p in sorted(SAMPLES.glob("*.xlsx"))]
+
+
+def codes(answer: dict) -> set[str]:
+    return {i["code"] for i in answer["issues"]} | {c for m in answer["members"] for c in codes(m)}
+
+
+def files_under(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*")}
+
+
+# -- pages and the API --------------------------------------------------------------------------------
+
+def test_every_page_is_chinese_utf8_and_names_every_page(client):
+    for path in ("/", "/send", "/receive", "/rank", "/review", "/feedback"):
+        r = client.get(path)
+        assert r.status_code == 200, path
+        assert r.headers["content-type"].startswith("text/html")
+        assert '<meta charset="utf-8">' in r.text
+        for label in ("本轮概况", "下发", "收回", "核定", "排名", "反馈"):
+            assert label in r.text
+    assert "将在核定功能完成后提供" in client.get("/review").text
+    assert "将在核定功能完成后提供" in client.get("/feedback").text
+    assert client.get("/static/htmx.min.js").status_code == 200
+
+
+def test_status_is_the_board_as_check_json_gives_it(client):
+    data = client.get("/api/status").json()
+    assert [t["state"] for t in data["townships"]] == ["missing"] * 9
+    assert set(data["townships"][0]) == {"code", "township", "state", "file", "reporter", "phone", "issues"}
+    assert data["counts"] == {"total": 9, "ok": 0, "fix": 0, "missing": 9}
+
+
+def test_upload_of_the_nine_samples_a_broken_file_and_a_name_that_climbs(client, rnd, tmp_path):
+    before = files_under(tmp_path) - files_under(rnd.root)
+    files = samples() + [("files", ("坏文件.xlsx", b"PK\x03\x04 broken")), ("files", ("../../x.xlsx", b"not a workbook"))]
+    r = client.post("/api/upload", files=files, headers=SCRIPT)
+    assert r.status_code == 200
+    got = r.json()["files"]
+    assert len(got) == 11
+    assert [a["status"] for a in got[:9]] == ["ok"] * 9
+    assert {a["township"] for a in got[:9]} == {t["township"] for t in r.json()["townships"]}
+    assert got[9]["status"] == "error" and codes(got[9]) & {Code.DAMAGED, Code.NOT_A_WORKBOOK}
+    climb = got[10]
+    assert climb["name"] == "../../x.xlsx" and climb["status"] == "error"
+    assert climb["stored_as"].startswith("收回/网页上传/") and climb["stored_as"].endswith("/x.xlsx")
+    for a in got:                                     # every file kept by content and placed in 收回/
+        assert (rnd.root / a["stored_as"]).is_file()
+        assert (rnd.files / a["sha256"][:2] / a["sha256"]).is_file()
+    assert files_under(tmp_path) - files_under(rnd.root) == before       # nothing written outside the round
+    assert not (tmp_path / "x.xlsx").exists() and not (rnd.root.parent.parent / "x.xlsx").exists()
+    status = client.get("/api/status").json()
+    assert status["counts"]["ok"] == 9
+    assert (rnd.results / "核查结果.xlsx").is_file()
+
+
+def test_the_page_gets_html_verdicts_and_notices(client):
+    r = client.post("/api/upload", files=samples()[:2], headers=PAGE)
+    assert r.status_code == 200 and "合格" in r.text and 'hx-swap-oob="true"' in r.text
+    assert "催报" in r.text                           # 7 townships still missing: their notices come back
+
+
+def test_the_cli_sees_what_the_page_received(client, rnd):
+    client.post("/api/upload", files=samples(), headers=SCRIPT)
+    out = subprocess.run([sys.executable, "-m", "xlsx_assess", "check", "--round", str(rnd.root), "--json"],
+                         capture_output=True, text=True, cwd=rnd.root)
+    assert out.returncode == 0, out.stderr
+
+
+def test_many_tiny_files_at_once_each_answered(client, rnd):
+    n = 1000 if FULL else 100
+    files = [("files", (f"小文件{k:04d}.xlsx", b"tiny %d" % k)) for k in range(n)]
+    r = client.post("/api/upload", files=files, headers=SCRIPT)
+    assert r.status_code == 200
+    got = r.json()["files"]
+    assert len(got) == n and all(a["status"] == "error" for a in got)
+    assert len({a["stored_as"] for a in got}) == n
+    assert client.get("/api/status").status_code == 200        # still serving
+
+
+def test_hostile_files_each_get_their_verdict_and_the_server_keeps_serving(client, tmp_path):
+    import hostile_corpus as hc
+
+    folder = tmp_path / "hostile"
+    b = hc._Builder(folder, tmp_path, with_libreoffice=False, bulk=0)
+    b.good = SAMPLES / "2026_410927100_城关镇.xlsx"
+    b.bombs()
+    chosen = sorted(b.corpus.expected) if FULL else ["bombs/zip_bomb.xlsx", "bombs/billion_laughs_sheet.xlsx",
+                                                    "bombs/far_cell.xlsx", "bombs/many_parts.xlsx",
+                                                    "bombs/tangled_xml.xlsx"]
+    chosen = [c for c in chosen if (folder / c).is_file()]
+    files = [("files", (c, (folder / c).read_bytes())) for c in chosen]
+    r = client.post("/api/upload", files=files, headers=SCRIPT)
+    assert r.status_code == 200
+    for name, answer in zip(chosen, r.json()["files"]):
+        want = {c if isinstance(c, str) else c[0] for c in b.corpus.expected[name]}
+        assert want <= codes(answer), (name, codes(answer))
+    assert client.get("/").status_code == 200
+
+
+def test_a_zip_is_answered_member_by_member(client):
+    import io
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for p in sorted(SAMPLES.glob("*.xlsx"))[:3]:
+            zf.writestr(p.name, p.read_bytes())
+    r = client.post("/api/upload", files=[("files", ("微信收到的.zip", buf.getvalue()))], headers=SCRIPT)
+    [answer] = r.json()["files"]
+    assert answer["status"] == "ok" and len(answer["members"]) == 3
+    assert all(m["status"] == "ok" and m["score"] for m in answer["members"])
+
+
+# -- limits ------------------------------------------------------------------------------------------
+
+def test_too_many_files_and_too_many_bytes_are_refused_in_chinese(rnd):
+    client = TestClient(create_app(rnd, limits=Limits(files=3, bytes=4000)), base_url=LOCAL)
+    r = client.post("/api/upload", files=[("files", (f"{k}.xlsx", b"x")) for k in range(4)], headers=SCRIPT)
+    assert r.status_code == 400 and "最多上传 3 个文件" in r.json()["error"]
+    r = client.post("/api/upload", files=[("files", ("大.xlsx", b"x" * 5000))], headers=SCRIPT)
+    assert r.status_code == 413 and "上传被拒绝" in r.json()["error"]
+    r = client.post("/api/upload", data={"other": "1"}, headers=SCRIPT)
+    assert r.status_code == 400
+    assert not any((rnd.returned).rglob("*.xlsx"))
+
+
+def test_safe_names_are_never_paths():
+    assert safe_name("../../x.xlsx") == "x.xlsx"
+    assert safe_name("..\\..\\windows\\x.xlsx") == "x.xlsx"
+    assert safe_name("..") == "未命名" and safe_name("") == "未命名" and safe_name("/") == "未命名"
+    assert safe_name("城关镇 (1).xlsx") == "城关镇 (1).xlsx"
+    assert "/" not in safe_name("a/b\x00c<>|:*?.xlsx") and "\x00" not in safe_name("a\x00b.xlsx")
+    assert len(safe_name("长" * 300 + ".xlsx")) <= 80 and safe_name("长" * 300 + ".xlsx").endswith(".xlsx")
+
+
+# -- safety ------------------------------------------------------------------------------------------
+
+def test_another_host_needs_the_token(rnd):
+    app = create_app(rnd, token="s3cret-token")
+    client = TestClient(app, base_url="http://192.168.1.20:8765")
+    assert client.get("/").status_code == 403
+    assert client.get("/api/status").status_code == 403
+    assert client.get("/?token=wrong").status_code == 403
+    assert client.post("/api/upload", files=samples()[:1], headers=SCRIPT).status_code == 403
+    r = client.get("/?token=s3cret-token")
+    assert r.status_code == 200 and "xa_token" in r.headers["set-cookie"]
+    assert client.get("/api/status").status_code == 200      # the cookie from the first visit
+    assert not any(rnd.returned.rglob("*.xlsx"))
+
+
+def test_without_a_token_only_this_machine_names_the_server(rnd):
+    app = create_app(rnd, port=8765)
+    assert TestClient(app, base_url="http://127.0.0.1:8765").get("/").status_code == 200
+    assert TestClient(app, base_url="http://localhost:8765").get("/").status_code == 200
+    assert TestClient(app, base_url="http://attacker.example:8765").get("/").status_code == 403   # DNS rebinding
+    assert TestClient(app, base_url="http://127.0.0.1:9999").get("/").status_code == 403
+
+
+def test_cross_site_requests_cannot_change_anything(client, rnd):
+    r = client.post("/api/upload", files=samples()[:1])                       # a plain form from anywhere
+    assert r.status_code == 403
+    r = client.post("/api/upload", files=samples()[:1], headers=dict(SCRIPT, Origin="http://evil.example"))
+    assert r.status_code == 403
+    r = client.post("/send/generate", headers=dict(PAGE, Referer="http://evil.example/page"))
+    assert r.status_code == 403
+    assert client.post("/rank/run").status_code == 403
+    assert not any(rnd.returned.rglob("*.xlsx"))
+    r = client.post("/api/upload", files=samples()[:1], headers=dict(SCRIPT, Origin=LOCAL))
+    assert r.status_code == 200
+
+
+# -- 下发 and 排名 -------------------------------------------------------------------------------------
+
+def test_forms_zip_names_are_utf8_flagged_and_gbk_safe(client, rnd):
+    r = client.get("/send/forms.zip")
+    assert r.status_code == 200 and "filename*=UTF-8''" in r.headers["content-disposition"]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "forms.zip"
+        path.write_bytes(r.content)
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            assert sorted(i.filename for i in infos) == sorted(p.name for p in rnd.sent.glob("*.xlsx"))
+            assert all(i.flag_bits & 0x800 for i in infos)
+            for i in infos:
+                i.filename.encode("gbk")                # every name also has a GBK spelling
+                assert zf.read(i) == (rnd.sent / i.filename).read_bytes()
+    assert zip_of([]) and zipfile.ZipFile(__import__("io").BytesIO(zip_of([]))).namelist() == []
+
+
+def test_generate_from_the_page_and_ranking(client, rnd):
+    for p in rnd.sent.glob("*.xlsx"):
+        p.unlink()
+    r = client.post("/send/generate", headers=PAGE)
+    assert r.status_code == 200 and "已生成 9 个乡镇的考核表" in r.text
+    assert len(list(rnd.sent.glob("*.xlsx"))) == 9
+    r = client.post("/rank/run", headers=PAGE)
+    assert r.status_code == 200 and Code.NOTHING_TO_RANK in r.text            # nothing received yet
+    assert client.get("/rank/排名.xlsx").status_code == 404
+    client.post("/api/upload", files=samples(), headers=SCRIPT)
+    r = client.post("/rank/run", headers=PAGE)
+    assert r.status_code == 200 and "<svg" in r.text and "全部纳入排名" in r.text
+    book = client.get("/rank/排名.xlsx")
+    assert book.status_code == 200 and book.content[:2] == b"PK"
+    assert "清水河乡" in client.get("/rank").text
+
+
+# -- the command -------------------------------------------------------------------------------------
+
+def test_serve_outside_a_round_says_so_and_the_cli_starts_without_the_web_stack(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "xlsx_assess", "serve", "--no-browser"], capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert out.returncode == 2 and "考核轮次" in out.stderr
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom xlsx_assess.cli import app\n"
+            "CliRunner().invoke(app, ['--help'])\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn', 'jinja2')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_token_only_off_this_machine():
+    from xlsx_assess.web import token_for, url_of
+
+    assert token_for("127.0.0.1") is None
+    token = token_for("0.0.0.0")
+    assert token and len(token) >= 24 and token != token_for("0.0.0.0")
+    assert url_of("0.0.0.0", 8765, token).endswith(f"/?token={token}")
