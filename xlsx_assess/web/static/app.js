@@ -22,8 +22,9 @@
     var items = ev.dataTransfer.items, out = [], waits = [];
     if (items && items.length && items[0].webkitGetAsEntry) {
       for (var k = 0; k < items.length; k++) {
-        var e = items[k].webkitGetAsEntry();
+        var e = items[k].webkitGetAsEntry(), f = e ? null : items[k].getAsFile();
         if (e) waits.push(readEntry(e, out));
+        else if (f) out.push(f);
       }
       return Promise.all(waits).then(function () { return out; });
     }
