@@ -99,6 +99,7 @@ def test_a_whole_round_in_chromium(browser, server, tmp_path):
     page = ctx.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)   # CSP refusals too
 
     # 下发: generate the forms
     page.goto(url + "/send")

@@ -66,6 +66,8 @@ def test_every_page_is_chinese_utf8_and_names_every_page(client):
     assert "将在核定功能完成后提供" in client.get("/review").text
     assert "将在核定功能完成后提供" in client.get("/feedback").text
     assert client.get("/static/htmx.min.js").status_code == 200
+    r = client.get("/")
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"] and r.headers["x-frame-options"] == "DENY"
 
 
 def test_status_is_the_board_as_check_json_gives_it(client):

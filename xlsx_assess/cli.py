@@ -570,7 +570,8 @@ def serve(
     def announce(url: str) -> None:
         _console().print(f"考核轮次 {_esc(str(rnd.root))} 的网页已启动：{_esc(url)}")
         if host != "127.0.0.1":
-            _console().print("[yellow]其他电脑访问时请使用上面的完整网址（含令牌 token），不要转发给无关人员。[/]")
+            _console().print("[yellow]其他电脑访问时请使用上面的完整网址（含令牌 token，0.0.0.0 换成本机的 IP 地址），"
+                             "不要转发给无关人员。[/]")
         _console().print("按 Ctrl+C 停止。")
 
     with _guard():
