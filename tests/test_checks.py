@@ -73,6 +73,7 @@ def test_bad_inputs_are_located(small_ctx, town, tmp_path, raw, code):
                             lay.score_cell("S03"): "否"})
     res = check(path, small_ctx)
     assert (code, FORM_SHEET, "G5") in codes_of(res)
+    assert all(i.message.startswith("“A01 ") for i in res.report if i.cell == "G5")     # names the line, as V401
     if code in ("V404", "V405"):
         assert res.entries.values["A01"] == 12.5 and res.report.ok
     else:
@@ -83,6 +84,21 @@ def test_number_out_of_range_and_cap(small_ctx, town, tmp_path):
     path = write_filled(small_ctx, town, tmp_path, {**GOOD, "S01": 4.0, "A02": 10.5}, False)
     assert [c for c in codes_of(check(path, small_ctx)) if c[0] == "V403"] == [
         ("V403", FORM_SHEET, "G6"), ("V403", FORM_SHEET, "G10")]
+
+
+def test_totals_over_a_refused_score_are_folded_into_its_issue(small_ctx, town, tmp_path, lay):
+    """The form counts 41 in a 40-point line, we do not: its subtotal, 基础得分, 最终得分 and 填报进度 differ
+    because of the V403, which says so; a total that differs for another reason is still reported."""
+    path = write_filled(small_ctx, town, tmp_path, {**GOOD, "A01": 41.0}, False)
+    other = lay.subtotal_cell("制度建设")
+    patch_zip(path, sheet_part(path, FORM_SHEET),
+              lambda x: re.sub(rf'(<c r="{other}"[^>]*><f>.*?</f>)<v>[^<]*</v>', r"\1<v>99</v>", x))
+    res = check(path, small_ctx)
+    assert [c for c in codes_of(res) if c[0] in ("V403", "V408")] == [("V403", FORM_SHEET, "G5"),
+                                                                       ("V408", FORM_SHEET, other)]
+    assert "A01" in res.report.issues[0].message and "总分" in res.report.issues[0].message
+    bonus = check(write_filled(small_ctx, town, tmp_path, {**GOOD, "S01": 4.0}, False, name="b.xlsx"), small_ctx)
+    assert [c[0] for c in codes_of(bonus)] == ["V403"]                 # 加分 and 最终得分 folded
 
 
 def test_formula_typed_into_an_input_cell(good, small_ctx):

@@ -191,3 +191,107 @@ def test_rank_prints_the_ranking_in_aligned_columns(tmp_path):
 
     ends = {end_of(row, final, row.index(".") + 3) for row, final in zip(rows, finals)}
     assert ends == {end_of(lines[head], "最终得分")}            # numbers right-aligned under their heading
+
+
+# -- the clerk's language (issue 12) -------------------------------------------------------------
+
+def run_process(*args: str, columns: int = 80):
+    """The real process, as a clerk runs it, in an 80-column console."""
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": str(columns)}
+    return subprocess.run([sys.executable, "-m", "xlsx_assess", *args], capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("args, named", [
+    (("check", "不存在的文件夹"), "不存在的文件夹"),
+    (("check", str(SAMPLES), "--foo"), "--foo"),
+    (("rank", str(SAMPLES)), "--out"),
+    (("rank", str(SAMPLES), "--out"), "--out"),
+    (("bogus",), "bogus"),
+    (("check",), "xlsx-assess check"),
+    (("check", str(SAMPLES), "--workers", "abc"), "--workers"),
+    (("check", str(SAMPLES), "--rubric", "无此细则.csv"), "无此细则.csv"),
+    (("rank", "无此文件夹", "--out", "排名.xlsx"), "无此文件夹"),
+    (("generate", "--out", "x", "--settings", "无此设置.toml"), "无此设置.toml"),
+])
+def test_usage_errors_are_chinese_name_the_culprit_and_exit_2(args, named):
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert "用法错误" in result.output and named in result.output and "--help" in result.output
+    assert "Error" not in result.output and "Usage" not in result.output and "未提交" not in result.output
+
+
+def test_usage_errors_in_the_real_process():
+    for args in (("check", "不存在的文件夹"), ("check", str(SAMPLES), "--unknown")):
+        done = run_process(*args)
+        assert done.returncode == 2 and done.stdout == "", done.stderr
+        assert done.stderr.startswith("✖ 用法错误：") and args[-1] in done.stderr and "Traceback" not in done.stderr
+
+
+def test_version():
+    from xlsx_assess import __version__
+
+    assert run("--version").output == f"xlsx-assess {__version__}\n"
+    done = run_process("--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"xlsx-assess {__version__}"
+
+
+def test_only_takes_lists_and_names_the_unknown(tmp_path):
+    result = run("generate", "--out", str(tmp_path), "--only", "侯庙镇,孙口镇", "--only", "夹河乡、410927100，吴坝镇")
+    assert result.exit_code == 0, result.output
+    assert len(list(tmp_path.glob("*.xlsx"))) == 5
+    result = run("generate", "--out", str(tmp_path / "no"), "--only", "侯庙,孙口镇,马楼")
+    assert result.exit_code == 2 and "R203" in result.output
+    said = result.output.replace("\n", "").replace(" ", "")
+    assert "“侯庙、马楼”" in said and "打渔陈镇" in said and not (tmp_path / "no").exists()
+
+
+def _one_error_folder(ctx, folder: Path) -> Path:
+    from fills import full_marks
+
+    values = full_marks(ctx.rubric)
+    values[ctx.rubric.base[0].id] = ctx.rubric.base[0].points + 2      # out of range: a long V403 message
+    return write_filled(ctx, ctx.townships[0], folder, values)
+
+
+def test_long_messages_wrap_within_80_columns_and_lose_nothing(tmp_path, ctx):
+    from rich.cells import cell_len
+
+    _one_error_folder(ctx, tmp_path)
+    message = json.loads(run("check", str(tmp_path), "--json").stdout)["files"][0]["issues"][0]["message"]
+    assert cell_len(message) > 80
+    done = run_process("check", str(tmp_path))
+    grid = [line for line in done.stdout.splitlines() if line.startswith("    ")]
+    assert grid and all(cell_len(line) <= 80 for line in grid)
+    joined = "".join(line.strip() for line in grid[1:]).replace(" ", "")  # a break takes the space it is at
+    assert message.replace(" ", "") in joined                                 # every word of it, in order
+    codes = run_process("codes").stdout
+    assert "…" not in codes and all(cell_len(line) <= 80 for line in codes.splitlines())
+
+
+def test_a_large_batch_prints_a_line_per_township_and_detail_every_issue(tmp_path, ctx):
+    import shutil
+
+    for k in range(3):
+        for p in SAMPLES.glob("*.xlsx"):
+            shutil.copy(p, tmp_path / f"{p.stem}_{k}.xlsx")
+    _one_error_folder(ctx, tmp_path)                                      # 28 files
+    summary = run("check", str(tmp_path)).output.splitlines()
+    first = [line for line in summary if "城关镇（410927100）" in line]
+    assert len(first) == 1 and "4 个文件" in first[0] and "V403" in "".join(summary)
+    assert len(summary) < 9 * 3 and "--detail" in summary[-1]
+    detail = run("check", str(tmp_path), "--detail").output
+    assert all(p.name in detail for p in tmp_path.iterdir()) and "V403  评分表  G" in detail
+    small = run("check", str(SAMPLES)).output                              # a small batch: file by file
+    assert all(p.name in small for p in SAMPLES.glob("*.xlsx"))
+
+
+def test_codes_are_listed_in_chinese():
+    from xlsx_assess.issues import Code
+
+    out = run("codes").output
+    assert Code.SCORE_OUT_OF_RANGE.meaning in out and "错误" in out and "score out of range" not in out
+    assert all(re.search(r"[\u4e00-\u9fff]", c.meaning) for c in Code)
+    assert all(re.search(r"[\u4e00-\u9fff]", c["title"]) for c in json.loads(run("codes", "--json").stdout))

@@ -48,6 +48,9 @@ CASES = {
     "generate": (["generate", "--out", "{out}/forms", "--only", "城关镇"], 0),
     "generate bad settings": (["generate", "--out", "{out}/forms", "--settings", "{root}/nan.toml"], 2),
     "check bad year": (["check", "{root}/returned", "--year", "99999"], 2),
+    "check missing path": (["check", "{root}/不存在✖"], 2),
+    "unknown option": (["check", "{root}/returned", "--未知"], 2),
+    "version": (["--version"], 0),
 }
 
 

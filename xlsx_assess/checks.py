@@ -266,7 +266,7 @@ def check_returned(ret: Returned, ctx: Context) -> FileResult:
     res.entries = _read_entries(ret, lay, res)
     s = ctx.settings
     res.scores = scoring.score(ctx.rubric, res.entries.values, res.entries.zeroed, s)
-    _check_cached(ret, lay, res)
+    _check_cached(ret, lay, res, _explained(lay, res))
     return res
 
 
@@ -489,7 +489,7 @@ def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
     for item, row, ref, note, evidence in _plan(lay).items:
         line = rows[row] if row < len(rows) else ()
         raw = line[COL_SCORE] if COL_SCORE < len(line) else ""
-        where = {"sheet": FORM_SHEET, "cell": ref}
+        where = {"sheet": FORM_SHEET, "cell": ref, "label": item.label}
         if formulas and ref in formulas:
             res.add(Code.FORMULA_IN_INPUT, value="=" + formulas[ref][:40], **where)
             entries.values[item.id] = None
@@ -502,13 +502,13 @@ def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
             if entries.zeroed:
                 res.add(Code.ZERO_OUT_MARKED, **where)
             continue
-        value = _number(raw, item.points, res, where, item.label, lay.settings.score_decimals)
+        value = _number(raw, item.points, res, where, lay.settings.score_decimals)
         if value is None and item.kind == "base" and _text(raw).strip() == "":
-            res.add(Code.SCORE_MISSING, label=item.label, limit=format_points(item.points), **where)
+            res.add(Code.SCORE_MISSING, limit=format_points(item.points), **where)
         entries.values[item.id] = value
         for col, ref, texts in ((COL_NOTE, note, entries.notes), (COL_EVIDENCE, evidence, entries.evidence)):
             if col < len(line) and line[col] != "":
-                _note(line[col], ref, res, item.id, texts)
+                _note(line[col], ref, res, item, texts)
     entries.reporter = _text(ret.value(FORM_SHEET, *position(lay.reporter_cell))).strip()
     entries.phone = _text(ret.value(FORM_SHEET, *position(lay.phone_cell))).strip()
     entries.values = ItemScores.of(lay.rubric.ids, entries.values)
@@ -519,7 +519,7 @@ def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
     return entries
 
 
-def _number(raw: Any, top: float, res: FileResult, where: dict, label: str, decimals: int) -> float | None:
+def _number(raw: Any, top: float, res: FileResult, where: dict, decimals: int) -> float | None:
     """A score as the file holds it, or None (blank or unusable, with an issue for the latter).
 
     More places than the county allows is an error (V415), but the score still counts in the totals,
@@ -534,7 +534,7 @@ def _number(raw: Any, top: float, res: FileResult, where: dict, label: str, deci
         res.add(Code.SCORE_OUT_OF_RANGE, value=format_points(value), limit=format_points(top), **where)
         return None
     if scoring.has_more_decimals(value, decimals):
-        res.add(Code.SCORE_TOO_MANY_DECIMALS, label=label, value=_show(raw) if isinstance(raw, str) else _plain(value),
+        res.add(Code.SCORE_TOO_MANY_DECIMALS, value=_show(raw) if isinstance(raw, str) else _plain(value),
                 limit=f"最多保留{scoring.PLACES_ZH[decimals]}" if decimals else "只能填整数",
                 expected=scoring.show(value, decimals), **where)
     return float(value)
@@ -577,26 +577,29 @@ _SCORES: dict[float, float] = {}
 MAX_SHARED_SCORES = 10_000
 
 
-def _note(raw: Any, ref: str, res: FileResult, item_id: str, into: dict[str, str]) -> None:
-    """A 扣分说明 or 佐证材料 text, kept under `item_id` unless blank."""
+def _note(raw: Any, ref: str, res: FileResult, item, into: dict[str, str]) -> None:
+    """A 扣分说明 or 佐证材料 text of the line `item`, kept under its id unless blank."""
     text = _text(raw)
     if not text.strip():
         return
     if len(text) > MAX_NOTE:
-        res.add(Code.TEXT_TOO_LONG, sheet=FORM_SHEET, cell=ref, value=len(text), limit=MAX_NOTE)
+        res.add(Code.TEXT_TOO_LONG, sheet=FORM_SHEET, cell=ref, label=item.label, value=len(text), limit=MAX_NOTE)
         text = text[:MAX_NOTE]
     if text.startswith(INJECTION_START[:4]):
-        res.add(Code.TEXT_LIKE_FORMULA, sheet=FORM_SHEET, cell=ref, value=text[:1])
-    into[item_id] = text
+        res.add(Code.TEXT_LIKE_FORMULA, sheet=FORM_SHEET, cell=ref, label=item.label, value=text[:1])
+    into[item.id] = text
 
 
-def _check_cached(ret: Returned, lay: FormLayout, res: FileResult) -> None:
-    """Where the file shows totals (a spreadsheet program saved it), they must agree with ours."""
+def _check_cached(ret: Returned, lay: FormLayout, res: FileResult, explained: frozenset[str] = frozenset()) -> None:
+    """Where the file shows totals (a spreadsheet program saved it), they must agree with ours, but for the
+    cells in `explained`: totals over a score we did not count, whose issue says so already."""
     labels = {lay.total_cells[k]: k for k in lay.total_cells}
     labels.update({lay.subtotal_cell(c): f"{c}小计" for c in lay.subtotal_rows})
     labels[lay.completion_cell] = "填报进度"
     d = lay.settings.score_decimals
     for ref, expected in computed_cells(lay, res.scores).items():
+        if ref in explained:
+            continue
         actual = ret.value(FORM_SHEET, *position(ref))
         if isinstance(expected, str):
             same = _text(actual) == expected
@@ -606,6 +609,33 @@ def _check_cached(ret: Returned, lay: FormLayout, res: FileResult) -> None:
         if not same:
             res.add(Code.CACHED_TOTAL_DIFFERS, sheet=FORM_SHEET, cell=ref, label=labels.get(ref, ""), value=_show(actual),
                     expected=expected if isinstance(expected, str) else scoring.show(expected, d))
+
+
+# The issues whose score the spreadsheet counts in its totals and we do not: its message says that the
+# totals are recomputed without it, so a total that differs for that reason is not reported again (V408).
+UNCOUNTED = (Code.SCORE_OUT_OF_RANGE, Code.FORMULA_IN_INPUT)
+
+
+def _explained(lay: FormLayout, res: FileResult) -> frozenset[str]:
+    """The total cells that depend on a line whose score was refused by an UNCOUNTED issue."""
+    lines = {score: item for item, _, score, _, _ in _plan(lay).items}
+    cells: set[str] = set()
+    for i in res.report:
+        item = lines.get(i.cell) if i.code in UNCOUNTED and i.sheet == FORM_SHEET else None
+        if item is not None:
+            cells.update(_totals_over(lay, item))
+    return frozenset(cells)
+
+
+def _totals_over(lay: FormLayout, item) -> list[str]:
+    """The cells whose shown value is computed from `item`'s score."""
+    total = {"base": "基础得分", "bonus": "加分", "deduction": "减分"}.get(item.kind)
+    if total is None:
+        return []
+    cells = [lay.total_cells[total], lay.total_cells["最终得分"]]
+    if item.kind == "base":
+        cells += [lay.subtotal_cell(item.category), lay.completion_cell]
+    return cells
 
 
 # -- small helpers --------------------------------------------------------------------------------

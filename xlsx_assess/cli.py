@@ -5,6 +5,7 @@ Heavy imports happen inside the commands, so `xlsx-assess --help` is instant.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
@@ -13,16 +14,94 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import typer
+from typer.core import TyperCommand, TyperGroup
+
+# The click this typer uses (its own copy since typer 0.22, click itself before): its exceptions, reached
+# through the one typer exports, so the usage errors below are caught whichever it is.
+CLICK_ERRORS = sys.modules[typer.BadParameter.__module__]
+HELP_ZH = "显示本帮助并退出 Show this message and exit."
+ABORTS = (typer.Abort, getattr(CLICK_ERRORS, "Abort", typer.Abort))    # click's own, where typer uses click
+
+
+class _Help:
+    """The help's usage line and the --help option's own text in Chinese (the section headings stay click's)."""
+
+    def format_usage(self, ctx, formatter) -> None:
+        formatter.write_usage(ctx.command_path, " ".join(self.collect_usage_pieces(ctx)), "用法 Usage: ")
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.help = HELP_ZH
+        return option
+
+
+class _Command(_Help, TyperCommand):
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except CLICK_ERRORS.UsageError as exc:     # the parser's own (an option without its value) lack it
+            exc.ctx = exc.ctx or ctx
+            raise
+
+
+class _Group(_Help, TyperGroup):
+    """The top command: a usage error (a missing option, an unknown option or command, a bad value, a path
+    that does not exist) is told in Chinese with what to do, and exits 2."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except CLICK_ERRORS.UsageError as exc:
+            code = _usage_error(exc)
+        except CLICK_ERRORS.ClickException as exc:
+            exc.show()
+            code = exc.exit_code
+        except ABORTS:
+            _console(stderr=True).print("已中止。")
+            code = 1
+        if standalone_mode:
+            sys.exit(code if isinstance(code, int) else 0)
+        return code
+
+    def resolve_command(self, ctx, args):
+        if args and not ctx.resilient_parsing and self.get_command(ctx, args[0]) is None:
+            import difflib
+
+            near = difflib.get_close_matches(args[0], self.list_commands(ctx), 1)
+            raise Usage(f"没有“{args[0]}”这个命令。" + (f"是不是要用 {near[0]}？" if near else "")
+                        + f"可用的命令：{'、'.join(self.list_commands(ctx))}。", ctx=ctx)
+        return super().resolve_command(ctx, args)
+
+
+class Usage(typer.BadParameter):
+    """A usage error whose message is ours (Chinese) and shown as it is."""
+
 
 app = typer.Typer(
     help="xlsx-assess：由评分细则生成乡镇考核表，核查收回的表格，生成全县排名。\n\n"
          "Rubric → locked township workbooks → checked returns → county ranking.",
-    add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+    add_completion=False, no_args_is_help=True, rich_markup_mode=None, cls=_Group,
 )
 
-RubricOpt = typer.Option(None, "--rubric", help="评分细则 rubric.csv（默认：内置台前县细则）", show_default=False)
-TownshipsOpt = typer.Option(None, "--townships", help="乡镇名单 townships.csv（默认：内置台前县名单）", show_default=False)
-SettingsOpt = typer.Option(None, "--settings", help="参数设置 settings.toml（默认：内置设置）", show_default=False)
+
+def _existing(value):
+    """A path option or argument: one that does not exist is a usage error naming it."""
+    for path in value if isinstance(value, (list, tuple)) else [value]:
+        if path is not None and not (path.exists() or path.is_symlink()):
+            raise Usage(f"找不到“{_plain(str(path))}”：没有这个文件或文件夹。请检查路径是否写对（路径含空格时请加引号）。")
+    return value
+
+
+RubricOpt = typer.Option(None, "--rubric", help="评分细则 rubric.csv（默认：内置台前县细则）", show_default=False,
+                         callback=_existing)
+TownshipsOpt = typer.Option(None, "--townships", help="乡镇名单 townships.csv（默认：内置台前县名单）", show_default=False,
+                            callback=_existing)
+SettingsOpt = typer.Option(None, "--settings", help="参数设置 settings.toml（默认：内置设置）", show_default=False,
+                           callback=_existing)
+PathsArg = typer.Argument(..., help="收回的文件、文件夹（含子文件夹）或 .zip 压缩包", metavar="文件或文件夹",
+                          callback=_existing, show_default=False)
+DetailOpt = typer.Option(False, "--detail", help="逐条列出每个问题（文件多于 20 个时默认按乡镇汇总）")
 YearOpt = typer.Option(None, "--year", help="考核年度（默认：设置文件中的年度）", show_default=False)
 RoundOpt = typer.Option(None, "--round", help="考核轮次文件夹（默认：当前文件夹或其上级中的轮次）", show_default=False)
 JsonOpt = typer.Option(False, "--json", help="以 JSON 输出结果（供程序使用）")
@@ -30,6 +109,9 @@ WorkersOpt = typer.Option(None, "--workers", help="并行进程数（默认：CP
 STATUS_ZH = {"ok": ("✔ 合格", "green"), "warning": ("⚠ 有警告", "yellow"), "error": ("✖ 有错误", "red")}
 SEVERITY_STYLE = {"error": "red", "warning": "yellow", "info": "dim"}
 SHOWN_ISSUES = 40                  # issues listed per file; the rest are in --json and the ranking workbook
+SUMMARY_FROM = 21                  # from this many files on, `check` and `rank` print a line per township
+SHOWN_NAMES = 5                    # names listed in a summary line (files of no township, townships missing)
+MIN_WRAP = 24                      # a message column narrower than this is not wrapped (the terminal folds it)
 # Characters that would act on the terminal rather than show (controls, ESC, and the bidirectional
 # overrides that reorder what is read): a file name, a sheet name or a cell's text shows them as \x1b.
 UNSHOWABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -41,10 +123,94 @@ FALLBACKS = {"✔": ("√", "OK"), "✖": ("×", "X"), "⚠": ("!",), "›": (">
 
 
 def main() -> None:
-    for stream in (sys.stdout, sys.stderr):       # whatever else writes (click's usage errors) never crashes
+    for stream in (sys.stdout, sys.stderr):       # whatever else writes (click's help) never crashes
         if stream is not None and not _carries_all(stream) and hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    app()
+    app(prog_name="xlsx-assess")                  # as the clerk types it, also when run as python -m xlsx_assess
+
+
+# What to do when an option or argument is missing, by (command, its option or argument's name).
+MISSING_HINTS = {
+    ("rank", "--out"): "请用 --out 指定排名工作簿的保存位置，如 --out 排名.xlsx",
+    ("generate", "--out"): "请用 --out 指定考核表的输出文件夹，如 --out 考核表",
+    ("check", "paths"): "请在命令后写上收回的文件或文件夹，如 xlsx-assess check 收回的表格",
+    ("rank", "paths"): "请在命令后写上收回的文件或文件夹，如 xlsx-assess rank 收回的表格 --out 排名.xlsx",
+}
+VALUE_HINTS = {"--workers": "应为正整数，如 --workers 2", "--year": "应为四位数的年份，如 --year 2026"}
+
+
+def _usage_error(exc) -> int:
+    """Tell a usage error in Chinese on stderr, with where to read the usage; the exit code (2)."""
+    if type(exc).__name__ == "NoArgsIsHelpError":          # the bare command: its help, as click shows it
+        exc.show()
+        return exc.exit_code
+    ctx = exc.ctx
+    command = ctx.info_name if ctx is not None and ctx.parent is not None else ""
+    err = _console(stderr=True)
+    _say(err, ("✖ 用法错误：", "red"), _usage_text(exc, command))
+    _say(err, ("  查看用法：", ""), f"xlsx-assess {command + ' ' if command else ''}--help")
+    return 2
+
+
+def _say(con, prefix: tuple[str, str], text: str, indent: int = 2) -> None:
+    """A styled prefix and a message wrapped to the console's width under it, never cut."""
+    from rich.cells import cell_len
+    from rich.text import Text
+
+    con.print(Text.assemble(prefix, _wrapped(_plain(text), con.width, cell_len(prefix[0]), indent)[2:]),
+              soft_wrap=True, highlight=False)
+
+
+def _usage_text(exc, command: str) -> str:
+    """The Chinese for a click usage error: what is wrong and what to do."""
+    param = getattr(exc, "param", None)
+    name = _param_name(param) if param is not None else ""
+    if isinstance(exc, Usage):
+        return f"选项 {name}：{exc.message}" if name.startswith("-") else exc.message
+    if isinstance(exc, CLICK_ERRORS.MissingParameter):
+        hint = MISSING_HINTS.get((command, name)) or MISSING_HINTS.get((command, param.name if param else ""))
+        what = f"缺少必填选项 {name}" if name.startswith("-") else "缺少要处理的文件或文件夹"
+        return f"{what}：{hint or '请补上后重试'}。"
+    if isinstance(exc, CLICK_ERRORS.NoSuchOption):
+        maybe = f"是不是要用 {'、'.join(sorted(exc.possibilities))}？" if exc.possibilities else ""
+        return f"没有 {exc.option_name} 这个选项。{maybe}"
+    if isinstance(exc, CLICK_ERRORS.BadOptionUsage) and "requires" in exc.message:
+        return f"选项 {exc.option_name} 后面要写上它的值，如 {exc.option_name} 值。"
+    if isinstance(exc, CLICK_ERRORS.BadParameter):
+        hint = VALUE_HINTS.get(name)
+        return f"{name or '参数'} 的值不对" + (f"：{hint}。" if hint else f"（{exc.message}）。")
+    extra = re.match(r"Got unexpected extra arguments? \((.*)\)", exc.message)
+    if extra:
+        return f"多出了参数：{extra[1]}。路径含空格时请加引号；选项请写在“--”开头的名字之后。"
+    return f"命令用法不对（{exc.message}）。"
+
+
+def _param_name(param) -> str:
+    opts = getattr(param, "opts", None) or []
+    return opts[0] if getattr(param, "param_type_name", "") == "option" and opts else param.name or ""
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        _console().print(f"xlsx-assess {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="显示版本号并退出 Show the version and exit.")) -> None:
+    pass
+
+
+ONLY_SEPARATORS = re.compile(r"[,，、;；\s]+")
+
+
+def _names(values: Optional[list[str]]) -> Optional[list[str]]:
+    """--only's values, each a name or code or a list of them (侯庙镇,孙口镇 / 侯庙镇，孙口镇 / 侯庙镇、孙口镇)."""
+    names = [n for v in values or [] for n in ONLY_SEPARATORS.split(v) if n]
+    return names or None
 
 
 def _console(stderr: bool = False):
@@ -111,9 +277,9 @@ def _guard() -> Iterator[None]:
         yield
     except AssessError as exc:
         err = _console(stderr=True)
-        err.print("[red]无法继续：以下文件有误，请修改后重试。[/]")
+        err.print("[red]无法继续：请按以下提示修改后重试。[/]")
         for i in exc.report.issues:
-            err.print(f"  [{SEVERITY_STYLE[i.severity]}]{i.code}[/] {_esc(i.render())}")
+            _say(err, (f"  {i.code} ", SEVERITY_STYLE[i.severity]), i.render(), 7)
         raise typer.Exit(2)
 
 
@@ -148,7 +314,7 @@ def _shown_char(m: re.Match) -> str:
     return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
 
 
-@app.command()
+@app.command(cls=_Command)
 def generate(
     out: Optional[Path] = typer.Option(None, "--out", help="输出目录，每个乡镇一个 .xlsx（不写：在考核轮次中写入 下发/）",
                                        show_default=False),
@@ -156,7 +322,8 @@ def generate(
     townships: Optional[Path] = TownshipsOpt,
     settings: Optional[Path] = SettingsOpt,
     year: Optional[int] = YearOpt,
-    only: Optional[list[str]] = typer.Option(None, "--only", help="只生成这些乡镇（代码或名称，可重复）"),
+    only: Optional[list[str]] = typer.Option(None, "--only", help="只生成这些乡镇：代码或名称，用逗号或顿号分隔，"
+                                             "或重复 --only（如 --only 侯庙镇,孙口镇）"),
     password: Optional[str] = typer.Option(None, "--password", help="工作表保护密码（默认不设密码）"),
     round_dir: Optional[Path] = RoundOpt,
     force: bool = typer.Option(False, "--force", help="考核轮次中：覆盖按另一版评分细则生成的考核表"),
@@ -169,11 +336,11 @@ def generate(
 
     with _guard():
         if out is None:
-            ctx, done = _generate_in_round(round_dir, force, only, password, (rubric, townships, settings, year))
+            ctx, done = _generate_in_round(round_dir, force, _names(only), password, (rubric, townships, settings, year))
         else:
             ctx = load_context(rubric, townships, settings, year)
             with _progress("生成考核表") as progress:
-                done = generate_workbooks(out, ctx, only, password, progress)
+                done = generate_workbooks(out, ctx, _names(only), password, progress)
     con = _console()
     for g in done:
         con.print(f"[green]✔[/] {_esc(g.township)}（{g.code}） → {_esc(str(g.path))}")
@@ -181,10 +348,11 @@ def generate(
               f"共 {len(ctx.rubric.items)} 项（基础项 {len(ctx.rubric.base)} 项）。")
 
 
-@app.command()
+@app.command(cls=_Command)
 def check(
     paths: Optional[list[Path]] = typer.Argument(None, help="收回的文件、文件夹（含子文件夹）或 .zip 压缩包"
-                                                           "（在考核轮次文件夹内可省略：核查 收回/）", show_default=False),
+                                                           "（在考核轮次文件夹内可省略：核查 收回/）",
+                                                 metavar="[文件或文件夹]", callback=_existing, show_default=False),
     rubric: Optional[Path] = RubricOpt,
     townships: Optional[Path] = TownshipsOpt,
     settings: Optional[Path] = SettingsOpt,
@@ -192,6 +360,7 @@ def check(
     as_json: bool = JsonOpt,
     workers: Optional[int] = WorkersOpt,
     round_dir: Optional[Path] = RoundOpt,
+    detail: bool = DetailOpt,
 ) -> None:
     """核查收回的考核表 Check returned workbooks, file by file and cell by cell.
 
@@ -211,13 +380,13 @@ def check(
 
         _print_json(collection_json(coll))
     else:
-        _render_collection(coll, ctx.settings.score_decimals)
+        _render_collection(coll, ctx, detail)
     raise typer.Exit(1 if coll.has_errors else 0)
 
 
-@app.command()
+@app.command(cls=_Command)
 def rank(
-    paths: list[Path] = typer.Argument(..., help="收回的文件、文件夹（含子文件夹）或 .zip 压缩包"),
+    paths: list[Path] = PathsArg,
     out: Path = typer.Option(..., "--out", help="排名工作簿 .xlsx"),
     rubric: Optional[Path] = RubricOpt,
     townships: Optional[Path] = TownshipsOpt,
@@ -225,6 +394,7 @@ def rank(
     year: Optional[int] = YearOpt,
     as_json: bool = JsonOpt,
     workers: Optional[int] = WorkersOpt,
+    detail: bool = DetailOpt,
 ) -> None:
     """核查并排名 Check the returned workbooks and write the county ranking workbook.
 
@@ -241,12 +411,12 @@ def rank(
 
         _print_json(ranking_json(ranking, coll))
         return
-    _render_collection(coll, ctx.settings.score_decimals, brief=True)
+    _render_collection(coll, ctx, detail, brief=True)
     _render_ranking(ranking)
     _console().print(f"排名工作簿已写入 {_esc(str(out))}")
 
 
-@app.command("rubric")
+@app.command("rubric", cls=_Command)
 def rubric_cmd(path: Optional[Path] = typer.Argument(None, help="评分细则 rubric.csv 或 考核设置.xlsx（默认：内置台前县细则）"),
                versions: Optional[list[Path]] = typer.Argument(None, help="rubric diff OLD NEW：两个版本", show_default=False),
                ) -> None:
@@ -271,6 +441,7 @@ def rubric_cmd(path: Optional[Path] = typer.Argument(None, help="评分细则 ru
         con.print(f"[red]评分细则有 {len(report.errors)} 处错误，请修改后重试。[/]")
         raise typer.Exit(1)
     table = Table("内容", "项数", "分值")
+    table.columns[0].overflow = "fold"
     for c in rub.categories:
         items = [i for i in rub.items if i.category == c]
         table.add_row(c, str(len(items)), format_points(rub.category_max(c)) if c in rub.scored_categories else "特别项")
@@ -279,10 +450,10 @@ def rubric_cmd(path: Optional[Path] = typer.Argument(None, help="评分细则 ru
               f"归零项 {1 if rub.zero else 0}。指纹 sha256 {rub.fingerprint}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def codes(as_json: bool = JsonOpt) -> None:
     """列出全部问题代码 List every issue code the checks can report."""
-    from .issues import CATALOGUE
+    from .issues import CATALOGUE, SEVERITY_ZH
 
     if as_json:
         _print_json([{"code": c.code, "severity": c.severity, "title": c.meaning, "message": c.template}
@@ -291,20 +462,42 @@ def codes(as_json: bool = JsonOpt) -> None:
     from rich.table import Table
 
     table = Table("代码", "级别", "含义", "提示")
+    for column in table.columns:
+        column.overflow = "fold"                  # Chinese has no spaces to wrap at: fold, never cut with …
     for c in CATALOGUE.values():
-        table.add_row(c.code, c.severity, c.meaning, _esc(c.template))
+        table.add_row(c.code, SEVERITY_ZH[c.severity], c.meaning, _esc(c.template))
     _console().print(table)
 
 
-def _render_collection(coll, decimals: int, brief: bool = False) -> None:
-    """A line per file (with errors only, when brief) and its issues, printed at once: a rich Table per
-    file would cost more than checking the file."""
+def _render_collection(coll, ctx, detail: bool = False, brief: bool = False) -> None:
+    """What became of every file, printed at once: a line per file with its issues (with errors only, when
+    brief), or for a large batch (SUMMARY_FROM files, unless `detail`) a line per township with its
+    issues counted by code. A rich Table per file would cost more than checking the file."""
+    from rich.text import Text
+
+    con = _console()
+    out = Text()
+    summary = not detail and len(coll.heads) >= SUMMARY_FROM
+    if summary:
+        _township_lines(out, coll, ctx, con.width, brief)
+    else:
+        _file_lines(out, coll, ctx.settings.score_decimals, con.width, brief)
+    s = coll.summary()
+    out.append(f"收到 {s['received']} 个文件：合格 {s['ok']}，有警告 {s['warning']}，有错误 {s['error']}，"
+               f"重复 {s['duplicate']}，被替代 {s['superseded']}，跳过 {s['skipped']}；"
+               f"采用 {s['accepted']}，未提交乡镇 {s['missing']} 个。")
+    if summary:
+        out.append(f"\n文件较多，已按乡镇汇总；加 --detail 逐条列出每个问题（或用 --json）。", "dim")
+    con.print(out, soft_wrap=True)
+
+
+def _file_lines(out, coll, decimals: int, width: int, brief: bool) -> None:
+    """A line per file (with errors only, when brief) and its issues, then what was skipped and missing."""
     from rich.text import Text
 
     from .collect import missing_issue
     from .scoring import show
 
-    out = Text()
     for k, h in enumerate(coll.heads):
         if brief and h.status == "ok":
             continue                              # not read back from disk
@@ -317,18 +510,115 @@ def _render_collection(coll, decimals: int, brief: bool = False) -> None:
         if shown:
             out.append_text(_grid(("代码", "工作表", "单元格", "说明"), [
                 [(i.code, SEVERITY_STYLE[i.severity]), i.sheet, i.cell, i.message] for i in shown[:SHOWN_ISSUES]],
-                indent="    "))
+                indent="    ", width=width))
             if len(shown) > SHOWN_ISSUES:
                 out.append(f"    … 另有 {len(shown) - SHOWN_ISSUES} 条，完整清单见 --json 或排名工作簿的“问题清单”。\n")
     for s in coll.skipped:
         out.append(f"· {_plain(s.issue.render())}\n", "dim")
     for t in coll.missing:
         out.append_text(Text.assemble(("✖", "red"), f" {_plain(missing_issue(t).render())}\n"))
-    s = coll.summary()
-    out.append(f"收到 {s['received']} 个文件：合格 {s['ok']}，有警告 {s['warning']}，有错误 {s['error']}，"
-               f"重复 {s['duplicate']}，被替代 {s['superseded']}，跳过 {s['skipped']}；"
-               f"采用 {s['accepted']}，未提交乡镇 {s['missing']} 个。")
-    _console().print(out, soft_wrap=True)
+
+
+def _township_lines(out, coll, ctx, width: int, brief: bool) -> None:
+    """A line per township (roster order; files of no township last): its files, its final score, and the
+    issues of the file used counted by code; then what was skipped and the townships missing, each in one line."""
+    from collections import Counter
+
+    from .issues import CATALOGUE
+    from .scoring import show
+
+    groups: dict[str, list[int]] = {}
+    for k, h in enumerate(coll.heads):
+        groups.setdefault(h.township.code if h.township else "", []).append(k)
+    rank = {t.code: n for n, t in enumerate(ctx.townships)}
+    for code in sorted(groups, key=lambda c: (c == "", rank.get(c, len(rank)), c)):
+        heads = [coll.heads[k] for k in groups[code]]
+        counted = [k for k in groups[code] if coll.heads[k].role == "used"]      # not the copies, not the older
+        used = next((k for k in groups[code] if coll.heads[k].accepted), None)
+        status = coll.heads[used].status if used is not None else max((coll.heads[k].status for k in counted),
+                                                           key=("ok", "warning", "error").index, default="ok")
+        if brief and status == "ok":
+            continue
+        found = Counter(i.code for k in counted if coll.heads[k].issues for i in coll.results[k].report)
+        roles = Counter(h.role for h in heads if h.role != "used")
+        line = (f"{_plain(f'{heads[0].township.name}（{code}）') if code else '身份不明的文件'}  {len(heads)} 个文件"
+                + (f"（{'，'.join(f'{ROLES_ZH[r]} {n}' for r, n in roles.items())}）" if roles else "")
+                + (f"  最终得分 {show(coll.results[used].scores.final, ctx.settings.score_decimals)}" if used is not None else "")
+                + ("：" + _some([_plain(h.name) for h in heads]) if not code else "")
+                + ("  " + "；".join(f"{CATALOGUE[c].meaning}（{c}）{n} 处" for c, n in sorted(found.items(), key=_by_severity))
+                   if found else ""))
+        label, style = STATUS_ZH[status]
+        out.append(label, style)
+        out.append(_wrapped(line, width, len(label) + 3, 4) + "\n")
+    if coll.skipped:
+        out.append(f"· 跳过 {len(coll.skipped)} 个不是考核表的文件：{_some([_plain(s.name) for s in coll.skipped])}\n", "dim")
+    if coll.missing:
+        out.append("✖", "red")
+        out.append(_wrapped(f"未提交的乡镇 {len(coll.missing)} 个：{_some([t.name for t in coll.missing], 30)}，请催报。",
+                            width, 1, 4)[1:] + "\n")
+
+
+ROLES_ZH = {"duplicate": "重复", "superseded": "被替代"}
+
+
+def _by_severity(item: tuple[str, int]) -> tuple[int, str]:
+    from .issues import CATALOGUE
+
+    return ("error", "warning", "info").index(CATALOGUE[item[0]].severity), item[0]
+
+
+def _some(names: list[str], most: int = SHOWN_NAMES) -> str:
+    return "、".join(names[:most]) + (f" 等 {len(names)} 个" if len(names) > most else "")
+
+
+@functools.lru_cache(maxsize=4096)          # a batch repeats its messages file after file
+def _wrapped(text: str, width: int, first: int, indent: int) -> str:
+    """`text` after `first` columns already used, wrapped to `width` with `indent` spaces on the lines after."""
+    if width - max(first, indent) < MIN_WRAP:
+        return "  " + text
+    lines = _wrap("  " + text, width - first, width - indent)
+    return ("\n" + " " * indent).join(lines)
+
+
+# Where a line may break: after spaces, after a run of Latin letters, digits and signs (a word, a path, a
+# code, kept whole; a number with its unit, 59 处), or after any other character; punctuation stays with
+# what it opens or closes.
+_PIECE = re.compile(r"\s+|[“‘（《「『【]*(?:[0-9]+ ?[处个项分]|[!-~]+|.)[，。、；：？！”’）》」』】]*", re.S)
+
+
+def _wrap(text: str, width: int, rest: int | None = None) -> list[str]:
+    """`text` in lines of at most `width` display columns (`rest` for the lines after the first; a Chinese
+    character is two), broken between words or beside a Chinese character, never cut."""
+    from rich.cells import cell_len
+
+    lines, line, used = [], "", 0
+    limit = width
+    for piece in _PIECE.findall(text):
+        size = cell_len(piece)
+        if used + size > limit and line.strip():
+            lines.append(line.rstrip())
+            line, used, limit = "", 0, rest or width
+            if piece.isspace():
+                continue
+        while size > limit:                       # a word wider than a whole line: folded
+            cut = _fitting(piece, limit - used)
+            lines.append(line + piece[:cut])
+            piece, line, used, limit = piece[cut:], "", 0, rest or width
+            size = cell_len(piece)
+        line += piece
+        used += size
+    lines.append(line.rstrip())
+    return lines
+
+
+def _fitting(text: str, width: int) -> int:
+    """How many of `text`'s first characters fit `width` columns (one at least)."""
+    from rich.cells import cell_len
+
+    n = 1
+    while n < len(text) and cell_len(text[:n + 1]) <= width:
+        n += 1
+    return n
 
 
 def _render_ranking(rk) -> None:
@@ -343,29 +633,39 @@ def _render_ranking(rk) -> None:
     _console().print("排名", table, sep="\n", soft_wrap=True)
 
 
-def _grid(header, rows, indent: str = "", right: frozenset[int] | set[int] = frozenset()):
+def _grid(header, rows, indent: str = "", right: frozenset[int] | set[int] = frozenset(), width: int = 0):
     """Rows in aligned columns (by display width: a Chinese character is two), a bold header first, as
     one rich Text; a cell is a string or (string, style). What a rich Table shows, in a hundredth of
-    its time for a thousand rows."""
+    its time for a thousand rows. Given a `width`, the last column wraps under itself to fit it."""
     from rich.cells import cell_len
-    from rich.text import Text
+    from rich.text import Span, Text
 
     cells = [[(_plain(c[0]), c[1]) if isinstance(c, tuple) else (_plain(str(c)), "") for c in row]
              for row in [header, *rows]]
     widths = [max(cell_len(row[k][0]) for row in cells) for k in range(len(header))]
-    out = Text()
+    parts: list[str] = []                           # the text and its styles, made into one Text at the end:
+    spans: list[Span] = []                          # a Text.append per cell costs more than the rest
+    at = 0
     for n, row in enumerate(cells):
         while len(row) > 1 and not row[-1][0]:      # no trailing blanks
             row.pop()
-        out.append(indent)
+        line = [indent]
         for k, (text, style) in enumerate(row):
             pad = " " * (widths[k] - cell_len(text))
             last = k == len(row) - 1
-            out.append(pad if k in right else "")
-            out.append(text, "bold" if n == 0 else style)
-            out.append("" if k in right or last else pad)
-            out.append("\n" if last else "  ")
-    return out
+            line.append(pad if k in right else "")
+            if last and width and k == len(header) - 1:
+                text = _wrapped(text, width, cell_len(indent) + sum(widths[:k]) + 2 * k - 2,
+                                cell_len(indent) + sum(widths[:k]) + 2 * k)[2:]
+            style = "bold" if n == 0 else style
+            if style and text:
+                start = at + sum(map(len, line))
+                spans.append(Span(start, start + len(text), style))
+            line += [text, "" if k in right or last else pad, "\n" if last else "  "]
+        piece = "".join(line)
+        parts.append(piece)
+        at += len(piece)
+    return Text("".join(parts), spans=spans)
 
 
 # -- a round: check and status with no options --------------------------------------------------------
@@ -375,15 +675,15 @@ ROLE_ZH = {"used": "最新", "superseded": "已被更新文件替代", "duplicat
 
 
 def _round_or_exit(round_dir: Optional[Path]):
-    """The round named by --round, or the one holding the current folder; exit 2 outside any round."""
+    """The round named by --round, or the one holding the current folder; a usage error (exit 2) outside
+    any round."""
     from .round import find_round
 
     rnd = find_round(round_dir) if round_dir else find_round()
     if rnd is None:
-        where = f"“{round_dir}”不是考核轮次文件夹" if round_dir else "当前文件夹不在考核轮次中"
-        _console(stderr=True).print(f"[red]{_esc(where)}：请给出要核查的文件或文件夹，或用 --round 指定轮次文件夹"
-                                    "（由 xlsx-assess init 创建）。[/]")
-        raise typer.Exit(2)
+        where = f"“{_plain(str(round_dir))}”不是考核轮次文件夹" if round_dir else "当前文件夹不在考核轮次中"
+        raise Usage(f"{where}：请给出要核查的文件或文件夹，或在考核轮次文件夹（由 xlsx-assess init 创建）中运行，"
+                    "或用 --round 指定。")
     return rnd
 
 
@@ -406,7 +706,7 @@ def _check_in_round(round_dir: Optional[Path], as_json: bool, workers: Optional[
     raise typer.Exit(0 if board.complete else 1)
 
 
-@app.command()
+@app.command(cls=_Command)
 def status(round_dir: Optional[Path] = RoundOpt, as_json: bool = JsonOpt) -> None:
     """查看本轮收件情况 Show the round's board and, per township, every file received (from the ledger).
 
@@ -482,7 +782,7 @@ def _when_text(t) -> str:
     return f"{t:%Y-%m-%d %H:%M}（UTC{off[:3]}:{off[3:]}）"
 # -- a round: init, generate inside one, rubric diff ----------------------------------------------
 
-@app.command()
+@app.command(cls=_Command)
 def init(
     folder: Path = typer.Argument(..., help="新考核轮次的文件夹"),
     year: Optional[int] = typer.Option(None, "--year", help="考核年度（默认：设置中的年度；--from 时为上一轮 +1）",
@@ -560,7 +860,12 @@ def serve(
     no_browser: bool = typer.Option(False, "--no-browser", help="不自动打开浏览器"),
 ) -> None:
     """在浏览器中操作本轮考核 Serve the round's page (needs: pip install .[web]); Ctrl+C to stop."""
-    rnd = _round_or_exit(round_dir)
+    from .round import find_round
+
+    rnd = find_round(round_dir) if round_dir else find_round()
+    if rnd is None:
+        where = f"“{_plain(str(round_dir))}”不是考核轮次文件夹" if round_dir else "当前文件夹不在考核轮次中"
+        raise Usage(f"{where}：请在考核轮次文件夹（由 xlsx-assess init 创建）中运行，或用 --round 指定。")
     try:
         from .web import serve as run
     except ImportError as exc:

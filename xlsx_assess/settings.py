@@ -292,13 +292,18 @@ def select_townships(townships: list[Township], only: list[str] | None) -> list[
     """Pick townships by code or name; an unknown one is an error naming it."""
     if not only:
         return townships
-    report = Report()
     chosen: list[Township] = []
+    unknown: list[str] = []
     for key in only:
         match = [t for t in townships if key in (t.code, t.name)]
         if not match:
-            report.add(issue(Code.ROSTER_TOWNSHIP_UNKNOWN, value=key))
+            unknown.append(key)
         chosen.extend(t for t in match if t not in chosen)
-    if not report.ok:
-        raise AssessError(report)
+    if unknown:
+        shown = "、".join(t.name for t in townships[:SHOWN_NAMES]) + (f" 等 {len(townships)} 个" if len(townships) > SHOWN_NAMES else "")
+        raise AssessError(Report([issue(Code.ROSTER_TOWNSHIP_UNKNOWN, column="--only", value="、".join(unknown),
+                                        detail=shown)]))
     return chosen
+
+
+SHOWN_NAMES = 30          # townships named when an --only name is not on the roster
