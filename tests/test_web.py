@@ -270,3 +270,41 @@ def test_token_only_off_this_machine():
     token = token_for("0.0.0.0")
     assert token and len(token) >= 24 and token != token_for("0.0.0.0")
     assert url_of("0.0.0.0", 8765, token).endswith(f"/?token={token}")
+
+
+def test_uploads_never_spool_to_the_system_temp_folder(client, monkeypatch):
+    import starlette.formparsers as fp
+
+    made = []
+
+    class Spy(fp.SpooledTemporaryFile):                 # a rollover writes a (nameless) file in the temp folder
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(fp, "SpooledTemporaryFile", Spy)
+    big = SAMPLES.joinpath("吴坝镇.xlsx").read_bytes() + b"\0" * (3 * 1024 * 1024)   # past Starlette's 1 MB spool
+    r = client.post("/api/upload", files=[("files", ("大文件.xlsx", big))], headers=SCRIPT)
+    assert r.status_code == 200
+    assert made and not any(f._rolled for f in made)
+
+
+def test_a_lock_file_is_skipped_as_check_skips_it(client):
+    r = client.post("/api/upload", files=[("files", ("~$城关镇.xlsx", b"lock"))], headers=SCRIPT)
+    [answer] = r.json()["files"]
+    assert answer["status"] == "skipped" and Code.SKIPPED in codes(answer)
+
+
+def test_the_page_and_the_cli_on_the_same_round_at_once(client, rnd):
+    from xlsx_assess.ledger import Ledger
+
+    for k, p in enumerate(sorted(SAMPLES.glob("*.xlsx"))[:4]):          # the CLI has files of its own to check
+        (rnd.returned / f"微信{k}.xlsx").write_bytes(p.read_bytes())
+    cli = subprocess.Popen([sys.executable, "-m", "xlsx_assess", "check", "--round", str(rnd.root), "--json"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=rnd.root)
+    r = client.post("/api/upload", files=samples()[4:], headers=SCRIPT)
+    out, err = cli.communicate(timeout=120)
+    assert r.status_code == 200 and cli.returncode in (0, 1), err
+    with Ledger.of_round(rnd) as ledger:
+        assert ledger.integrity() == []
+    assert client.get("/api/status").json()["counts"]["ok"] == 9
