@@ -133,7 +133,7 @@ def test_hostile_files_each_get_their_verdict_and_the_server_keeps_serving(clien
     b.bombs()
     chosen = sorted(b.corpus.expected) if FULL else ["bombs/zip_bomb.xlsx", "bombs/billion_laughs_sheet.xlsx",
                                                     "bombs/far_cell.xlsx", "bombs/many_parts.xlsx",
-                                                    "bombs/tangled_xml.xlsx"]
+                                                    "bombs/tangled_xml.xlsx", "bombs/too_big.xlsx"]
     chosen = [c for c in chosen if (folder / c).is_file()]
     files = [("files", (c, (folder / c).read_bytes())) for c in chosen]
     r = client.post("/api/upload", files=files, headers=SCRIPT)
