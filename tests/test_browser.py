@@ -114,7 +114,7 @@ def test_a_whole_round_in_chromium(browser, server, tmp_path):
     broken.write_bytes(b"PK\x03\x04 this is not a workbook")
     page.goto(url + "/receive")
     page.set_input_files("#files", [str(p) for p in returns[:7]] + [str(broken)])
-    page.wait_for_selector("ul.verdicts > li.verdict >> nth=7")
+    page.wait_for_selector("text=已核查 8 个文件")
     verdicts = page.locator("ul.verdicts > li.verdict")
     assert verdicts.count() == 8
     assert page.locator("ul.verdicts > li.verdict.ok").count() == 7
@@ -129,7 +129,7 @@ def test_a_whole_round_in_chromium(browser, server, tmp_path):
     page.screenshot(path=str(shots / "web-board.png"), full_page=True)
     page.goto(url + "/receive")
     drop(page, returns[7:])                      # dragged onto the box, as the clerk does from a folder
-    page.wait_for_selector("ul.verdicts > li.verdict >> nth=1")
+    page.wait_for_selector("text=已核查 2 个文件")
     assert page.locator("ul.verdicts > li.verdict.ok").count() == 2
     page.goto(url + "/")
     assert page.locator("tr.state-ok").count() == 9
@@ -157,3 +157,23 @@ def test_a_whole_round_in_chromium(browser, server, tmp_path):
     assert "将在核定功能完成后提供" in page.inner_text("main")
     assert errors == []
     ctx.close()
+
+
+def test_many_files_are_sent_in_a_few_requests_and_every_verdict_shows(browser, server, tmp_path):
+    url, rnd = server
+    files = []
+    for k in range(25):
+        p = tmp_path / "many" / f"文件{k:02d}.xlsx"
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes(b"not a workbook %d" % k)
+        files.append(str(p))
+    page = browser.new_page()
+    posts: list[str] = []
+    page.on("request", lambda req: posts.append(req.url) if req.method == "POST" else None)
+    page.goto(url + "/receive")
+    page.set_input_files("#files", files)
+    page.wait_for_selector("text=已核查 25 个文件")
+    assert page.locator("ul.verdicts > li.verdict.error").count() == 25
+    assert len(posts) == 3                                   # 10 + 10 + 5
+    assert len(list((rnd.returned / "网页上传").rglob("*.xlsx"))) == 25
+    page.close()

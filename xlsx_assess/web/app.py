@@ -304,7 +304,7 @@ def check_again(web: _Web, request: Request) -> Response:
     with web.lock:
         _, board = check_round(web.rnd, ctx, workers=web.workers)
         _write_results(web, board, ctx)
-    return web.page(request, "_notices.html", notices=_notices(board, ctx), counts=_counts(board))
+    return web.page(request, "_notices.html", notices=_notices(board, ctx))
 
 
 def rank_run(web: _Web, request: Request) -> Response:
