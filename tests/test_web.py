@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -14,7 +15,9 @@ import pytest
 pytest.importorskip("starlette", reason="the page needs the web extra: pip install .[web]")
 pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx")
 
-from starlette.testclient import TestClient  # noqa: E402
+with warnings.catch_warnings():                  # Starlette >= 1.0 suggests httpx2; httpx is what pip has here
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient  # noqa: E402
 
 from conftest import ROOT  # noqa: E402
 from xlsx_assess.issues import Code  # noqa: E402
@@ -261,6 +264,18 @@ def test_serve_outside_a_round_says_so_and_the_cli_starts_without_the_web_stack(
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn', 'jinja2')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_serve_on_a_taken_port_says_so_in_chinese(rnd):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "xlsx_assess", "serve", "--round", str(rnd.root), "--port",
+                              str(port), "--no-browser"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "--port" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_token_only_off_this_machine():

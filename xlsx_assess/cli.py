@@ -880,4 +880,9 @@ def serve(
         _console().print("按 Ctrl+C 停止。")
 
     with _guard():
-        run(rnd, host, port, not no_browser, announce)
+        try:
+            run(rnd, host, port, not no_browser, announce)
+        except OSError as exc:
+            _console(stderr=True).print(f"[red]无法在 {_esc(host)}:{port} 上启动网页（{_esc(exc.strerror or str(exc))}）："
+                                        "端口可能已被占用，请用 --port 换一个端口，例如 --port 8766。[/]")
+            raise typer.Exit(2)

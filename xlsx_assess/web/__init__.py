@@ -22,6 +22,13 @@ def free_port(host: str = LOCAL) -> int:
         return s.getsockname()[1]
 
 
+def check_port(host: str, port: int) -> None:
+    """OSError if `port` on `host` cannot be listened on (taken by another program, or not this machine's)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, port))
+
+
 def token_for(host: str) -> str | None:
     """No token on 127.0.0.1 (only this machine can reach it); a fresh secret for any other host."""
     return None if host == LOCAL else secrets.token_urlsafe(24)
@@ -36,6 +43,7 @@ def serve(rnd, host: str = LOCAL, port: int = 8765, open_browser: bool = True, a
 
     from .app import create_app
 
+    check_port(host, port)
     token = token_for(host)
     app = create_app(rnd, token=token, port=None if token else port)
     url = url_of(host, port, token)
