@@ -74,6 +74,17 @@ def server(tmp_path):
         thread.join(10)
 
 
+def old_form(rnd, folder: Path) -> Path:
+    """夹河乡's form of last year, as a township that kept using an old file sends it."""
+    from xlsx_assess.round import load_round_context
+    from xlsx_assess.writer import build_workbook, file_name
+
+    ctx = load_round_context(rnd)
+    town = next(t for t in ctx.townships if t.name == "夹河乡")
+    year = ctx.settings.year - 1
+    return build_workbook(ctx.rubric, town, ctx.settings.with_year(year), folder / file_name(town, year))
+
+
 def drop(page, paths: list[Path]) -> None:
     """Drop files on the 收回 page's box: a drop event carrying them, as a drag from a folder makes."""
     files = [{"name": p.name, "data": base64.b64encode(p.read_bytes()).decode()} for p in paths]
@@ -108,24 +119,26 @@ def test_a_whole_round_in_chromium(browser, server, tmp_path):
     assert len(list(rnd.sent.glob("*.xlsx"))) == 9
     page.screenshot(path=str(shots / "web-send.png"), full_page=True)
 
-    # 收回: seven returns and a broken file, through the file input
-    returns = sorted(SAMPLES.glob("*.xlsx"))
+    # 收回: seven returns, last year's form from 夹河乡 and a broken file, through the file input
+    returns = sorted(SAMPLES.glob("*.xlsx"))                # the last two: 夹河乡 and 打渔陈镇
     broken = tmp_path / "坏掉的文件.xlsx"
     broken.write_bytes(b"PK\x03\x04 this is not a workbook")
     page.goto(url + "/receive")
-    page.set_input_files("#files", [str(p) for p in returns[:7]] + [str(broken)])
-    page.wait_for_selector("text=已核查 8 个文件")
-    verdicts = page.locator("ul.verdicts > li.verdict")
-    assert verdicts.count() == 8
+    page.set_input_files("#files", [str(p) for p in returns[:7]] + [str(old_form(rnd, tmp_path)), str(broken)])
+    page.wait_for_selector("text=已核查 9 个文件")
+    assert page.locator("ul.verdicts > li.verdict").count() == 9
     assert page.locator("ul.verdicts > li.verdict.ok").count() == 7
     bad = page.locator("ul.verdicts > li.verdict.error")
-    assert bad.count() == 1 and "坏掉的文件.xlsx" in bad.inner_text()
-    assert page.locator("#notices .notice").count() == 2                     # two townships to chase
+    assert bad.count() == 2 and "坏掉的文件.xlsx" in bad.nth(1).inner_text()
+    assert "I203" in bad.nth(0).inner_text()                  # 用了旧表, located in the form's identity
+    notices = page.locator("#notices .notice")
+    assert notices.count() == 2 and "退回" in notices.nth(1).inner_text() and "催报" in notices.nth(0).inner_text()
     page.screenshot(path=str(shots / "web-receive.png"), full_page=True)
 
     # 本轮概况 with two townships missing, then the last two returns
     page.goto(url + "/")
-    assert page.locator("tr.state-ok").count() == 7 and page.locator("tr.state-missing").count() == 2
+    assert page.locator("tr.state-ok").count() == 7 and page.locator("tr.state-fix").count() == 1
+    assert page.locator("tr.state-missing").count() == 1
     page.screenshot(path=str(shots / "web-board.png"), full_page=True)
     page.goto(url + "/receive")
     drop(page, returns[7:])                      # dragged onto the box, as the clerk does from a folder
@@ -133,6 +146,7 @@ def test_a_whole_round_in_chromium(browser, server, tmp_path):
     assert page.locator("ul.verdicts > li.verdict.ok").count() == 2
     page.goto(url + "/")
     assert page.locator("tr.state-ok").count() == 9
+    assert "共收到 2 个文件" in page.locator("tr.state-ok").last.inner_text()    # 夹河乡: last year's form, then this year's
 
     # 排名: rank, see the table and chart, download the workbook and open it
     page.goto(url + "/rank")

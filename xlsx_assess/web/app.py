@@ -42,6 +42,7 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 PAGES = (("board", "/", "本轮概况"), ("send", "/send", "下发"), ("receive", "/receive", "收回"),
          ("review", "/review", "核定"), ("rank", "/rank", "排名"), ("feedback", "/feedback", "反馈"))
 RESULTS_BOOK = "核查结果.xlsx"
+ROLE_ZH = {"used": "最新", "superseded": "已被更新的文件替代", "duplicate": "重复", "other_version": "用了旧表"}
 # Every response: only this server's own scripts and styles (htmx adds one style element), never framed by
 # another site (a framed page could be clicked through), no guessing of types.
 HEADERS = ((b"content-security-policy", b"default-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -200,7 +201,7 @@ def board_page(web: _Web, request: Request) -> Response:
 
     ctx = web.context()
     board = round_status(web.rnd, ctx)
-    return web.page(request, "board.html", board=board, ctx=ctx, counts=_counts(board), when=_when)
+    return web.page(request, "board.html", board=board, ctx=ctx, counts=_counts(board), when=_when, roles=ROLE_ZH)
 
 
 def send_page(web: _Web, request: Request) -> Response:
