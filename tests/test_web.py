@@ -323,3 +323,21 @@ def test_the_page_and_the_cli_on_the_same_round_at_once(client, rnd):
     with Ledger.of_round(rnd) as ledger:
         assert ledger.integrity() == []
     assert client.get("/api/status").json()["counts"]["ok"] == 9
+
+
+def test_check_again_reads_what_the_clerk_put_in_the_folder(client, rnd):
+    for p in sorted(SAMPLES.glob("*.xlsx"))[:3]:
+        (rnd.returned / p.name).write_bytes(p.read_bytes())
+    assert client.post("/receive/check").status_code == 403                 # not from the page
+    r = client.post("/receive/check", headers=PAGE)
+    assert r.status_code == 200 and r.text.count('class="notice ') == 6     # six townships still to chase
+    assert client.get("/api/status").json()["counts"]["ok"] == 3
+    assert client.get("/results/核查结果.xlsx").content[:2] == b"PK"
+
+
+def test_a_broken_setup_is_shown_located_not_a_crash(client, rnd):
+    rnd.setup.write_bytes(b"not a workbook")
+    r = client.get("/")
+    assert r.status_code == 409 and "无法继续" in r.text and "考核设置.xlsx" in r.text
+    r = client.get("/api/status")
+    assert r.status_code == 409 and r.json()["issues"][0]["code"]
