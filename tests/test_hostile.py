@@ -182,7 +182,7 @@ def test_verdicts_kept_on_disk_give_the_same_reports_and_ranking(full, monkeypat
     now = dt.datetime(2027, 1, 5, 9, 0, tzinfo=dt.timezone.utc)
     kept, read_back = rank_townships(full.coll, ctx, now), rank_townships(on_disk, ctx, now)
     assert {"C501", "C502", "C504"} <= set(kept.issues["代码"])
-    for table in ("ranking", "categories", "details", "issues", "files", "missing"):
+    for table in ("ranking", "categories", "details", "issues", "files", "missing", "notes"):
         pd.testing.assert_frame_equal(getattr(kept, table), getattr(read_back, table))
     assert kept.explanation == read_back.explanation
     assert ranking_json(kept, full.coll) == ranking_json(read_back, on_disk)
@@ -438,7 +438,8 @@ def test_a_sheet_too_big_to_hold_is_refused_by_name(small_ctx, tmp_path, far):
 def test_without_a_helper_the_same_guard_runs_before_reading_here(small_ctx, tmp_path, monkeypatch):
     """Where no helper process can start, values are read in this process: a sheet that would make
     python-calamine abort must be refused first (if not, this test run dies)."""
-    good = write_filled(small_ctx, small_ctx.townships[0], tmp_path, SMALL_VALUES, False)
+    good = write_filled(small_ctx, small_ctx.townships[0], tmp_path, SMALL_VALUES, False,
+                        {k: "扣分或加减分说明" for k in SMALL_VALUES})
     far = patch_zip(good, sheet_part(good, FORM_SHEET), lambda x: x.replace(
         "</sheetData>", '<row r="1048576"><c r="XFD1048576"><v>1</v></c></row></sheetData>'), out=tmp_path / "far.xlsx")
     monkeypatch.setattr(sandbox, "_SANDBOX", sandbox.Helper(processes=False))
@@ -617,7 +618,7 @@ def test_every_note_reaches_the_ranking_workbook(small_ctx, tmp_path):
     out = write_ranking(rank_townships(coll, small_ctx), tmp_path / "out" / "排名.xlsx")
     import python_calamine as pc
 
-    rows = pc.CalamineWorkbook.from_path(str(out)).get_sheet_by_name("明细").to_python()
-    notes = rows[0].index("扣分说明")
-    text = "".join(str(r[notes]) for r in rows[1:])
-    assert "城关镇：长长长" in text and "侯庙镇：资料不全" in text
+    rows = pc.CalamineWorkbook.from_path(str(out)).get_sheet_by_name("扣分说明").to_python()
+    head = rows[3]                                 # under the title and 制表单位
+    town, notes = head.index("乡镇"), head.index("扣分说明")
+    assert {(r[town], r[notes][:4]) for r in rows[4:]} == {("城关镇", "长长长长"), ("侯庙镇", "资料不全")}

@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from . import scoring
+from .changes import compatible, describe, diff_rubrics
 from .issues import Code, Issue, Report, issue, status_of
 from .layout import (COL_EVIDENCE, COL_NOTE, COL_SCORE, FORM_MARK, FORM_SHEET, GUIDE_SHEET, IDENTITY_KEYS, META_SHEET, SHEETS, CellSpec,
                      FormLayout, a1, computed_cells, form_id, form_layout, position)
@@ -45,14 +46,19 @@ class Context:
     rubric: Rubric
     settings: Settings
     townships: list[Township]
+    # Other rubric versions forms of this round were made from (a round keeps them), by fingerprint: a
+    # return made from one that differs in wording only is checked against it; any other is told by its
+    # changes, not its hash.
+    versions: dict[str, Rubric] = field(default_factory=dict)
 
     @cached_property
     def roster(self) -> dict[str, Township]:
         return {t.code: t for t in self.townships}
 
-    def layout(self, code: str) -> FormLayout:
-        """The township's layout: cheap to make from the rubric's template, so it is not kept."""
-        return form_layout(self.rubric, self.roster[code], self.settings)
+    def layout(self, code: str, rubric: Rubric | None = None) -> FormLayout:
+        """The township's layout (from `rubric`, default the current one): cheap to make from the rubric's
+        template, so it is not kept."""
+        return form_layout(rubric or self.rubric, self.roster[code], self.settings)
 
 
 class ItemScores(Mapping[str, "float | None"]):
@@ -114,6 +120,8 @@ class Entries:
     evidence: dict[str, str] = field(default_factory=dict)
     reporter: str = ""
     phone: str = ""
+    invalid: frozenset[str] = frozenset()   # lines whose entry the form does not accept (scoring.line_state)
+    zero_blank: bool = False                # the zero-out line left blank (read as 否)
 
     def fingerprint(self) -> bytes:
         """What two files must share to count as copies of each other: a digest of everything entered
@@ -258,14 +266,15 @@ def check_returned(ret: Returned, ctx: Context) -> FileResult:
     if township is None:
         return res
     res.township = township
-    lay = ctx.layout(township.code)
+    lay = ctx.layout(township.code, _made_from(ret, ctx))
     if not _check_sheets(ret, res):
         return res
     _check_locked(ret, lay, res)
     _check_structure(ret, lay, res)
     res.entries = _read_entries(ret, lay, res)
     s = ctx.settings
-    res.scores = scoring.score(ctx.rubric, res.entries.values, res.entries.zeroed, s)
+    zeroed = None if res.entries.zero_blank else res.entries.zeroed
+    res.scores = scoring.score(ctx.rubric, res.entries.values, zeroed, s, res.entries.invalid)
     _check_cached(ret, lay, res, _explained(lay, res))
     return res
 
@@ -302,16 +311,35 @@ def _check_identity(ret: Returned, ctx: Context, res: FileResult) -> Township | 
     if ident.get("xa_year") != str(ctx.settings.year):
         res.add(Code.WRONG_YEAR, sheet=META_SHEET, value=ident.get("xa_year", "?"), expected=ctx.settings.year)
         return _other_version(res, township, "year:" + ident.get("xa_year", "?"))
-    if ident.get("xa_rubric_sha256") != ctx.rubric.fingerprint:
-        res.add(Code.WRONG_RUBRIC, sheet=META_SHEET, value=ident.get("xa_rubric_sha256", "?")[:12],
-                expected=ctx.rubric.fingerprint[:12])
-        return _other_version(res, township, "rubric:" + ident.get("xa_rubric_sha256", "?"))
-    if ident.get("xa_form_id") != form_id(ctx.rubric, township, ctx.settings.year):
+    made = _made_from(ret, ctx, ident)
+    if made is None:
+        sha = ident.get("xa_rubric_sha256", "?")
+        old = ctx.versions.get(sha)
+        detail = ("与本次考核的评分细则相比：" + describe(diff_rubrics(old, ctx.rubric)) if old is not None
+                  else "不是本次考核下发时用的任何一版")
+        res.add(Code.WRONG_RUBRIC, sheet=META_SHEET, detail=detail)
+        return _other_version(res, township, "rubric:" + sha)
+    if made is not ctx.rubric:
+        res.add(Code.OLD_WORDING, sheet=META_SHEET, detail=describe(diff_rubrics(made, ctx.rubric), limit=3))
+    if ident.get("xa_form_id") != form_id(made, township, ctx.settings.year):
         res.add(Code.IDENTITY_ALTERED, sheet=META_SHEET, detail="表单编号不符")
     other = _named_in_file_name(ret.name, ctx)
     if other is not None and other.code != code:
         res.add(Code.FILE_NAME_DISAGREES, value=other.name, expected=township.name)
     return township
+
+
+def _made_from(ret: Returned, ctx: Context, ident: dict[str, str] | None = None) -> Rubric | None:
+    """The rubric a return is checked against: the current one, or the version it was made from where that
+    differs in wording only; None for any other."""
+    if ident is None:
+        props, sheet = read_identity(ret)
+        ident = sheet or props
+    sha = ident.get("xa_rubric_sha256")
+    if sha == ctx.rubric.fingerprint:
+        return ctx.rubric
+    old = ctx.versions.get(sha or "")
+    return old if old is not None and compatible(old, ctx.rubric) else None
 
 
 def _other_version(res: FileResult, township: Township, version: str) -> None:
@@ -486,6 +514,8 @@ def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
     entries = Entries()
     formulas = ret.xml.get(FORM_SHEET).formulas if ret.xml and FORM_SHEET in ret.xml else {}
     rows = ret.values.get(FORM_SHEET, [])
+    invalid: set[str] = set()
+    d = lay.settings.score_decimals
     for item, row, ref, note, evidence in _plan(lay).items:
         line = rows[row] if row < len(rows) else ()
         raw = line[COL_SCORE] if COL_SCORE < len(line) else ""
@@ -493,11 +523,17 @@ def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
         if formulas and ref in formulas:
             res.add(Code.FORMULA_IN_INPUT, value="=" + formulas[ref][:40], **where)
             entries.values[item.id] = None
+            invalid.add(item.id)
             continue
+        if scoring.line_state(item.kind, raw, item.points, d) == 2:
+            invalid.add(item.id)
         if item.kind == "zero":
             answer = _text(raw).strip()
             if answer not in ("", scoring.YES, scoring.NO):
                 res.add(Code.ZERO_ANSWER_INVALID, value=_show(raw), **where)
+            elif answer == "":
+                entries.zero_blank = True
+                res.add(Code.ZERO_ANSWER_BLANK, value=item.id, **where)
             entries.zeroed = answer == scoring.YES
             if entries.zeroed:
                 res.add(Code.ZERO_OUT_MARKED, **where)
@@ -509,6 +545,9 @@ def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
         for col, ref, texts in ((COL_NOTE, note, entries.notes), (COL_EVIDENCE, evidence, entries.evidence)):
             if col < len(line) and line[col] != "":
                 _note(line[col], ref, res, item, texts)
+        if scoring.note_missing(item.kind, value, item.points, entries.notes.get(item.id, "")):
+            _note_missing(item, value, note, res, lay.settings.missing_note_severity)
+    entries.invalid = frozenset(invalid)
     entries.reporter = _text(ret.value(FORM_SHEET, *position(lay.reporter_cell))).strip()
     entries.phone = _text(ret.value(FORM_SHEET, *position(lay.phone_cell))).strip()
     entries.values = ItemScores.of(lay.rubric.ids, entries.values)
@@ -517,6 +556,17 @@ def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
     if not entries.phone:
         res.add(Code.PHONE_MISSING, sheet=FORM_SHEET, cell=lay.phone_cell)
     return entries
+
+
+def _note_missing(item, value: float, ref: str, res: FileResult, severity: str) -> None:
+    """V417 at the 扣分说明 cell: the line claims a deduction, a bonus or a deduction, and says not why."""
+    if item.kind == "base":
+        detail, why = f"得分 {format_points(value)}，低于分值 {format_points(item.points)}", "扣分原因"
+    else:
+        what = "加分" if item.kind == "bonus" else "减分"
+        detail, why = f"填了{what} {format_points(value)} 分", f"{what}依据"
+    res.add(Code.NOTE_MISSING, sheet=FORM_SHEET, cell=ref, value=item.id, detail=detail, expected=why,
+            severity=severity)
 
 
 def _number(raw: Any, top: float, res: FileResult, where: dict, decimals: int) -> float | None:
@@ -598,7 +648,7 @@ def _check_cached(ret: Returned, lay: FormLayout, res: FileResult, explained: fr
     labels[lay.completion_cell] = "填报进度"
     d = lay.settings.score_decimals
     for ref, expected in computed_cells(lay, res.scores).items():
-        if ref in explained:
+        if ref not in labels or ref in explained:   # the hidden helper columns; totals a refused line explains
             continue
         actual = ret.value(FORM_SHEET, *position(ref))
         if isinstance(expected, str):

@@ -688,7 +688,10 @@ def _round_or_exit(round_dir: Optional[Path]):
 
 
 def _check_in_round(round_dir: Optional[Path], as_json: bool, workers: Optional[int]) -> None:
-    """`check` inside a round: 收回/ checked, every file kept and recorded, the board printed."""
+    """`check` inside a round: 收回/ checked, every file kept and recorded, the board printed, and
+    结果/核查结果.xlsx written (the board with contacts, the issues, the 退回 and 催报 texts)."""
+    from .issues import AssessError
+    from .results_book import RESULTS_NAME, write_results
     from .workflow import check_round, load_round_context
 
     rnd = _round_or_exit(round_dir)
@@ -696,13 +699,25 @@ def _check_in_round(round_dir: Optional[Path], as_json: bool, workers: Optional[
         ctx = load_round_context(rnd)
         with _progress("核查文件", not as_json) as progress:
             coll, board = check_round(rnd, ctx, progress, workers)
+    results = rnd.results / RESULTS_NAME
+    try:
+        write_results(board, ctx, results)
+        written = None
+    except AssessError as exc:                  # held open in WPS, say: the board is still shown
+        written = exc.report.issues[0]
     if as_json:
         from .report import collection_json
 
         _print_json(dict(collection_json(coll), townships=[line.as_dict() for line in board.lines],
-                         setup_suspect=board.setup_suspect.as_dict() if board.setup_suspect else None))
+                         setup_suspect=board.setup_suspect.as_dict() if board.setup_suspect else None,
+                         results=None if written else str(results)))
     else:
         _render_board(board, skipped=coll.skipped)
+        con = _console()
+        if written is None:
+            con.print(f"核查结果（含退回、催报通知文字）已写入 {_esc(str(results))}")
+        else:
+            con.print(f"[yellow]⚠ {written.code} 核查结果未能写入：{_esc(written.render())}[/]")
     raise typer.Exit(0 if board.complete else 1)
 
 
@@ -775,11 +790,11 @@ def _render_line(out, line, detail: bool = True, history: bool = False) -> None:
 
 def _when_text(t) -> str:
     """A local time with its UTC offset: 2026-11-30 20:15（UTC+08:00）."""
-    if t is None:
-        return "时间不详"
-    t = t.astimezone()
-    off = t.strftime("%z")
-    return f"{t:%Y-%m-%d %H:%M}（UTC{off[:3]}:{off[3:]}）"
+    from .clock import local_text
+
+    return "时间不详" if t is None else local_text(t)
+
+
 # -- a round: init, generate inside one, rubric diff ----------------------------------------------
 
 @app.command(cls=_Command)

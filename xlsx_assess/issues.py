@@ -138,13 +138,15 @@ class Code(StrEnum):
     WRONG_YEAR = ("I203", "error", "年度不符",
                   "这是 {value} 年度的考核表，本次考核为 {expected} 年度。请让乡镇使用本年度下发的表格。")
     WRONG_RUBRIC = ("I204", "error", "评分细则版本不符",
-                    "考核表的评分细则版本（{value}）与本次考核（{expected}）不一致，可能使用了旧表。请让乡镇使用最新下发的表格。")
+                    "考核表是按另一版评分细则生成的（{detail}），可能使用了旧表。请让乡镇使用最新下发的表格。")
     FILE_NAME_DISAGREES = ("I205", "warning", "文件名与表内身份不符",
                            "文件名看起来是“{value}”的，但表内身份是“{expected}”。已按表内身份处理，请确认没有发错文件。")
     IDENTITY_ALTERED = ("I206", "error", "身份信息被改动",
                         "考核表身份信息被改动（{detail}），请让乡镇使用下发的原表重新填写。")
     TOWNSHIP_NAME_MISMATCH = ("I207", "error", "乡镇名称与代码不符",
                               "表中乡镇代码 {value} 对应“{expected}”，但名称写的是“{detail}”，身份信息被改动。")
+    OLD_WORDING = ("I208", "info", "按旧版评分细则核对（只有文字不同）",
+                   "考核表按上一版评分细则生成，与当前版本只有文字不同（{detail}），编号、类型和分值一致，已按原版本核对并采用。")
 
     SHEET_MISSING = ("S301", "error", "缺少工作表",
                      "缺少工作表“{value}”（可能被删除或改名），请让乡镇使用下发的原表重新填写。")
@@ -203,6 +205,10 @@ class Code(StrEnum):
                                "“{label}”的得分 {value} 小数位数过多：本次考核得分{limit}。请改为 {expected} 这样的数后重新填写。")
     VALUE_AND_TEXT = ("V416", "error", "一个单元格里既有数值又有文字",
                       "此单元格同时写有数值和文字（或同一内容写了两次），不同软件显示不一（LibreOffice 显示为空），无法核对。请让乡镇清除此单元格后重新填写。")
+    NOTE_MISSING = ("V417", "warning", "有扣分（或加分、减分）而未写扣分说明（级别由设置 missing_note_severity 决定）",
+                    "编号 {value} 一行{detail}，但“扣分说明”为空。请在此单元格写明{expected}。")
+    ZERO_ANSWER_BLANK = ("V418", "warning", "直接归零项未选择",
+                         "编号 {value}（直接归零项）未选择“是”或“否”，已按“否”计分。请在此单元格选择“是”或“否”。")
 
     SUPERSEDED = ("C501", "warning", "被同一乡镇更新的文件替代",
                   "同一乡镇有更新的文件“{value}”，本文件未采用。")
@@ -265,12 +271,13 @@ class Issue:
 
 
 def issue(code: Code, *, file: str = "", sheet: str = "", cell: str = "", line: int | None = None,
-          column: str = "", **fields) -> Issue:
-    """Make an issue from the catalogue; `fields` fill the Chinese template."""
+          column: str = "", severity: Severity | None = None, **fields) -> Issue:
+    """Make an issue from the catalogue; `fields` fill the Chinese template; `severity` overrides the
+    catalogue's where a county setting decides it (V417)."""
     entry = CATALOGUE[code]
     fields.setdefault("column", column)
     message = entry.template.format_map(_Blank(fields))
-    return Issue(entry.value, entry.severity, message, file, sheet, cell, line, column)
+    return Issue(entry.value, severity or entry.severity, message, file, sheet, cell, line, column)
 
 
 class _Blank(dict):

@@ -33,6 +33,7 @@ from starlette.staticfiles import StaticFiles
 
 from .. import __version__
 from ..issues import AssessError
+from ..results_book import RESULTS_NAME as RESULTS_BOOK
 from ..round import RANKING_BOOK, Round
 from . import uploads as up
 
@@ -41,7 +42,6 @@ TOKEN_COOKIE = "xa_token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 PAGES = (("board", "/", "本轮概况"), ("send", "/send", "下发"), ("receive", "/receive", "收回"),
          ("review", "/review", "核定"), ("rank", "/rank", "排名"), ("feedback", "/feedback", "反馈"))
-RESULTS_BOOK = "核查结果.xlsx"
 ROLE_ZH = {"used": "最新", "superseded": "已被更新的文件替代", "duplicate": "重复", "other_version": "用了旧表"}
 # Every response: only this server's own scripts and styles (htmx adds one style element), never framed by
 # another site (a framed page could be clicked through), no guessing of types.
@@ -92,7 +92,7 @@ def create_app(rnd: Round, token: str | None = None, limits: Limits | None = Non
         Route("/send/forms.zip", _endpoint(forms_zip, web)),
         Route("/receive", _endpoint(receive_page, web)),
         Route("/receive/check", _endpoint(check_again, web), methods=["POST"]),
-        Route("/results/核查结果.xlsx", _endpoint(results_book, web)),
+        Route(f"/results/{RESULTS_BOOK}", _endpoint(results_book, web)),
         Route("/rank", _endpoint(rank_page, web)),
         Route("/rank/run", _endpoint(rank_run, web), methods=["POST"]),
         Route("/rank/排名.xlsx", _endpoint(ranking_book, web)),
