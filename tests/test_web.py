@@ -341,3 +341,18 @@ def test_a_broken_setup_is_shown_located_not_a_crash(client, rnd):
     assert r.status_code == 409 and "无法继续" in r.text and "考核设置.xlsx" in r.text
     r = client.get("/api/status")
     assert r.status_code == 409 and r.json()["issues"][0]["code"]
+
+
+def test_a_results_book_held_open_is_said_and_the_upload_still_answers(client, rnd, monkeypatch):
+    import xlsx_assess.results_book as rb
+    from xlsx_assess.issues import AssessError, Report, issue
+
+    def held(board, ctx, path, now=None):
+        raise AssessError(Report([issue(Code.OUTPUT_UNWRITABLE, file=str(path), detail="文件被占用")]))
+
+    monkeypatch.setattr(rb, "write_results", held)
+    r = client.post("/api/upload", files=samples()[:1], headers=SCRIPT)
+    assert r.status_code == 200 and r.json()["files"][0]["status"] == "ok"
+    assert r.json()["results"] is None and Code.OUTPUT_UNWRITABLE in r.json()["results_error"]
+    r = client.post("/api/upload", files=samples()[1:2], headers=PAGE)
+    assert r.status_code == 200 and "未能写入" in r.text

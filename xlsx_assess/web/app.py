@@ -34,7 +34,7 @@ from starlette.staticfiles import StaticFiles
 from .. import __version__
 from ..issues import AssessError
 from ..results_book import RESULTS_NAME as RESULTS_BOOK
-from ..round import RANKING_BOOK, Round
+from ..round import RANKING_BOOK, RESULTS as RESULTS_DIR, Round
 from . import uploads as up
 
 HERE = Path(__file__).parent
@@ -262,29 +262,33 @@ async def api_upload(web: _Web, request: Request) -> Response:
         await form.close()
     if sum(len(u.data) for u in got) > web.limits.bytes:
         return _upload_refused(request, 413, "上传被拒绝：文件总大小超过上限，请分几次上传。")
-    answers, board, ctx = await run_in_threadpool(_receive, web, got)
+    answers, board, ctx, unwritten = await run_in_threadpool(_receive, web, got)
     if request.headers.get("hx-request") == "true":
         return web.page(request, "_verdicts.html", answers=answers, notices=_notices(board, ctx),
-                        counts=_counts(board))
+                        counts=_counts(board), unwritten=unwritten)
     return JSONResponse({"files": [a.as_dict() for a in answers], "counts": _counts(board),
-                         "townships": [line.as_dict() for line in board.lines]})
+                         "townships": [line.as_dict() for line in board.lines],
+                         "results": None if unwritten else f"{RESULTS_DIR}/{RESULTS_BOOK}",
+                         "results_error": unwritten or None})
 
 
 def _receive(web: _Web, got: list) -> tuple:
     ctx = web.context()
     with web.lock:
         answers, board = up.receive(web.rnd, ctx, got, web.workers)
-        _write_results(web, board, ctx)
-    return answers, board, ctx
+        unwritten = _write_results(web, board, ctx)
+    return answers, board, ctx, unwritten
 
 
-def _write_results(web: _Web, board, ctx) -> None:
+def _write_results(web: _Web, board, ctx) -> str:
+    """Rewrite 结果/核查结果.xlsx as `check` does; what went wrong ("" if nothing: held open in WPS, say)."""
     from ..results_book import write_results
 
     try:
         write_results(board, ctx, web.rnd.results / RESULTS_BOOK)
-    except (AssessError, OSError):
-        pass                       # open in Excel (Windows) or the like: the page still answers
+    except AssessError as exc:
+        return _said(exc)
+    return ""
 
 
 def _said(exc: AssessError) -> str:
@@ -304,8 +308,8 @@ def check_again(web: _Web, request: Request) -> Response:
     ctx = web.context()
     with web.lock:
         _, board = check_round(web.rnd, ctx, workers=web.workers)
-        _write_results(web, board, ctx)
-    return web.page(request, "_notices.html", notices=_notices(board, ctx))
+        unwritten = _write_results(web, board, ctx)
+    return web.page(request, "_notices.html", notices=_notices(board, ctx), unwritten=unwritten)
 
 
 def rank_run(web: _Web, request: Request) -> Response:
