@@ -94,7 +94,8 @@ def drop(page, paths: list[Path]) -> None:
             const bytes = Uint8Array.from(atob(f.data), c => c.charCodeAt(0));
             dt.items.add(new File([bytes], f.name));
         }
-        document.getElementById("drop").dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
+        const drop = new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true});
+        document.getElementById("drop").dispatchEvent(drop);
     }""", files)
 
 
