@@ -356,3 +356,23 @@ def test_a_results_book_held_open_is_said_and_the_upload_still_answers(client, r
     assert r.json()["results"] is None and Code.OUTPUT_UNWRITABLE in r.json()["results_error"]
     r = client.post("/api/upload", files=samples()[1:2], headers=PAGE)
     assert r.status_code == 200 and "未能写入" in r.text
+
+
+def test_a_changed_rubric_is_not_regenerated_without_asking(client, rnd):
+    from dataclasses import replace
+
+    from xlsx_assess.round import load_round_context
+    from xlsx_assess.rubric import Rubric
+    from xlsx_assess.setup_book import write_setup_book
+
+    ctx = load_round_context(rnd)
+    first, second = ctx.rubric.base[0], ctx.rubric.base[1]
+    changed = Rubric(tuple(replace(i, points=i.points - 0.5) if i.id == first.id else
+                           replace(i, points=i.points + 0.5) if i.id == second.id else i for i in ctx.rubric.items))
+    write_setup_book(changed, ctx.townships, ctx.settings, rnd.setup)
+    before = {p.name: p.read_bytes() for p in rnd.sent.iterdir()}
+    r = client.post("/send/generate", headers=PAGE)
+    assert r.status_code == 200 and Code.FORMS_FROM_OTHER_RUBRIC in r.text and f"{first.id} 分值" in r.text
+    assert "force=1" in r.text and {p.name: p.read_bytes() for p in rnd.sent.iterdir()} == before
+    r = client.post("/send/generate?force=1", headers=PAGE)
+    assert "已生成 9 个乡镇的考核表" in r.text and {p.name: p.read_bytes() for p in rnd.sent.iterdir()} != before

@@ -32,7 +32,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import __version__
-from ..issues import AssessError
+from ..issues import AssessError, Code
 from ..results_book import RESULTS_NAME as RESULTS_BOOK
 from ..round import RANKING_BOOK, RESULTS as RESULTS_DIR, Round
 from . import uploads as up
@@ -231,13 +231,17 @@ def pending_page(web: _Web, request: Request, title: str = "") -> Response:
 def generate(web: _Web, request: Request) -> Response:
     from ..round import generate_round
 
+    force = request.query_params.get("force") == "1"
+    other_version = False
     with web.lock:
         try:
-            done = generate_round(web.rnd)
+            done = generate_round(web.rnd, force=force)
             message, ok = f"已生成 {len(done)} 个乡镇的考核表，保存在 下发/ 文件夹。", True
         except AssessError as exc:
             message, ok = _said(exc), False
-    return web.page(request, "_forms.html", forms=_forms(web.rnd), message=message, ok=ok)
+            other_version = any(i.code == Code.FORMS_FROM_OTHER_RUBRIC for i in exc.report.issues)
+    return web.page(request, "_forms.html", forms=_forms(web.rnd), message=message, ok=ok,
+                    other_version=other_version)
 
 
 async def api_upload(web: _Web, request: Request) -> Response:
