@@ -95,7 +95,7 @@ def create_app(rnd: Round, token: str | None = None, limits: Limits | None = Non
         Route(f"/results/{RESULTS_BOOK}", _endpoint(results_book, web)),
         Route("/rank", _endpoint(rank_page, web)),
         Route("/rank/run", _endpoint(rank_run, web), methods=["POST"]),
-        Route("/rank/排名.xlsx", _endpoint(ranking_book, web)),
+        Route(f"/rank/{RANKING_BOOK}", _endpoint(ranking_book, web)),
         Route("/review", _endpoint(pending_page, web, title="核定")),
         Route("/feedback", _endpoint(pending_page, web, title="反馈")),
         Route("/api/status", _endpoint(api_status, web)),
