@@ -107,7 +107,8 @@ def test_a_whole_round_in_chromium(browser, server, tmp_path):
     if not shots.is_absolute():
         shots = ROOT / shots
     shots.mkdir(parents=True, exist_ok=True)
-    ctx = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    ctx = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 800}, locale="zh-CN",
+                              permissions=["clipboard-read", "clipboard-write"])
     page = ctx.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -135,6 +136,10 @@ def test_a_whole_round_in_chromium(browser, server, tmp_path):
     notices = page.locator("#notices .notice")
     assert notices.count() == 2 and "退回" in notices.nth(1).inner_text() and "催报" in notices.nth(0).inner_text()
     page.screenshot(path=str(shots / "web-receive.png"), full_page=True)
+    copy = notices.nth(1).get_by_role("button", name="复制")
+    copy.click()
+    page.wait_for_selector("text=已复制")
+    assert page.evaluate("navigator.clipboard.readText()") == notices.nth(1).locator("pre").inner_text()
 
     # 本轮概况 with two townships missing, then the last two returns
     page.goto(url + "/")

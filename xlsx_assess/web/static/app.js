@@ -107,8 +107,12 @@
     if (!b) return;
     var text = b.closest(".notice").querySelector("pre").innerText;
     var done = function () { b.textContent = "已复制"; setTimeout(function () { b.textContent = "复制"; }, 1500); };
-    if (navigator.clipboard && window.isSecureContext) { navigator.clipboard.writeText(text).then(done); return; }
-    var t = document.createElement("textarea"); t.value = text; document.body.appendChild(t); t.select();
-    document.execCommand("copy"); document.body.removeChild(t); done();
+    var byHand = function () {          // older browsers, or a clipboard the browser will not grant
+      var t = document.createElement("textarea"); t.value = text; document.body.appendChild(t); t.select();
+      var ok = document.execCommand("copy"); document.body.removeChild(t);
+      if (ok) done(); else b.textContent = "请手动选中文字复制";
+    };
+    if (navigator.clipboard && window.isSecureContext) { navigator.clipboard.writeText(text).then(done, byHand); return; }
+    byHand();
   });
 })();
