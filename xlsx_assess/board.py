@@ -84,12 +84,14 @@ class TownshipLine:
 
     def as_dict(self) -> dict:
         """The line as `check --json` gives it under "townships"."""
-        return {"code": self.code, "township": self.township, "state": self.state, "file": self.file,
-                "reporter": self.reporter, "phone": self.phone,
-                "issues": [dict(i.as_dict(), file=i.file) for i in self.issues],
-                "review": self.review or None, "review_file": self.review_file,
-                "reviewed_score": None if self.reviewed_score is None else str(self.reviewed_score),
-                "reviewer": self.reviewer, "review_issues": [dict(i.as_dict(), file=i.file) for i in self.review_issues]}
+        out = {"code": self.code, "township": self.township, "state": self.state, "file": self.file,
+               "reporter": self.reporter, "phone": self.phone,
+               "issues": [dict(i.as_dict(), file=i.file) for i in self.issues]}
+        if self.review:                  # once the round has 核定表s: the 核定 stage and what it rests on
+            out.update(review=self.review, review_file=self.review_file,
+                       reviewed_score=None if self.reviewed_score is None else str(self.reviewed_score),
+                       reviewer=self.reviewer, review_issues=[dict(i.as_dict(), file=i.file) for i in self.review_issues])
+        return out
 
 
 @dataclass
