@@ -66,7 +66,7 @@ def test_every_page_is_chinese_utf8_and_names_every_page(client):
         assert '<meta charset="utf-8">' in r.text
         for label in ("本轮概况", "下发", "收回", "核定", "排名", "反馈"):
             assert label in r.text
-    assert "将在核定功能完成后提供" in client.get("/review").text
+    assert "生成核定表" in client.get("/review").text
     assert "将在核定功能完成后提供" in client.get("/feedback").text
     assert client.get("/static/htmx.min.js").status_code == 200
     r = client.get("/")
@@ -213,6 +213,12 @@ def test_cross_site_requests_cannot_change_anything(client, rnd):
     r = client.post("/send/generate", headers=dict(PAGE, Referer="http://evil.example/page"))
     assert r.status_code == 403
     assert client.post("/rank/run").status_code == 403
+    assert client.post("/review/generate").status_code == 403
+    assert client.post("/review/generate", headers=dict(PAGE, Origin="http://evil.example")).status_code == 403
+    assert client.post("/review/upload", files=samples()[:1]).status_code == 403
+    assert client.post("/review/upload", files=samples()[:1],
+                       headers=dict(SCRIPT, Origin="http://evil.example")).status_code == 403
+    assert not rnd.reviews.exists() or not any(rnd.reviews.rglob("*.xlsx"))
     assert not any(rnd.returned.rglob("*.xlsx"))
     r = client.post("/api/upload", files=samples()[:1], headers=dict(SCRIPT, Origin=LOCAL))
     assert r.status_code == 200
@@ -253,6 +259,117 @@ def test_generate_from_the_page_and_ranking(client, rnd):
     book = client.get("/rank/排名.xlsx")
     assert book.status_code == 200 and book.content[:2] == b"PK"
     assert "清水河乡" in client.get("/rank").text
+
+
+# -- 核定 ----------------------------------------------------------------------------------------------
+
+def filled_review(rnd, code: str, tmp: Path, changes: dict | None = None, reasons: dict | None = None,
+                  signed: bool = True) -> Path:
+    """A township's 核定表 filled in as the 考核组 would (tests/test_review.py's approach: rewritten with its
+    inputs set), written to `tmp`; `changes`: item id -> 核定分 (default: the first item, 0.5 off, with a reason)."""
+    import datetime as dt
+
+    from xlsx_assess.review import review_file_name, review_layout, write_review
+    from xlsx_assess.workflow import check_round, load_round_context
+
+    ctx = load_round_context(rnd)
+    _, board = check_round(rnd, ctx, workers=1)
+    own = board.reviews.accepted[code]
+    t = ctx.roster[code]
+    lay = review_layout(ctx.rubric, t, ctx.settings, own)
+    if changes is None:
+        first = next(i for i in ctx.rubric.base if own.values.get(i.id))
+        changes, reasons = {first.id: own.values[first.id] - 0.5}, {first.id: "台账缺少第四季度记录"}
+    decided = {lay.score_cell(i): v for i, v in changes.items()}
+    decided.update({lay.reason_cell(i): text for i, text in (reasons or {}).items()})
+    if signed:
+        decided.update({lay.reviewer_cell: "王核查", lay.date_cell: dt.date(2027, 1, 15)})
+    return write_review(review_layout(ctx.rubric, t, ctx.settings, own, decided), tmp / review_file_name(t, ctx.settings.year))
+
+
+def test_review_through_the_page_generate_download_upload(client, rnd, tmp_path):
+    from python_calamine import CalamineWorkbook
+
+    r = client.post("/review/generate", headers=PAGE)
+    assert r.status_code == 200 and "已生成 0 个核定表" in r.text and "尚无合格的考核表" in r.text
+    assert client.get("/review/reviews.zip").status_code == 404
+    client.post("/api/upload", files=samples(), headers=SCRIPT)
+    r = client.post("/review/generate", headers=PAGE)
+    assert r.status_code == 200 and "已生成 9 个核定表" in r.text and r.text.count("待核定") >= 9
+    assert len(list(rnd.reviews.glob("*.xlsx"))) == 9
+    r = client.post("/review/generate", headers=PAGE)              # made for these returns already: kept
+    assert "已生成 0 个核定表" in r.text
+    z = client.get("/review/reviews.zip")
+    assert z.status_code == 200 and "filename*=UTF-8''" in z.headers["content-disposition"]
+    with zipfile.ZipFile(__import__("io").BytesIO(z.content)) as zf:
+        names = sorted(zf.namelist())
+        assert names == sorted(p.name for p in rnd.reviews.glob("*.xlsx")) and len(names) == 9
+        assert all(i.flag_bits & 0x800 for i in zf.infolist())
+        member = tmp_path / "member.xlsx"
+        member.write_bytes(zf.read(names[0]))
+    sheets = CalamineWorkbook.from_path(str(member)).sheet_names
+    assert "核定表" in sheets
+    code = client.get("/api/status").json()["townships"][0]["code"]
+    filled = filled_review(rnd, code, tmp_path)
+    r = client.post("/review/upload", files=[("files", (filled.name, filled.read_bytes()))], headers=SCRIPT)
+    assert r.status_code == 200, r.text
+    got = r.json()
+    [answer] = got["files"]
+    assert answer["status"] == "ok" and answer["accepted"] and answer["stored_as"].startswith("核定/网页上传/")
+    assert (rnd.root / answer["stored_as"]).is_file() and (rnd.files / answer["sha256"][:2] / answer["sha256"]).is_file()
+    line = next(t for t in got["townships"] if t["code"] == code)
+    assert line["review"] == "verified" and line["reviewer"] == "王核查"
+    status = {t["code"]: t for t in client.get("/api/status").json()["townships"]}
+    assert status[code]["review"] == "verified"                    # the board from the ledger says so too
+    assert sum(t.get("review") == "pending" for t in status.values()) == 8
+    page = client.get("/review").text
+    assert "已核定 1" in page and "待核定 8" in page
+    assert "已核定" in client.get("/").text
+
+
+def test_a_returned_review_without_a_reason_is_reported_located(client, rnd, tmp_path):
+    client.post("/api/upload", files=samples(), headers=SCRIPT)
+    client.post("/review/generate", headers=PAGE)
+    code = client.get("/api/status").json()["townships"][1]["code"]
+    from xlsx_assess.workflow import check_round, load_round_context
+
+    ctx = load_round_context(rnd)
+    own = check_round(rnd, ctx, workers=1)[1].reviews.accepted[code]
+    first = next(i for i in ctx.rubric.base if own.values.get(i.id))
+    filled = filled_review(rnd, code, tmp_path, {first.id: own.values[first.id] - 1}, {})
+    files = [("files", (filled.name, filled.read_bytes())), ("files", ("说明.txt", b"not a workbook"))]
+    r = client.post("/review/upload", files=files, headers=PAGE)
+    assert r.status_code == 200 and "有错误" in r.text and "不是核定表" not in r.text
+    assert Code.REVIEW_REASON_MISSING in r.text and 'id="review"' in r.text and "已跳过" in r.text
+    got = client.post("/review/upload", files=files, headers=SCRIPT).json()["files"]
+    assert got[0]["status"] == "error" and Code.REVIEW_REASON_MISSING in codes(got[0])
+    assert any(i["where"].startswith("核定表 › ") for i in got[0]["issues"] if i["code"] == Code.REVIEW_REASON_MISSING)
+    assert got[1]["status"] == "skipped"
+    assert Code.REVIEW_REASON_MISSING in client.get("/review").text
+
+
+def test_a_resend_makes_the_filled_review_stale_and_refresh_asks_first(client, rnd, tmp_path):
+    client.post("/api/upload", files=samples(), headers=SCRIPT)
+    client.post("/review/generate", headers=PAGE)
+    code = client.get("/api/status").json()["townships"][2]["code"]
+    filled = filled_review(rnd, code, tmp_path)
+    (rnd.reviews / filled.name).write_bytes(filled.read_bytes())   # the 考核组 filled the one in 核定/
+    from fills import write_filled
+    from xlsx_assess.workflow import load_round_context
+
+    ctx = load_round_context(rnd)
+    resent = write_filled(ctx, ctx.roster[code], tmp_path, {i.id: (i.points if i.kind == "base" else None)
+                                                            for i in ctx.rubric.items if i.kind != "zero"},
+                          zeroed=False, name="重报.xlsx")
+    client.post("/api/upload", files=[("files", ("重报.xlsx", resent.read_bytes()))], headers=SCRIPT)
+    page = client.get("/review").text
+    assert "核定表已过期 1" in page and "refresh=1" in page and "hx-confirm" in page
+    before = (rnd.reviews / filled.name).read_bytes()
+    r = client.post("/review/generate", headers=PAGE)           # filled in: kept until the clerk confirms
+    assert "已生成 0 个核定表" in r.text and (rnd.reviews / filled.name).read_bytes() == before
+    r = client.post("/review/generate?refresh=1", headers=PAGE)
+    assert "已生成 1 个核定表" in r.text and (rnd.reviews / filled.name).read_bytes() != before
+    assert {t["code"]: t.get("review") for t in client.get("/api/status").json()["townships"]}[code] == "pending"
 
 
 # -- the command -------------------------------------------------------------------------------------

@@ -345,22 +345,32 @@ def round_status(rnd, ctx: Context) -> Board:
         return _reviews_from_ledger(board, ledger) if rnd.reviews.is_dir() else board
 
 
+_REVIEW_RANK = {"verified": 3, "pending": 2, "error": 1, "stale": 0}
+
+
 def _reviews_from_ledger(board: "Board", ledger) -> "Board":
-    """The 核定 stage of each 已合格 line as `check` last recorded it: the latest 核定表 seen for the return
-    the line rests on (待核定 when there is none), 核定表已过期 when only older returns have one."""
+    """The 核定 stage of each 已合格 line as `check` last recorded it: of the 核定表s seen for the return the
+    line rests on (each name's latest record), a verified one first, then the latest (待核定 when there is
+    none; two 核定表s of one township, 核定/ and one uploaded to 核定/网页上传/, say); 核定表已过期 when only
+    older returns have one."""
     from dataclasses import replace
 
-    latest: dict[tuple[str, str], tuple[str, str]] = {}
+    latest: dict[tuple[str, str, str], str] = {}       # (code, return, name) -> the status last recorded
     any_for: set[str] = set()
     for _sha, name, _seen, code, ret, status in ledger.reviews():
-        latest[code, ret] = (status, name)
+        latest[code, ret, name] = status
         any_for.add(code)
+    best: dict[tuple[str, str], tuple[str, str]] = {}  # as `review.chosen_reviews`: a verified one first
+    for (code, ret, name), status in latest.items():
+        old = best.get((code, ret))
+        if old is None or _REVIEW_RANK.get(status, 0) >= _REVIEW_RANK.get(old[0], 0):
+            best[code, ret] = (status, name)
     lines = []
     for line in board.lines:
         if line.state != "ok":
             lines.append(line)
             continue
-        status, name = latest.get((line.code, line.sha256), ("stale" if line.code in any_for else "pending", ""))
+        status, name = best.get((line.code, line.sha256), ("stale" if line.code in any_for else "pending", ""))
         lines.append(replace(line, review=status if status in ("verified", "stale") else "pending", review_file=name))
     return replace(board, lines=lines)
 

@@ -96,7 +96,10 @@ def create_app(rnd: Round, token: str | None = None, limits: Limits | None = Non
         Route("/rank", _endpoint(rank_page, web)),
         Route("/rank/run", _endpoint(rank_run, web), methods=["POST"]),
         Route(f"/rank/{RANKING_BOOK}", _endpoint(ranking_book, web)),
-        Route("/review", _endpoint(pending_page, web, title="核定")),
+        Route("/review", _endpoint(review_page, web)),
+        Route("/review/generate", _endpoint(review_generate, web), methods=["POST"]),
+        Route("/review/reviews.zip", _endpoint(reviews_zip, web)),
+        Route("/review/upload", _endpoint(review_upload, web), methods=["POST"]),
         Route("/feedback", _endpoint(pending_page, web, title="反馈")),
         Route("/api/status", _endpoint(api_status, web)),
         Route("/api/upload", _endpoint(api_upload, web), methods=["POST"]),
@@ -222,6 +225,15 @@ def rank_page(web: _Web, request: Request) -> Response:
     return web.page(request, "rank.html", **_ranking_view(web))
 
 
+def review_page(web: _Web, request: Request) -> Response:
+    from ..workflow import check_round
+
+    ctx = web.context()
+    with web.lock:                              # what `check` says now, the 核定表s' located issues included
+        _, board = check_round(web.rnd, ctx, workers=web.workers)
+    return web.page(request, "review.html", limits=web.limits, **_review_view(web, board))
+
+
 def pending_page(web: _Web, request: Request, title: str = "") -> Response:
     return web.page(request, "pending.html", title=title)
 
@@ -244,9 +256,67 @@ def generate(web: _Web, request: Request) -> Response:
                     other_version=other_version)
 
 
+def review_generate(web: _Web, request: Request) -> Response:
+    """`review` from the page: a 核定表 in 核定/ for every 已合格 township (`refresh=1`: also rewrite the
+    stale ones somebody filled in, their still-valid lines carried over)."""
+    from ..workflow import review_round
+
+    refresh = request.query_params.get("refresh") == "1"
+    ctx = web.context()
+    with web.lock:
+        try:
+            board, actions = review_round(web.rnd, ctx, refresh=refresh, workers=web.workers)
+        except AssessError as exc:
+            from ..workflow import round_status
+
+            return web.page(request, "_review.html", **_review_view(web, round_status(web.rnd, ctx)),
+                            message=_said(exc), ok=False)
+    made = sum(a.action in ("written", "refreshed") for a in actions)
+    waiting = sum(a.action == "waiting" for a in actions)
+    message = f"已生成 {made} 个核定表，保存在 核定/ 文件夹。" + (f"另有 {waiting} 个乡镇尚无合格的考核表，暂不能核定。"
+                                                            if waiting else "")
+    return web.page(request, "_review.html", **_review_view(web, board), message=message, ok=True)
+
+
+async def review_upload(web: _Web, request: Request) -> Response:
+    """Filled 核定表s: kept by content, placed in 核定/网页上传/…, the round checked again, each answered."""
+    from starlette.concurrency import run_in_threadpool
+
+    got = await _uploaded(web, request)
+    if isinstance(got, Response):
+        return got
+
+    def work():
+        ctx = web.context()
+        with web.lock:
+            answers, board = up.receive_reviews(web.rnd, ctx, got, web.workers)
+        return answers, board
+
+    answers, board = await run_in_threadpool(work)
+    if request.headers.get("hx-request") == "true":
+        return web.page(request, "_review_verdicts.html", answers=answers, **_review_view(web, board))
+    return JSONResponse({"files": [a.as_dict() for a in answers], "counts": _counts(board),
+                         "townships": [line.as_dict() for line in board.lines]})
+
+
 async def api_upload(web: _Web, request: Request) -> Response:
     from starlette.concurrency import run_in_threadpool
 
+    got = await _uploaded(web, request)
+    if isinstance(got, Response):
+        return got
+    answers, board, ctx, unwritten = await run_in_threadpool(_receive, web, got)
+    if request.headers.get("hx-request") == "true":
+        return web.page(request, "_verdicts.html", answers=answers, notices=_notices(board, ctx),
+                        counts=_counts(board), unwritten=unwritten)
+    return JSONResponse({"files": [a.as_dict() for a in answers], "counts": _counts(board),
+                         "townships": [line.as_dict() for line in board.lines],
+                         "results": None if unwritten else f"{RESULTS_DIR}/{RESULTS_BOOK}",
+                         "results_error": unwritten or None})
+
+
+async def _uploaded(web: _Web, request: Request) -> "list[up.Upload] | Response":
+    """The request's files (multipart, field `files`) within the limits, or the refusal to answer with."""
     size = request.headers.get("content-length")
     if size is None or not size.isdigit():
         return _upload_refused(request, 411, "上传被拒绝：请求未说明大小。")
@@ -266,14 +336,7 @@ async def api_upload(web: _Web, request: Request) -> Response:
         await form.close()
     if sum(len(u.data) for u in got) > web.limits.bytes:
         return _upload_refused(request, 413, "上传被拒绝：文件总大小超过上限，请分几次上传。")
-    answers, board, ctx, unwritten = await run_in_threadpool(_receive, web, got)
-    if request.headers.get("hx-request") == "true":
-        return web.page(request, "_verdicts.html", answers=answers, notices=_notices(board, ctx),
-                        counts=_counts(board), unwritten=unwritten)
-    return JSONResponse({"files": [a.as_dict() for a in answers], "counts": _counts(board),
-                         "townships": [line.as_dict() for line in board.lines],
-                         "results": None if unwritten else f"{RESULTS_DIR}/{RESULTS_BOOK}",
-                         "results_error": unwritten or None})
+    return got
 
 
 def _receive(web: _Web, got: list) -> tuple:
@@ -333,12 +396,20 @@ def rank_run(web: _Web, request: Request) -> Response:
 # -- downloads -----------------------------------------------------------------------------------------
 
 def forms_zip(web: _Web, request: Request) -> Response:
-    forms = _forms(web.rnd)
-    if not forms:
-        return PlainTextResponse("下发/ 中还没有考核表，请先生成。", 404)
-    year = web.context().settings.year
-    return Response(zip_of(forms), media_type="application/zip",
-                    headers={"Content-Disposition": _attachment(f"{year}年考核表.zip")})
+    return _zip_download(_forms(web.rnd), f"{web.context().settings.year}年考核表.zip",
+                         "下发/ 中还没有考核表，请先生成。")
+
+
+def reviews_zip(web: _Web, request: Request) -> Response:
+    return _zip_download(_workbooks(web.rnd.reviews), f"{web.context().settings.year}年核定表.zip",
+                         "核定/ 中还没有核定表，请先生成。")
+
+
+def _zip_download(paths: list[Path], name: str, none: str) -> Response:
+    """The workbooks of one of the round's folders as one zip named `name` (`none`: what 404 says)."""
+    if not paths:
+        return PlainTextResponse(none, 404)
+    return Response(zip_of(paths), media_type="application/zip", headers={"Content-Disposition": _attachment(name)})
 
 
 def zip_of(paths: list[Path]) -> bytes:
@@ -392,10 +463,31 @@ def _counts(board) -> dict:
 
 
 def _forms(rnd: Round) -> list[Path]:
-    if not rnd.sent.is_dir():
+    return _workbooks(rnd.sent)
+
+
+def _workbooks(folder: Path) -> list[Path]:
+    """The .xlsx files directly in `folder` (下发/, 核定/: what was generated there; not the lock files WPS and
+    Excel leave, nor the subfolders such as 核定/网页上传/)."""
+    if not folder.is_dir():
         return []
-    return sorted(p for p in rnd.sent.iterdir() if p.is_file() and p.suffix.lower() == ".xlsx"
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".xlsx"
                   and not p.name.startswith(("~$", ".")))
+
+
+def _review_view(web: _Web, board) -> dict:
+    """The 核定 stage per township, for review.html and its parts."""
+    lines = board.lines
+    stages = {"pending": 0, "verified": 0, "stale": 0}
+    for line in lines:
+        if line.state == "ok" and line.review in stages:
+            stages[line.review] += 1
+    filled_stale = any(line.review == "stale" for line in lines)
+    chosen = set(map(id, board.reviews.chosen.values())) if board.reviews else set()
+    others = [(r.name, r.township.name if r.township else "", [i for i in r.issues if i.severity == "error"])
+              for r in (board.reviews.results if board.reviews else []) if id(r) not in chosen and r.errors]
+    return {"board": board, "lines": lines, "stages": stages, "waiting": sum(line.state != "ok" for line in lines),
+            "reviews": _workbooks(web.rnd.reviews), "filled_stale": filled_stale, "others": others}
 
 
 def _notices(board, ctx) -> list[tuple]:

@@ -45,10 +45,11 @@ class Answer:
     accepted: bool = False
     issues: list[dict] = field(default_factory=list)
     members: list["Answer"] = field(default_factory=list)
+    label: str = ""                      # what to show instead of the status's words (a 核定表's stage)
 
     @property
     def status_zh(self) -> str:
-        return STATUS_ZH[self.status]
+        return self.label or STATUS_ZH[self.status]
 
     def as_dict(self) -> dict:
         return {"name": self.given, "stored_as": self.stored_as, "sha256": self.sha256, "status": self.status,
@@ -74,7 +75,8 @@ def safe_name(given: str) -> str:
 
 
 def batch_folder(returned: Path, now: dt.datetime | None = None) -> Path:
-    """A new folder for one request's files: 收回/网页上传/20261130-203000-1a2b (made; never reused)."""
+    """A new folder for one request's files: 收回/网页上传/20261130-203000-1a2b (made; never reused);
+    `returned`: the round's folder they go into (收回/, or 核定/ for returned 核定表s)."""
     now = now or dt.datetime.now().astimezone()
     parent = returned / UPLOAD_DIR
     parent.mkdir(parents=True, exist_ok=True)
@@ -87,15 +89,16 @@ def batch_folder(returned: Path, now: dt.datetime | None = None) -> Path:
             continue
 
 
-def place(rnd, uploads: list[Upload], now: dt.datetime | None = None) -> Path:
+def place(rnd, uploads: list[Upload], now: dt.datetime | None = None, into: Path | None = None) -> Path:
     """Keep every upload by content in the round's archive, then write it into a new batch folder of 收回/
-    under a name made by `safe_name` (a clash within the batch gets " (2)"). Returns the batch folder."""
+    (or of `into`, a folder of the round: 核定/) under a name made by `safe_name` (a clash within the batch
+    gets " (2)"). Returns the batch folder."""
     from ..ledger import Ledger
 
     with Ledger.of_round(rnd) as ledger:
         for up in uploads:
             up.sha256 = ledger.keep(up.data)
-    folder = batch_folder(rnd.returned, now)
+    folder = batch_folder(rnd.returned if into is None else into, now)
     root = folder.resolve()
     taken: set[str] = set()
     for up in uploads:
@@ -129,6 +132,44 @@ def receive(rnd, ctx, uploads: list[Upload], workers: int | None = None):
     place(rnd, uploads)
     coll, board = check_round(rnd, ctx, workers=workers)
     return answers(uploads, coll, ctx), board
+
+
+def receive_reviews(rnd, ctx, uploads: list[Upload], workers: int | None = None):
+    """Place uploaded 核定表s in 核定/网页上传/…, check the round as `check` does (its 核定表s included), and
+    answer each upload from the board's 核定 results. Returns (answers, board)."""
+    from ..workflow import check_round
+
+    rnd.reviews.mkdir(parents=True, exist_ok=True)
+    place(rnd, uploads, into=rnd.reviews)
+    _, board = check_round(rnd, ctx, workers=workers)
+    return review_answers(uploads, board, ctx), board
+
+
+def review_answers(uploads: list[Upload], board, ctx) -> list[Answer]:
+    """Each uploaded 核定表's verdict from the board's 核定 results (`board.reviews`): 已核定 (valid and
+    signed: "ok"), 待核定 (valid, not signed yet: "warning"), made from another return ("warning", its
+    issue says so), or its errors; a file `check` does not read as a 核定表 (not .xlsx/.xlsm) is skipped."""
+    from ..board import STATE_ZH
+    from ..issues import Code, issue
+    from ..scoring import show
+
+    decimals = ctx.settings.score_decimals
+    found = {r.name: r for r in (board.reviews.results if board.reviews else [])}
+    out = []
+    for up in uploads:
+        r = found.get(up.stored_as)
+        if r is None:
+            out.append(Answer(up.given, up.stored_as, up.sha256, "skipped",
+                              issues=[_issue(issue(Code.SKIPPED, file=up.stored_as, detail="核定表应为 .xlsx 文件"))]))
+            continue
+        stage = "verified" if r.done else "stale" if r.stale else "pending" if r.valid else ""
+        status = {"verified": "ok", "stale": "warning", "pending": "warning"}.get(stage, "error")
+        out.append(Answer(up.given, r.name, r.sha256 or up.sha256, status,
+                          r.township.name if r.township else "",
+                          show(r.scores.final, decimals) if r.scores is not None and r.valid else "", r.done,
+                          [_issue(i) for i in r.issues if i.severity != "info"],
+                          label=STATE_ZH[stage] if stage else ""))
+    return out
 
 
 def answers(uploads: list[Upload], coll, ctx) -> list[Answer]:

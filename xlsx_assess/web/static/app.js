@@ -1,4 +1,4 @@
-// The 收回 page: files chosen, or files, folders and zips dropped on the box, are uploaded in a few
+// The 收回 and 核定 pages: files chosen, or files, folders and zips dropped on the box, are uploaded in a few
 // requests (field "files"), and each request's verdicts are added to the list as soon as it is answered;
 // the counts and the notices are replaced by the latest ones. Every 复制 button copies its notice.
 (function () {
@@ -44,12 +44,13 @@
     return out;
   }
 
-  function place(html) {
+  // The parts of the page an answer replaces: data-replace of the form (the 核定 page: its table).
+  function place(html, form) {
     var t = document.createElement("template");
     t.innerHTML = html;
     var list = document.getElementById("verdicts");
     t.content.querySelectorAll("ul.verdicts > li").forEach(function (li) { list.appendChild(li); });
-    ["counts", "notices"].forEach(function (id) {
+    (form.dataset.replace || "counts notices").split(" ").forEach(function (id) {
       var fresh = t.content.getElementById(id), old = document.getElementById(id);
       if (fresh && old) old.replaceWith(fresh);
     });
@@ -72,10 +73,10 @@
       var body = new FormData();
       parts[k].forEach(function (f) { body.append("files", f, f.webkitRelativePath || f.name); });
       try {
-        var r = await fetch("/api/upload", {method: "POST", body: body, headers: {"HX-Request": "true"},
+        var r = await fetch(form.dataset.url || "/api/upload", {method: "POST", body: body, headers: {"HX-Request": "true"},
                                             credentials: "same-origin"});
         var text = await r.text();
-        if (r.ok) place(text); else refused(text);
+        if (r.ok) place(text, form); else refused(text);
       } catch (err) {
         refused('<p class="refused">上传失败：与本机程序的连接中断，请确认 xlsx-assess serve 仍在运行后重试。</p>');
       }
