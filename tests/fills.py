@@ -60,3 +60,27 @@ def write_roster(townships: list[Township], path: str | Path) -> Path:
     path.write_text("code,name,kind\n" + "".join(f"{t.code},{t.name},{t.kind}\n" for t in townships),
                     encoding="utf-8")
     return path
+
+
+def filled_review(rnd, code: str, tmp: Path, changes: dict | None = None, reasons: dict | None = None,
+                  signed: bool = True) -> Path:
+    """A round's township's 核定表 filled in as the 考核组 would (tests/test_review.py's approach: rewritten
+    with its inputs set), written to `tmp`; `changes`: item id -> 核定分 (default: the first item, 0.5 off, with a reason)."""
+    import datetime as dt
+
+    from xlsx_assess.review import review_file_name, review_layout, write_review
+    from xlsx_assess.workflow import check_round, load_round_context
+
+    ctx = load_round_context(rnd)
+    _, board = check_round(rnd, ctx, workers=1)
+    own = board.reviews.accepted[code]
+    t = ctx.roster[code]
+    lay = review_layout(ctx.rubric, t, ctx.settings, own)
+    if changes is None:
+        first = next(i for i in ctx.rubric.base if own.values.get(i.id))
+        changes, reasons = {first.id: own.values[first.id] - 0.5}, {first.id: "台账缺少第四季度记录"}
+    decided = {lay.score_cell(i): v for i, v in changes.items()}
+    decided.update({lay.reason_cell(i): text for i, text in (reasons or {}).items()})
+    if signed:
+        decided.update({lay.reviewer_cell: "王核查", lay.date_cell: dt.date(2027, 1, 15)})
+    return write_review(review_layout(ctx.rubric, t, ctx.settings, own, decided), tmp / review_file_name(t, ctx.settings.year))

@@ -1,6 +1,6 @@
 """A whole round played in headless Chromium (Debian's, driven by Playwright for Python) on the page
 that `xlsx-assess serve` serves: generate the forms, upload returns and a broken file through the file
-input, read the verdicts and the board, rank, download the ranking and open it.
+input, read the verdicts and the board, make the 核定表s, download them and upload one back filled, rank, download the ranking and open it.
 
 Screenshots of every page go to a temporary folder, or to $XLSX_ASSESS_SCREENSHOTS (the README's
 pictures: `XLSX_ASSESS_SCREENSHOTS=docs pytest tests/test_browser.py` refreshes docs/web-*.png).
@@ -13,11 +13,13 @@ import base64
 import os
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
+from fills import filled_review
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -154,11 +156,37 @@ def test_a_whole_round_in_chromium(browser, server, tmp_path):
     assert page.locator("tr.state-ok").count() == 9
     assert "共收到 2 个文件" in page.locator("tr.state-ok").last.inner_text()    # 夹河乡: last year's form, then this year's
 
-    # 排名: rank, see the table and chart, download the workbook and open it
+    # 核定: generate the 核定表s, download them as one zip, upload one back filled in and signed
+    page.goto(url + "/review")
+    page.get_by_role("button", name="生成核定表").click()
+    page.wait_for_selector("text=已生成 9 个核定表")
+    assert page.locator("#review tbody tr.state-pending").count() == 9
+    with page.expect_download() as info:
+        page.get_by_role("link", name="下载全部核定表（zip）").click()
+    zipped = tmp_path / "核定表.zip"
+    info.value.save_as(zipped)
+    assert info.value.suggested_filename == "2026年核定表.zip"
+    with zipfile.ZipFile(zipped) as zf:
+        assert len(zf.namelist()) == 9
+        zf.extract(zf.namelist()[0], tmp_path / "zip")
+    assert "核定表" in CalamineWorkbook.from_path(str(tmp_path / "zip" / zf.namelist()[0])).sheet_names
+    town = page.locator("#review tbody tr").first.locator("small").inner_text()     # its code
+    (tmp_path / "filled").mkdir()
+    filled = filled_review(rnd, town, tmp_path / "filled")
+    page.set_input_files("#files", [str(filled)])
+    page.wait_for_selector("text=已核查 1 个文件")
+    assert "已核定" in page.locator("ul.verdicts > li.verdict.ok").inner_text()
+    assert page.locator("#review tbody tr.state-verified").count() == 1
+    assert "已核定 1" in page.locator("#review p.counts").inner_text()
+    page.screenshot(path=str(shots / "web-review.png"), full_page=True)
+
+    # 排名: rank (初步排名: one township on its 核定分), see the table and chart, download the workbook, open it
     page.goto(url + "/rank")
     page.get_by_role("button", name="生成排名").click()
     page.wait_for_selector("svg.chart")
     assert page.locator("table.ranking tbody tr").count() == 9
+    assert page.locator("h2.ranking-title").inner_text() == "初步排名"
+    assert page.locator("table.ranking tbody tr", has_text="已核定").count() == 1
     page.screenshot(path=str(shots / "web-rank.png"), full_page=True)
     with page.expect_download() as info:
         page.get_by_role("link", name="下载 排名.xlsx").click()
@@ -169,10 +197,7 @@ def test_a_whole_round_in_chromium(browser, server, tmp_path):
     text = "\n".join(" ".join(str(c) for c in row) for row in rows)
     assert all(name in text for name in ("城关镇", "清水河乡", "夹河乡", "打渔陈镇"))
 
-    # 核定 and 反馈: their places in the navigation
-    page.goto(url + "/review")
-    assert "将在核定功能完成后提供" in page.inner_text("main")
-    page.screenshot(path=str(shots / "web-review.png"))
+    # 反馈: its place in the navigation
     page.goto(url + "/feedback")
     assert "将在核定功能完成后提供" in page.inner_text("main")
     assert errors == []

@@ -24,6 +24,7 @@ from xlsx_assess.issues import Code  # noqa: E402
 from xlsx_assess.round import generate_round, init_round  # noqa: E402
 from xlsx_assess.web.app import Limits, create_app, zip_of  # noqa: E402
 from xlsx_assess.web.uploads import safe_name  # noqa: E402
+from fills import filled_review  # noqa: E402
 
 SAMPLES = ROOT / "samples" / "returned"
 FULL = os.environ.get("XLSX_ASSESS_FULL") == "1"
@@ -263,30 +264,6 @@ def test_generate_from_the_page_and_ranking(client, rnd):
 
 # -- 核定 ----------------------------------------------------------------------------------------------
 
-def filled_review(rnd, code: str, tmp: Path, changes: dict | None = None, reasons: dict | None = None,
-                  signed: bool = True) -> Path:
-    """A township's 核定表 filled in as the 考核组 would (tests/test_review.py's approach: rewritten with its
-    inputs set), written to `tmp`; `changes`: item id -> 核定分 (default: the first item, 0.5 off, with a reason)."""
-    import datetime as dt
-
-    from xlsx_assess.review import review_file_name, review_layout, write_review
-    from xlsx_assess.workflow import check_round, load_round_context
-
-    ctx = load_round_context(rnd)
-    _, board = check_round(rnd, ctx, workers=1)
-    own = board.reviews.accepted[code]
-    t = ctx.roster[code]
-    lay = review_layout(ctx.rubric, t, ctx.settings, own)
-    if changes is None:
-        first = next(i for i in ctx.rubric.base if own.values.get(i.id))
-        changes, reasons = {first.id: own.values[first.id] - 0.5}, {first.id: "台账缺少第四季度记录"}
-    decided = {lay.score_cell(i): v for i, v in changes.items()}
-    decided.update({lay.reason_cell(i): text for i, text in (reasons or {}).items()})
-    if signed:
-        decided.update({lay.reviewer_cell: "王核查", lay.date_cell: dt.date(2027, 1, 15)})
-    return write_review(review_layout(ctx.rubric, t, ctx.settings, own, decided), tmp / review_file_name(t, ctx.settings.year))
-
-
 def test_review_through_the_page_generate_download_upload(client, rnd, tmp_path):
     from python_calamine import CalamineWorkbook
 
@@ -325,6 +302,10 @@ def test_review_through_the_page_generate_download_upload(client, rnd, tmp_path)
     page = client.get("/review").text
     assert "已核定 1" in page and "待核定 8" in page
     assert "已核定" in client.get("/").text
+    r = client.post("/rank/run", headers=PAGE)                     # ranked on 核定分 where verified: 初步排名
+    assert r.status_code == 200 and "初步排名" in r.text and "<th>自评得分</th><th>核定得分</th>" in r.text
+    row = next(tr for tr in r.text.split("<tr>") if f"<td>{line['township']}</td>" in tr)
+    assert f'<td class="num">{line["reviewed_score"]}</td>' in row and "已核定" in row and "-0.50" in row
 
 
 def test_a_returned_review_without_a_reason_is_reported_located(client, rnd, tmp_path):
@@ -355,6 +336,7 @@ def test_a_resend_makes_the_filled_review_stale_and_refresh_asks_first(client, r
     filled = filled_review(rnd, code, tmp_path)
     (rnd.reviews / filled.name).write_bytes(filled.read_bytes())   # the 考核组 filled the one in 核定/
     from fills import write_filled
+
     from xlsx_assess.workflow import load_round_context
 
     ctx = load_round_context(rnd)

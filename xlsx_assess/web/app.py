@@ -510,14 +510,21 @@ def _when(t: dt.datetime | None) -> str:
 def _ranking_view(web: _Web) -> dict:
     """The last ranking this server made: rows for the table and bars for the chart."""
     if web.last_ranking is None:
-        return {"rows": None, "bars": [], "unranked": "", "has_book": (web.rnd.results / RANKING_BOOK).is_file()}
+        return {"rows": None, "bars": [], "unranked": "", "has_book": (web.rnd.results / RANKING_BOOK).is_file(),
+                "compared": False, "title": "", "unverified": ()}
     rk, unranked = web.last_ranking
     rows = rk.ranking.to_dict("records")
+    from ..ranking import COMPARED
     from ..scoring import show
 
+    compared = COMPARED[0] in rk.ranking.columns          # the round has 核定表s: 自评 and 核定 side by side
     for row in rows:
-        for col in ("基础得分", "加分", "减分", "最终得分"):
-            row[col] = show(row[col], rk.decimals)
+        for col in ("基础得分", "加分", "减分", "最终得分", *(COMPARED[:3] if compared else ())):
+            value = row[col]
+            row[col] = "" if value is None or value != value else show(value, rk.decimals)   # NaN: not verified
+        if compared and row[COMPARED[2]] and not row[COMPARED[2]].startswith("-"):
+            row[COMPARED[2]] = "+" + row[COMPARED[2]]
     top = max((float(r["最终得分"]) for r in rows), default=0.0) or 1.0
     bars = [(r["乡镇"], r["最终得分"], float(r["最终得分"]) / top) for r in rows]
-    return {"rows": rows, "bars": bars, "unranked": unranked, "has_book": True}
+    return {"rows": rows, "bars": bars, "unranked": unranked, "has_book": True, "compared": compared,
+            "title": "初步排名" if rk.preliminary else "排名", "unverified": rk.unverified if compared else ()}
