@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 STATES = ("ok", "fix", "missing")
 STATE_ZH = {"ok": "已合格", "fix": "需改正", "missing": "未收到"}
+# After the results: a ranked township's 反馈单 (TownshipLine.feedback), beside its state.
+FEEDBACK_STATES = ("sent", "rectifying", "rectified")
+STATE_ZH.update({"sent": "待整改", "rectifying": "整改未完成", "rectified": "已整改"})
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,9 @@ class TownshipLine:
     phone: str = ""
     issues: tuple[Issue, ...] = ()     # what is wrong in its latest file (state "fix"), located
     history: tuple[FileEntry, ...] = ()  # every file of this township, oldest first
+    feedback: str = ""                 # "" (no 反馈单 sent) or one of FEEDBACK_STATES
+    feedback_file: str = ""            # the 反馈单 that state rests on
+    feedback_issues: tuple[Issue, ...] = ()   # what is still missing in it (state "rectifying"), located
 
     @property
     def state_zh(self) -> str:
@@ -73,7 +79,10 @@ class TownshipLine:
         """The line as `check --json` gives it under "townships"."""
         return {"code": self.code, "township": self.township, "state": self.state, "file": self.file,
                 "reporter": self.reporter, "phone": self.phone,
-                "issues": [dict(i.as_dict(), file=i.file) for i in self.issues]}
+                "issues": [dict(i.as_dict(), file=i.file) for i in self.issues],
+                **({"feedback": self.feedback, "feedback_file": self.feedback_file,
+                    "feedback_issues": [dict(i.as_dict(), file=i.file) for i in self.feedback_issues]}
+                   if self.feedback else {})}
 
 
 @dataclass

@@ -203,6 +203,24 @@ class Code(StrEnum):
                                "“{label}”的得分 {value} 小数位数过多：本次考核得分{limit}。请改为 {expected} 这样的数后重新填写。")
     VALUE_AND_TEXT = ("V416", "error", "一个单元格里既有数值又有文字",
                       "此单元格同时写有数值和文字（或同一内容写了两次），不同软件显示不一（LibreOffice 显示为空），无法核对。请让乡镇清除此单元格后重新填写。")
+    FEEDBACK_NOT_OURS = ("V430", "error", "反馈单身份不明或被改动",
+                         "这不是本轮下发的反馈单，或其身份信息被改动（{detail}）。请让乡镇在下发的反馈单上填写后报回。")
+    FEEDBACK_STALE = ("V431", "error", "反馈单已过期",
+                      "这份反馈单是按较早的考核结果生成的，之后已重新下发。请让乡镇在最新下发的反馈单上填写。")
+    FEEDBACK_LOCKED_CHANGED = ("V432", "error", "反馈单的锁定内容被改动",
+                               "此单元格应为“{expected}”，实际为“{value}”。反馈单中只能填写浅黄色单元格，请让乡镇在下发的反馈单上重新填写。")
+    FEEDBACK_PROTECTION_REMOVED = ("V433", "error", "反馈单的保护或有效性被取消",
+                                   "{detail}。请让乡镇在下发的反馈单上重新填写。")
+    FEEDBACK_MEASURE_MISSING = ("V434", "error", "未填写整改措施",
+                                "“{label}”失分，未填写整改措施，请补充。")
+    FEEDBACK_DEADLINE_MISSING = ("V435", "error", "未填写整改时限",
+                                 "“{label}”失分，未填写整改时限，请填写完成整改的日期，如 {expected}。")
+    FEEDBACK_DEADLINE_INVALID = ("V436", "error", "整改时限不是有效日期",
+                                 "“{label}”的整改时限“{value}”不是有效日期，请填写 {expected} 这样的日期。")
+    FEEDBACK_OWNER_MISSING = ("V437", "error", "未填写整改责任人",
+                              "“{label}”失分，未填写整改责任人，请补充。")
+    FEEDBACK_SHEET_MISSING = ("V438", "error", "反馈单缺少工作表",
+                              "缺少工作表“{value}”，请让乡镇在下发的反馈单上填写后报回。")
 
     SUPERSEDED = ("C501", "warning", "被同一乡镇更新的文件替代",
                   "同一乡镇有更新的文件“{value}”，本文件未采用。")
