@@ -1,7 +1,8 @@
 """Make the sample returns: the 9 Taiqian townships' workbooks filled with plausible scores, and their ranking.
 
     python samples/make_samples.py            # writes samples/returned/*.xlsx and samples/排名.xlsx
-    python samples/make_samples.py --picture  # also renders the blank form to docs/form.png (needs LibreOffice)
+    python samples/make_samples.py --picture  # also renders the blank form to docs/form.png and the ranking's
+                                              # pages to docs/ranking-*.png (needs LibreOffice)
 
 Made with the current generator, so a test can keep them in step with the rubric (they must pass
 `xlsx-assess check`). Deterministic: the same rubric and settings give the same files.
@@ -143,15 +144,43 @@ def render_picture(out: Path) -> Path:
     return out
 
 
+# The ranking's pages shown in the README: (picture, a sheet's title ends with this).
+RANKING_PICTURES = (("ranking-1.png", "考核排名"), ("ranking-2.png", "考核得分明细"), ("ranking-3.png", "收到文件处理结果"))
+
+
+def render_ranking_pictures(ranking: Path, out: Path) -> list[Path]:
+    """Render the first page of some of the ranking's sheets to docs/ranking-*.png (LibreOffice, pdftoppm)."""
+    made = []
+    with tempfile.TemporaryDirectory() as tmp:
+        profile = Path(tmp) / "profile"
+        subprocess.run(["soffice", f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", "pdf",
+                        "--outdir", tmp, str(ranking)], check=True, capture_output=True, timeout=180)
+        pdf = Path(tmp) / (ranking.stem + ".pdf")
+        text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True, capture_output=True,
+                              text=True, timeout=60).stdout
+        pages = ["".join(page.split()) for page in text.split("\f")]
+        for name, title in RANKING_PICTURES:
+            number = next(k for k, page in enumerate(pages, start=1) if title in page)
+            stem = Path(tmp) / name.removesuffix(".png")
+            subprocess.run(["pdftoppm", "-png", "-r", "80", "-f", str(number), "-l", str(number), "-singlefile",
+                            str(pdf), str(stem)], check=True, timeout=60)
+            out.mkdir(parents=True, exist_ok=True)
+            made.append(Path(shutil.copyfile(stem.with_suffix(".png"), out / name)))
+    return made
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE)
-    parser.add_argument("--picture", action="store_true", help="also render docs/form.png (needs LibreOffice)")
+    parser.add_argument("--picture", action="store_true",
+                        help="also render docs/form.png and docs/ranking-*.png (needs LibreOffice)")
     args = parser.parse_args()
     for p in make(args.out):
         print(p.relative_to(args.out))
     if args.picture:
         print(render_picture(ROOT / "docs" / "form.png"))
+        for picture in render_ranking_pictures(args.out / "排名.xlsx", ROOT / "docs"):
+            print(picture)
 
 
 if __name__ == "__main__":

@@ -150,7 +150,7 @@ def test_township_text_is_inert_in_the_ranking(tmp_path, ctx):
     assert run("rank", str(tmp_path / "in"), "--out", str(out)).exit_code == 0
     import openpyxl
 
-    ws = openpyxl.load_workbook(out)["明细"]
+    ws = openpyxl.load_workbook(out)["扣分说明"]          # the notes, one a row
     cells = [c for row in ws.iter_rows() for c in row if isinstance(c.value, str) and "HYPERLINK" in c.value]
     assert cells and all(c.data_type == "s" for c in cells)
     assert not any(c.hyperlink for row in ws.iter_rows() for c in row)

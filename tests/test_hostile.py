@@ -182,7 +182,7 @@ def test_verdicts_kept_on_disk_give_the_same_reports_and_ranking(full, monkeypat
     now = dt.datetime(2027, 1, 5, 9, 0, tzinfo=dt.timezone.utc)
     kept, read_back = rank_townships(full.coll, ctx, now), rank_townships(on_disk, ctx, now)
     assert {"C501", "C502", "C504"} <= set(kept.issues["代码"])
-    for table in ("ranking", "categories", "details", "issues", "files", "missing"):
+    for table in ("ranking", "categories", "details", "issues", "files", "missing", "notes"):
         pd.testing.assert_frame_equal(getattr(kept, table), getattr(read_back, table))
     assert kept.explanation == read_back.explanation
     assert ranking_json(kept, full.coll) == ranking_json(read_back, on_disk)
@@ -617,7 +617,7 @@ def test_every_note_reaches_the_ranking_workbook(small_ctx, tmp_path):
     out = write_ranking(rank_townships(coll, small_ctx), tmp_path / "out" / "排名.xlsx")
     import python_calamine as pc
 
-    rows = pc.CalamineWorkbook.from_path(str(out)).get_sheet_by_name("明细").to_python()
-    notes = rows[0].index("扣分说明")
-    text = "".join(str(r[notes]) for r in rows[1:])
-    assert "城关镇：长长长" in text and "侯庙镇：资料不全" in text
+    rows = pc.CalamineWorkbook.from_path(str(out)).get_sheet_by_name("扣分说明").to_python()
+    head = rows[3]                                 # under the title and 制表单位
+    town, notes = head.index("乡镇"), head.index("扣分说明")
+    assert {(r[town], r[notes][:4]) for r in rows[4:]} == {("城关镇", "长长长长"), ("侯庙镇", "资料不全")}

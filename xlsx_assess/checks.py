@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from . import scoring
+from .changes import compatible, describe, diff_rubrics
 from .issues import Code, Issue, Report, issue, status_of
 from .layout import (COL_EVIDENCE, COL_NOTE, COL_SCORE, FORM_MARK, FORM_SHEET, GUIDE_SHEET, IDENTITY_KEYS, META_SHEET, SHEETS, CellSpec,
                      FormLayout, a1, computed_cells, form_id, form_layout, position)
@@ -45,14 +46,19 @@ class Context:
     rubric: Rubric
     settings: Settings
     townships: list[Township]
+    # Other rubric versions forms of this round were made from (a round keeps them), by fingerprint: a
+    # return made from one that differs in wording only is checked against it; any other is told by its
+    # changes, not its hash.
+    versions: dict[str, Rubric] = field(default_factory=dict)
 
     @cached_property
     def roster(self) -> dict[str, Township]:
         return {t.code: t for t in self.townships}
 
-    def layout(self, code: str) -> FormLayout:
-        """The township's layout: cheap to make from the rubric's template, so it is not kept."""
-        return form_layout(self.rubric, self.roster[code], self.settings)
+    def layout(self, code: str, rubric: Rubric | None = None) -> FormLayout:
+        """The township's layout (from `rubric`, default the current one): cheap to make from the rubric's
+        template, so it is not kept."""
+        return form_layout(rubric or self.rubric, self.roster[code], self.settings)
 
 
 class ItemScores(Mapping[str, "float | None"]):
@@ -258,7 +264,7 @@ def check_returned(ret: Returned, ctx: Context) -> FileResult:
     if township is None:
         return res
     res.township = township
-    lay = ctx.layout(township.code)
+    lay = ctx.layout(township.code, _made_from(ret, ctx))
     if not _check_sheets(ret, res):
         return res
     _check_locked(ret, lay, res)
@@ -302,16 +308,35 @@ def _check_identity(ret: Returned, ctx: Context, res: FileResult) -> Township | 
     if ident.get("xa_year") != str(ctx.settings.year):
         res.add(Code.WRONG_YEAR, sheet=META_SHEET, value=ident.get("xa_year", "?"), expected=ctx.settings.year)
         return _other_version(res, township, "year:" + ident.get("xa_year", "?"))
-    if ident.get("xa_rubric_sha256") != ctx.rubric.fingerprint:
-        res.add(Code.WRONG_RUBRIC, sheet=META_SHEET, value=ident.get("xa_rubric_sha256", "?")[:12],
-                expected=ctx.rubric.fingerprint[:12])
-        return _other_version(res, township, "rubric:" + ident.get("xa_rubric_sha256", "?"))
-    if ident.get("xa_form_id") != form_id(ctx.rubric, township, ctx.settings.year):
+    made = _made_from(ret, ctx, ident)
+    if made is None:
+        sha = ident.get("xa_rubric_sha256", "?")
+        old = ctx.versions.get(sha)
+        detail = ("与本次考核的评分细则相比：" + describe(diff_rubrics(old, ctx.rubric)) if old is not None
+                  else "不是本次考核下发时用的任何一版")
+        res.add(Code.WRONG_RUBRIC, sheet=META_SHEET, detail=detail)
+        return _other_version(res, township, "rubric:" + sha)
+    if made is not ctx.rubric:
+        res.add(Code.OLD_WORDING, sheet=META_SHEET, detail=describe(diff_rubrics(made, ctx.rubric), limit=3))
+    if ident.get("xa_form_id") != form_id(made, township, ctx.settings.year):
         res.add(Code.IDENTITY_ALTERED, sheet=META_SHEET, detail="表单编号不符")
     other = _named_in_file_name(ret.name, ctx)
     if other is not None and other.code != code:
         res.add(Code.FILE_NAME_DISAGREES, value=other.name, expected=township.name)
     return township
+
+
+def _made_from(ret: Returned, ctx: Context, ident: dict[str, str] | None = None) -> Rubric | None:
+    """The rubric a return is checked against: the current one, or the version it was made from where that
+    differs in wording only; None for any other."""
+    if ident is None:
+        props, sheet = read_identity(ret)
+        ident = sheet or props
+    sha = ident.get("xa_rubric_sha256")
+    if sha == ctx.rubric.fingerprint:
+        return ctx.rubric
+    old = ctx.versions.get(sha or "")
+    return old if old is not None and compatible(old, ctx.rubric) else None
 
 
 def _other_version(res: FileResult, township: Township, version: str) -> None:

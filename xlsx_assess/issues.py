@@ -138,13 +138,15 @@ class Code(StrEnum):
     WRONG_YEAR = ("I203", "error", "年度不符",
                   "这是 {value} 年度的考核表，本次考核为 {expected} 年度。请让乡镇使用本年度下发的表格。")
     WRONG_RUBRIC = ("I204", "error", "评分细则版本不符",
-                    "考核表的评分细则版本（{value}）与本次考核（{expected}）不一致，可能使用了旧表。请让乡镇使用最新下发的表格。")
+                    "考核表是按另一版评分细则生成的（{detail}），可能使用了旧表。请让乡镇使用最新下发的表格。")
     FILE_NAME_DISAGREES = ("I205", "warning", "文件名与表内身份不符",
                            "文件名看起来是“{value}”的，但表内身份是“{expected}”。已按表内身份处理，请确认没有发错文件。")
     IDENTITY_ALTERED = ("I206", "error", "身份信息被改动",
                         "考核表身份信息被改动（{detail}），请让乡镇使用下发的原表重新填写。")
     TOWNSHIP_NAME_MISMATCH = ("I207", "error", "乡镇名称与代码不符",
                               "表中乡镇代码 {value} 对应“{expected}”，但名称写的是“{detail}”，身份信息被改动。")
+    OLD_WORDING = ("I208", "info", "按旧版评分细则核对（只有文字不同）",
+                   "考核表按上一版评分细则生成，与当前版本只有文字不同（{detail}），编号、类型和分值一致，已按原版本核对并采用。")
 
     SHEET_MISSING = ("S301", "error", "缺少工作表",
                      "缺少工作表“{value}”（可能被删除或改名），请让乡镇使用下发的原表重新填写。")

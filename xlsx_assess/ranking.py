@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .clock import local_text
 from .collect import Collection
 from .checks import Context
 from .issues import SEVERITY_ZH
@@ -16,13 +17,39 @@ from .scoring import PLACES_ZH, number_format
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .settings import Settings
+
 RANKING_COLUMNS = ["排名", "乡镇代码", "乡镇", "基础得分", "加分", "减分", "最终得分", "等次", "备注"]
-SHEET_NAMES = ("排名", "分类得分", "明细", "问题清单", "未提交", "排名说明")
 MAX_CELL_TEXT = 32767       # what a cell holds; XlsxWriter would cut longer text silently
 ROW_HEIGHT = 21.0           # a table row holding one line of text (points), as writer.row_height gives
 DETAIL_TOWNSHIPS = 200      # beyond this, 明细 keeps the county figures only (a sheet has 16,384 columns)
 KIND_ZH = {"base": "基础项", "bonus": "加分项", "deduction": "减分项", "zero": "归零项（1=是）"}
 ROLE_ZH = {"used": "采用", "superseded": "未采用：有更新的文件", "duplicate": "未采用：重复文件"}
+
+
+@dataclass(frozen=True)
+class Heading:
+    """What every sheet of the ranking is titled with: the county, the year, the assessment and who made it."""
+    county: str = ""
+    year: int = 0
+    subject: str = "考核"          # the assessment's name without county, "表" or its parenthesis
+    office: str = ""
+
+    def title(self, what: str) -> str:
+        """E.g. "台前县 2026 年度政务公开工作考核排名"."""
+        return f"{self.county} {self.year} 年度{self.subject}{what}".strip()
+
+
+def heading_of(settings: "Settings") -> Heading:
+    """The heading from the county's settings: "台前县政务公开工作考核表（适用乡﹝镇﹞政府）" gives the subject
+    "政务公开工作考核"."""
+    subject = settings.title.strip()
+    if settings.county and subject.startswith(settings.county):
+        subject = subject[len(settings.county):]
+    for mark in ("（", "("):
+        subject = subject.split(mark, 1)[0]
+    subject = subject.strip().removesuffix("表").strip()
+    return Heading(settings.county.strip(), settings.year, subject or "考核", settings.issuing_office.strip())
 
 
 @dataclass
@@ -36,6 +63,8 @@ class Ranking:
     explanation: list[tuple[str, str]] = field(default_factory=list)
     made: dt.datetime | None = None
     decimals: int = 2                  # places the scores are shown with (the county's score_decimals)
+    heading: Heading = field(default_factory=Heading)
+    notes: "pd.DataFrame | None" = None  # every 扣分说明 a township wrote, one a row (明细 holds them joined)
 
 
 def rank_townships(coll: Collection, ctx: Context, now: dt.datetime | None = None) -> Ranking:
@@ -72,13 +101,13 @@ def rank_townships(coll: Collection, ctx: Context, now: dt.datetime | None = Non
     else:
         ranking.insert(0, "排名", pd.Series(dtype=int))
 
-    categories = pd.DataFrame.from_records(cat_rows, columns=["乡镇代码", "乡镇", *cats])
+    categories = _in_rank_order(pd.DataFrame.from_records(cat_rows, columns=["乡镇代码", "乡镇", *cats]), ranking)
     stats = {"满分": {c: ctx.rubric.category_max(c) for c in cats}}
     if len(categories):
         stats.update({"县平均": categories[cats].mean().to_dict(), "最高": categories[cats].max().to_dict(),
                       "最低": categories[cats].min().to_dict()})
-    categories = pd.concat([categories, pd.DataFrame([{"乡镇代码": "", "乡镇": k, **v} for k, v in stats.items()])],
-                           ignore_index=True)
+    categories = pd.concat([categories, pd.DataFrame([{"排名": None, "乡镇代码": "", "乡镇": k, **v}
+                                                      for k, v in stats.items()])], ignore_index=True)
 
     issues, files = _issue_tables(coll)
     bad: dict[str, list[str]] = {}
@@ -89,7 +118,16 @@ def rank_townships(coll: Collection, ctx: Context, now: dt.datetime | None = Non
                              "原因": f"文件有错误，未采用：{'、'.join(bad[t.code])}" if t.code in bad else "未收到文件"}
                             for t in coll.missing], columns=["乡镇代码", "乡镇", "原因"])
     return Ranking(ranking, categories, details.frame(), issues, files, missing, explanation(ctx, coll, now), now,
-                   s.score_decimals)
+                   s.score_decimals, heading_of(s), details.notes_frame())
+
+
+def _in_rank_order(categories: "pd.DataFrame", ranking: "pd.DataFrame") -> "pd.DataFrame":
+    """The category subtotals with each township's rank first, in the ranking's order."""
+    ranks = ranking.set_index("乡镇代码")["排名"]
+    order = {code: k for k, code in enumerate(ranking["乡镇代码"])}
+    categories = categories.assign(_at=categories["乡镇代码"].map(order)).sort_values("_at", kind="stable")
+    categories.insert(0, "排名", categories["乡镇代码"].map(ranks))
+    return categories.drop(columns="_at").reset_index(drop=True)
 
 
 class _Details:
@@ -150,6 +188,15 @@ class _Details:
             df.insert(at + 2, "失分率", (df["平均失分"] / df["分值"].where(df["分值"] > 0)).where(base))
         return df
 
+    def notes_frame(self) -> "pd.DataFrame":
+        """Each township's 扣分说明, a row each, in the rubric's order."""
+        import pandas as pd
+
+        rows = [(item.id, item.indicator, item.criterion, t.name, self.matrix[k][j], item.points, n[item.id])
+                for k, item in enumerate(self.items)
+                for j, (t, n) in enumerate(zip(self.towns, self.notes)) if item.id in n]
+        return pd.DataFrame.from_records(rows, columns=["编号", "一级指标", "二级指标", "乡镇", "得分", "分值", "扣分说明"])
+
 
 def _clip(text: str, room: int) -> str:
     return text if len(text) <= room else text[:room - 1] + "…"
@@ -181,7 +228,7 @@ def _issue_tables(coll: Collection) -> tuple["pd.DataFrame", "pd.DataFrame"]:
 
 
 def _when(t: dt.datetime | None) -> str:
-    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if t else ""
+    return local_text(t) if t else ""
 
 
 def explanation(ctx: Context, coll: Collection, now: dt.datetime) -> list[tuple[str, str]]:
@@ -204,19 +251,25 @@ def explanation(ctx: Context, coll: Collection, now: dt.datetime) -> list[tuple[
         ("评分细则版本", f"sha256 {rubric.fingerprint}"),
         ("收到文件", "共 {received} 个：采用 {accepted}，未采用 {excluded}，跳过 {skipped}；未提交乡镇 {missing} 个。"
                  .format(**summary)),
-        ("生成时间", now.strftime("%Y-%m-%d %H:%M:%S %z")),
+        ("生成时间", local_text(now)),
     ]
 
 
 # -- the ranking workbook ---------------------------------------------------------------------------
 
-RANKING_SHEETS = ("排名", "分类得分", "明细", "问题清单", "未提交", "排名说明")   # as `_write_ranking` writes them
+# The sheets, in order, each with what its title calls it.
+SHEETS = (("排名", "排名"), ("分类得分", "分类得分"), ("明细", "得分明细"), ("扣分说明", "扣分说明"),
+          ("问题清单", "问题清单"), ("文件处理结果", "收到文件处理结果"), ("未提交", "未提交乡镇"), ("排名说明", "排名说明"))
+RANKING_SHEETS = tuple(name for name, _ in SHEETS)          # as `_write_ranking` writes them
+SHEET_NAMES = RANKING_SHEETS
+EARLIER_SHEETS = ("排名", "分类得分", "明细", "问题清单", "未提交", "排名说明")   # rankings written before issue 12
 WORKBOOK_PART_LIMIT = 1 << 20       # bytes of xl/workbook.xml read to tell a ranking: ours is under 2 KB
 
 
 def is_ranking_workbook(path: str | Path) -> bool:
     """Whether `path` is a ranking workbook (ours, perhaps saved again by WPS or Excel), told by its content:
-    its sheets are the ranking's six, in order. A returned form never is; its name does not matter."""
+    its sheets are the ranking's, in order (today's or an earlier version's). A returned form never is; its
+    name does not matter."""
     import re
     import zipfile
 
@@ -228,11 +281,11 @@ def is_ranking_workbook(path: str | Path) -> bool:
             text = zf.read(info).decode("utf-8", "replace")
     except Exception:             # not a zip, no workbook part, encrypted, damaged: not a ranking of ours
         return False
-    return tuple(re.findall(r'<(?:\w+:)?sheet\b[^>]*?\bname="([^"]*)"', text)) == RANKING_SHEETS
+    return tuple(re.findall(r'<(?:\w+:)?sheet\b[^>]*?\bname="([^"]*)"', text)) in (RANKING_SHEETS, EARLIER_SHEETS)
 
 
 def write_ranking(ranking: Ranking, path: str | Path) -> Path:
-    """Write the six-sheet ranking workbook atomically; township text always stays inert text."""
+    """Write the ranking workbook atomically; township text always stays inert text."""
     from .writer import atomic_path
 
     path = Path(path)
@@ -241,7 +294,49 @@ def write_ranking(ranking: Ranking, path: str | Path) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class Column:
+    """How a column of the ranking is shown: its width (characters) and its cells' format."""
+    width: float
+    kind: str = "text"          # text (wraps) | code (one line, never broken) | num | int | pct
+
+
+# Every column the ranking's tables have, by heading: declared once, whichever sheet shows it.
+COLUMNS = {
+    "排名": Column(6, "int"), "乡镇代码": Column(11, "code"), "乡镇": Column(10), "基础得分": Column(9, "num"),
+    "加分": Column(7, "num"), "减分": Column(7, "num"), "最终得分": Column(9, "num"), "等次": Column(6),
+    "备注": Column(36),
+    "编号": Column(5, "code"), "内容": Column(10), "一级指标": Column(12), "二级指标": Column(30),
+    "类型": Column(7), "分值": Column(6, "num"), "县平均": Column(7, "num"), "平均失分": Column(7, "num"),
+    "失分率": Column(7, "pct"), "扣分说明": Column(40),
+    "文件": Column(48), "级别": Column(6), "代码": Column(7, "code"), "工作表": Column(10), "单元格": Column(8, "code"),
+    "说明": Column(60), "处理结果": Column(20), "保存时间": Column(28, "code"),
+    "得分": Column(6, "num"), "SHA-256（前12位）": Column(15, "code"), "SHA-256": Column(70, "code"), "原因": Column(50),
+}
+SHORT_HASH = 12                 # hex characters of a file's SHA-256 shown; the whole value stays, hidden
+MAX_ROW_HEIGHT = 409.0          # points: the tallest row Excel allows
+TITLE_ROWS = 3                  # title, 制表单位 and 制表日期, a gap: the table's header row is the fourth
+PORTRAIT_WIDTH = 96             # characters of columns an A4 portrait page holds at about full size
+RANK_ROW_HEIGHT = 18.0          # 排名's rows: 30 townships and their chart on one page
+CHART_WIDTH = 59.3              # characters: the column beside 排名 that holds the chart (420 pixels)
+FOOTER = "&C第 &P 页，共 &N 页"
+WIDEST_FIT = 210                # characters of columns fit to an A4 landscape page's width still legible (70 %)
+WIDE_SCALE = 70                 # per cent: a wider table (明细 of many townships) prints over several pages
+
+
+def _column(name: str, df: "pd.DataFrame") -> Column:
+    """A declared column, or one sized from its heading (the townships' columns of 明细, the categories)."""
+    if name in COLUMNS:
+        return COLUMNS[name]
+    from .writer import _text_width
+
+    if df[name].dtype.kind in "fi":        # a township's scores (明细) or a category's subtotals (分类得分)
+        return Column(max(7, min(12, _text_width(name) + 1)), "num")
+    return Column(max(8, min(30, _text_width(name) + 2)))
+
+
 def _write_ranking(rk: Ranking, target, scratch: Path) -> None:
+    import pandas as pd
     import xlsxwriter
 
     from .writer import FONT, WORKBOOK_OPTIONS
@@ -254,108 +349,200 @@ def _write_ranking(rk: Ranking, target, scratch: Path) -> None:
                                       "tmpdir": str(scratch)})
     if rk.made:
         wb.set_properties({"created": rk.made.replace(tzinfo=None)})
-    base = {"font_name": FONT, "font_size": 10.5, "valign": "vcenter", "border": 1, "border_color": "#A6A6A6"}
-    f = {
-        "head": wb.add_format({**base, "bold": True, "bg_color": "#D9E1F2", "align": "center", "text_wrap": True}),
-        "text": wb.add_format({**base, "text_wrap": True}),
-        "num": wb.add_format({**base, "num_format": number_format(rk.decimals), "align": "center"}),
-        "int": wb.add_format({**base, "num_format": "0", "align": "center"}),
-        "pct": wb.add_format({**base, "num_format": "0.0%", "align": "center"}),
-        "title": wb.add_format({"font_name": FONT, "font_size": 16, "bold": True}),
-    }
-    _table(wb, "排名", rk.ranking, f, {"排名": "int"}, hide=("归零",),
-           widths={"乡镇": 12, "备注": 36}, title=rk.explanation[0][1] + " 排名")
-    _ranking_visuals(wb, rk, f)
-    _table(wb, "分类得分", rk.categories, f, widths={"乡镇": 12})
-    _table(wb, "明细", rk.details, f, {"失分率": "pct"},
-           widths={"二级指标": 40, "一级指标": 14, "扣分说明": 50, "内容": 10})
-    _table(wb, "问题清单", rk.issues, f, widths={"文件": 36, "说明": 70}, below=("文件处理结果", rk.files))
-    _table(wb, "未提交", rk.missing, f, widths={"原因": 50})
-    ws = wb.add_worksheet("排名说明")
-    ws.set_column(0, 0, 14)
-    ws.set_column(1, 1, 100)
-    for r, (k, v) in enumerate(rk.explanation):
-        ws.write_string(r, 0, k, f["head"])
-        ws.write_string(r, 1, v, f["text"])
+    f = _formats(wb, FONT, rk.decimals)
+    table = _Table(wb, f, rk)
+    ws, top = table.write("排名", rk.ranking, hide=("归零",), height=RANK_ROW_HEIGHT)
+    _ranking_visuals(wb, ws, rk, top, table.points)
+    table.write("分类得分", rk.categories)
+    table.write("明细", rk.details, hide=("扣分说明",), keep=6)    # the notes have a sheet of their own
+    notes = rk.notes if rk.notes is not None else pd.DataFrame(columns=["编号", "乡镇", "扣分说明"])
+    table.write("扣分说明", notes, widths={"一级指标": Column(16), "二级指标": Column(40), "扣分说明": Column(50)},
+                empty="没有扣分说明。")
+    table.write("问题清单", rk.issues, empty="没有问题。")
+    files = rk.files.assign(**{"SHA-256（前12位）": rk.files["SHA-256"].str[:SHORT_HASH]})
+    files = files[[c for c in files.columns if c != "SHA-256"] + ["SHA-256"]]     # the whole value last, hidden
+    table.write("文件处理结果", files, hidden=("SHA-256",), empty="没有收到文件。")
+    table.write("未提交", rk.missing, empty="各乡镇均已提交。")
+    explained = pd.DataFrame(rk.explanation, columns=["项目", "说明"])
+    table.write("排名说明", explained, widths={"项目": Column(14, "head"), "说明": Column(80)}, header=False)
+    assert tuple(wb.sheetnames) == RANKING_SHEETS
     wb.close()
 
 
-def _table(wb, name: str, df: "pd.DataFrame", f, kinds: dict | None = None, widths: dict | None = None,
-           title: str | None = None, below: tuple[str, "pd.DataFrame"] | None = None, hide: tuple[str, ...] = ()):
-    ws = wb.add_worksheet(name)
-    ws.set_default_row(ROW_HEIGHT)      # one line of text; only taller rows are set one by one
-    top = 0
-    if title:
-        ws.write_string(0, 0, title, f["title"])
-        top = 2
-    shown = [col for col in df.columns if col not in hide]
-    cols = [(widths or {}).get(col, max(8, min(30, 2 * len(str(col)) + 2))) for col in shown]
-    for c, width in enumerate(cols):
-        ws.set_column(c, c, width)
-    _frame(ws, df, top, f, kinds or {}, cols, hide)
-    ws.freeze_panes(top + 1, 0)
-    ws.set_landscape()
-    ws.set_paper(9)
-    ws.fit_to_pages(1, 0)
-    ws.repeat_rows(top)
-    if below is not None:
-        start = top + len(df) + 3
-        ws.write_string(start - 1, 0, below[0], f["title"])
-        _frame(ws, below[1], start, f, {}, cols)
-    return ws
+def _formats(wb, font: str, decimals: int) -> dict:
+    base = {"font_name": font, "font_size": 10.5, "valign": "vcenter", "border": 1, "border_color": "#A6A6A6"}
+    return {
+        "head": wb.add_format({**base, "bold": True, "bg_color": "#D9E1F2", "align": "center", "text_wrap": True}),
+        "text": wb.add_format({**base, "text_wrap": True}),
+        "code": wb.add_format({**base, "align": "center"}),
+        "num": wb.add_format({**base, "num_format": number_format(decimals), "align": "center"}),
+        "int": wb.add_format({**base, "num_format": "0", "align": "center"}),
+        "pct": wb.add_format({**base, "num_format": "0.0%", "align": "center"}),
+        "title": wb.add_format({"font_name": font, "font_size": 15, "bold": True, "align": "center",
+                                "valign": "vcenter", "text_wrap": True}),
+        "byline": wb.add_format({"font_name": font, "font_size": 10.5, "valign": "vcenter", "text_wrap": True}),
+        "title_left": wb.add_format({"font_name": font, "font_size": 15, "bold": True, "valign": "vcenter"}),
+        "byline_left": wb.add_format({"font_name": font, "font_size": 10.5, "valign": "vcenter"}),
+    }
 
 
-def _frame(ws, df: "pd.DataFrame", top: int, f, kinds: dict, widths: list[float], hide: tuple[str, ...] = ()) -> None:
+class _Table:
+    """Writes one table on a sheet of its own: title, 制表单位 and 制表日期, the table, and how it prints."""
+
+    def __init__(self, wb, f: dict, rk: Ranking):
+        self.wb, self.f, self.rk = wb, f, rk
+        self.points = 0.0           # the height of the last table written, header included
+
+    def write(self, name: str, df: "pd.DataFrame", hide: tuple[str, ...] = (), hidden: tuple[str, ...] = (),
+              widths: dict | None = None, height: float = ROW_HEIGHT, header: bool = True, empty: str = "",
+              keep: int = 0):
+        """The sheet `name` holding `df` (without the columns in `hide`; those in `hidden` are written but
+        hidden, so they do not print). A table too wide to fit a page's width legibly prints over several
+        pages, with its first `keep` columns on each. Returns the sheet and the row of the table's header."""
+        ws = self.wb.add_worksheet(name)
+        shown = [c for c in df.columns if c not in hide]
+        cols = [(widths or {}).get(c) or _column(c, df) for c in shown]
+        for c, (col_name, col) in enumerate(zip(shown, cols)):
+            ws.set_column(c, c, col.width, None, {"hidden": col_name in hidden})
+        printed = sum(col.width for col_name, col in zip(shown, cols) if col_name not in hidden)
+        wide = bool(keep) and printed > WIDEST_FIT
+        top = self._titles(ws, name, 1 if wide else len(shown) - len(hidden), printed)
+        first = top + 1 if header else top
+        self.points = _header(ws, top, shown, cols, self.f) if header else 0.0
+        self.points += _rows(ws, df[shown], first, cols, self.f, height)
+        if df.empty and empty:
+            ws.set_row(first, ROW_HEIGHT)
+            ws.merge_range(first, 0, first, max(0, len(shown) - len(hidden) - 1), empty, self.f["text"])
+        _print_setup(ws, top if header else None, printed, keep if wide else 0)
+        return ws, top
+
+    def _titles(self, ws, name: str, span: int, width: float) -> int:
+        """Title, then 制表单位 and 制表日期, across the table's printed columns (or, over `span` 1, from the
+        first cell to the right, as far as they reach: a table wider than a page); the header's row."""
+        from .clock import local_date
+        from .writer import _text_width
+
+        h = self.rk.heading
+        title = h.title(dict(SHEETS)[name])
+        byline = "　　".join(x for x in (f"制表单位：{h.office}" if h.office else "",
+                                        f"制表日期：{local_date(self.rk.made)}" if self.rk.made else "") if x)
+        last = max(span - 1, 0)
+        title_lines = max(1, -(-_text_width(title) * 15 // int(10.5 * max(width - 1, 1)))) if last else 1
+        ws.set_row(0, 26.0 * title_lines)
+        _span(ws, 0, last, title, self.f["title" if last else "title_left"])
+        ws.set_row(1, max(ROW_HEIGHT, _row_height(byline, width)) if last else ROW_HEIGHT)
+        _span(ws, 1, last, byline, self.f["byline" if last else "byline_left"])
+        ws.set_row(2, 8.0)
+        return TITLE_ROWS
+
+
+def _span(ws, row: int, last: int, text: str, fmt) -> None:
+    if last:
+        ws.merge_range(row, 0, row, last, text, fmt)
+    else:
+        ws.write_string(row, 0, text, fmt)
+
+
+def _row_height(text: str, width: float) -> float:
+    """Points a row needs for `text` wrapped in a column of `width` characters (a CJK character counts
+    two): one line's height, or 14 points a line and a margin."""
     import math
 
-    from .writer import row_height
+    from .writer import _text_width
 
-    columns = [col for col in df.columns if col not in hide]
-    for c, col in enumerate(columns):
-        ws.write_string(top, c, str(col), f["head"])
-    head = max((row_height(str(col), widths[c] if c < len(widths) else 10) for c, col in enumerate(columns)),
-               default=ROW_HEIGHT)
-    if head > ROW_HEIGHT:                   # rows are one line high unless set: a long heading wraps
-        ws.set_row(top, head)
-    rows = df[columns].itertuples(index=False) if hide else df.itertuples(index=False)
+    lines = sum(max(1, math.ceil(_text_width(part) / max(width - 0.5, 1))) for part in text.split("\n"))
+    return ROW_HEIGHT if lines <= 1 else 14.0 * lines + 6
+
+
+def _header(ws, top: int, shown: list[str], cols: list[Column], f) -> float:
+    """The header row; its height."""
+    height = max([ROW_HEIGHT] + [_row_height(str(c), col.width) for c, col in zip(shown, cols)])
+    ws.set_row(top, height)
+    for c, name in enumerate(shown):
+        ws.write_string(top, c, str(name), f["head"])
+    return height
+
+
+def _rows(ws, df: "pd.DataFrame", first: int, cols: list[Column], f, height: float) -> float:
+    """Every row with its height set: one line, or as many as its longest wrapping text needs. Their
+    heights' sum."""
+    import math
+
+    total = 0.0
     heights: dict[tuple[str, float], float] = {}    # a table's texts repeat (criteria, messages): measured once
-    for r, row in enumerate(rows, start=top + 1):
+    wrapping = [col.kind == "text" for col in cols]
+    for r, row in enumerate(df.itertuples(index=False), start=first):
+        texts = [(v, cols[c].width) for c, v in enumerate(row) if wrapping[c] and isinstance(v, str)]
+        tall = max((heights.get(tw) or heights.setdefault(tw, _row_height(*tw)) for tw in texts), default=0.0)
+        tall = min(tall, MAX_ROW_HEIGHT)
+        ws.set_row(r, tall if tall > ROW_HEIGHT else height)
+        total += tall if tall > ROW_HEIGHT else height
         for c, value in enumerate(row):
+            kind = cols[c].kind
             if isinstance(value, bool):
                 ws.write_string(r, c, "是" if value else "否", f["text"])
             elif isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
-                ws.write_number(r, c, value, f[kinds.get(columns[c], "int" if isinstance(value, int) else "num")])
+                ws.write_number(r, c, value, f[kind if kind in ("num", "int", "pct") else "num"])
             elif value is None or (isinstance(value, float) and math.isnan(value)):
                 ws.write_blank(r, c, None, f["text"])
             else:
-                ws.write_string(r, c, _clip(str(value), MAX_CELL_TEXT), f["text"])   # text stays text
-        texts = [(v, widths[c] if c < len(widths) else 10) for c, v in enumerate(row) if isinstance(v, str)]
-        height = max((heights.get(tw) or heights.setdefault(tw, row_height(*tw)) for tw in texts), default=ROW_HEIGHT)
-        if height > ROW_HEIGHT:
-            ws.set_row(r, height)
+                ws.write_string(r, c, _clip(str(value), MAX_CELL_TEXT), f[kind if kind in ("code", "head") else "text"])
+    return total
 
 
-def _ranking_visuals(wb, rk: Ranking, f) -> None:
+def _print_setup(ws, header_row: int | None, width: float, keep: int = 0) -> None:
+    """A4, landscape when the table is wide, fit to the page's width (or, given `keep`, at WIDE_SCALE
+    over several pages with the first `keep` columns on each), the header repeated, page numbers."""
+    ws.set_paper(9)
+    if width > PORTRAIT_WIDTH:
+        ws.set_landscape()
+    else:
+        ws.set_portrait()
+    ws.set_margins(left=0.5, right=0.5, top=0.6, bottom=0.7)
+    ws.set_footer(FOOTER, {"margin": 0.3})
+    if keep:
+        ws.set_print_scale(WIDE_SCALE)
+        ws.repeat_columns(0, keep - 1)
+    else:
+        ws.fit_to_pages(1, 0)
+    ws.center_horizontally()
+    if header_row is not None:
+        ws.repeat_rows(header_row)
+        ws.freeze_panes(header_row + 1, 0)
+
+
+def _ranking_visuals(wb, ws, rk: Ranking, top: int, points: float) -> None:
+    """The chart beside the table, as tall as the table, and the sheet printed on one page: up to 30
+    townships stay legible. (No data bars in the table: the chart shows the scores, the cells stay plain.)"""
+    import math
+
     from .writer import FONT as FONT_NAME
 
-    ws = wb.get_worksheet_by_name("排名")
     n = len(rk.ranking)
     if not n:
         return
-    top = 2
-    col = list(rk.ranking.columns).index("最终得分")
-    ws.conditional_format(top + 1, col, top + n, col, {"type": "data_bar", "bar_color": "#5B9BD5",
-                                                       "bar_solid": True, "min_type": "num", "min_value": 0,
-                                                       "max_type": "max"})
+    columns = [c for c in rk.ranking.columns if c != "归零"]
+    col, name_col = columns.index("最终得分"), columns.index("乡镇")
     chart = wb.add_chart({"type": "bar"})
-    name_col = list(rk.ranking.columns).index("乡镇")
     chart.add_series({"name": "最终得分", "categories": ["排名", top + 1, name_col, top + n, name_col],
                       "values": ["排名", top + 1, col, top + n, col], "fill": {"color": "#5B9BD5"},
-                      "data_labels": {"value": True, "num_format": number_format(rk.decimals)}})
-    chart.set_title({"name": "各乡镇最终得分", "name_font": {"name": FONT_NAME, "size": 12}})
-    chart.set_y_axis({"reverse": True, "num_font": {"name": FONT_NAME}})
-    chart.set_x_axis({"min": 0, "num_font": {"name": FONT_NAME}})
+                      "gap": 60,
+                      "data_labels": {"value": True, "num_format": number_format(rk.decimals),
+                                      "font": {"name": FONT_NAME, "size": 8}}})
+    chart.set_title({"name": "各乡镇最终得分", "name_font": {"name": FONT_NAME, "size": 11}})
+    chart.set_y_axis({"reverse": True, "num_font": {"name": FONT_NAME, "size": 9}})
+    chart.set_x_axis({"min": 0, "num_font": {"name": FONT_NAME, "size": 8},
+                      "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}}})
     chart.set_legend({"none": True})
-    chart.set_size({"width": 640, "height": max(300, 32 * n + 80)})
-    ws.insert_chart(top + n + 2, 0, chart)
-
+    gap, at = len(columns), len(columns) + 1
+    ws.set_column(gap, gap, 1.5)
+    ws.set_column(at, at, CHART_WIDTH)
+    ws.set_default_row(RANK_ROW_HEIGHT)       # the rows below a short table, which a chart may reach into
+    low = 11 * RANK_ROW_HEIGHT + ROW_HEIGHT      # the chart spans the header and every township's row, or 12 rows
+    rows = n + max(0, math.ceil((low - points) / RANK_ROW_HEIGHT))
+    points = max(points, low)
+    chart.set_size({"width": int(CHART_WIDTH * 7 + 0.5) + 5, "height": round(points * 4 / 3)})
+    ws.insert_chart(top, at, chart, {"object_position": 1})
+    ws.print_area(0, 0, top + rows, at)
+    ws.fit_to_pages(1, 1)
+    ws.set_landscape()

@@ -172,10 +172,13 @@ def read_marker(rnd: Round) -> dict:
 
 
 def load_round_context(rnd: Round):
-    """The round's Context, from its 考核设置.xlsx; AssessError with every problem, located, if unusable."""
+    """The round's Context, from its 考核设置.xlsx, with every other rubric version its forms were made from;
+    AssessError with every problem, located, if unusable."""
     from .setup_book import load_setup_book
 
-    return load_setup_book(rnd.setup)
+    ctx = load_setup_book(rnd.setup)
+    ctx.versions = {sha: r for sha, r in stored_rubrics(rnd).items() if sha != ctx.rubric.fingerprint}
+    return ctx
 
 
 # -- the rubric versions forms were made from -----------------------------------------------------
