@@ -689,6 +689,7 @@ def _round_or_exit(round_dir: Optional[Path]):
 
 def _check_in_round(round_dir: Optional[Path], as_json: bool, workers: Optional[int]) -> None:
     """`check` inside a round: 收回/ checked, every file kept and recorded, the board printed."""
+    from .feedback import collect_feedback
     from .workflow import check_round, load_round_context
 
     rnd = _round_or_exit(round_dir)
@@ -696,13 +697,16 @@ def _check_in_round(round_dir: Optional[Path], as_json: bool, workers: Optional[
         ctx = load_round_context(rnd)
         with _progress("核查文件", not as_json) as progress:
             coll, board = check_round(rnd, ctx, progress, workers)
+            board, strays = collect_feedback(rnd, ctx, board)        # the 反馈单s sent back into 反馈/
     if as_json:
         from .report import collection_json
 
         _print_json(dict(collection_json(coll), townships=[line.as_dict() for line in board.lines],
-                         setup_suspect=board.setup_suspect.as_dict() if board.setup_suspect else None))
+                         setup_suspect=board.setup_suspect.as_dict() if board.setup_suspect else None,
+                         **({"feedback_unassigned": [dict(i.as_dict(), file=i.file) for s in strays for i in s.issues]}
+                            if strays else {})))
     else:
-        _render_board(board, skipped=coll.skipped)
+        _render_board(board, skipped=coll.skipped, strays=strays)
     raise typer.Exit(0 if board.complete else 1)
 
 
@@ -727,7 +731,7 @@ def status(round_dir: Optional[Path] = RoundOpt, as_json: bool = JsonOpt) -> Non
     raise typer.Exit(0 if board.complete else 1)
 
 
-def _render_board(board, skipped=(), history: bool = False) -> None:
+def _render_board(board, skipped=(), history: bool = False, strays=()) -> None:
     """One line per township (state, file, score or what is wrong, 填报人 电话); its files when `history`."""
     from rich.text import Text
 
@@ -740,8 +744,16 @@ def _render_board(board, skipped=(), history: bool = False) -> None:
         out.append(f"? 无法确定所属乡镇：{_plain(f.name)}（{' '.join(f.issue_codes)}）\n", "yellow")
     for s in skipped:
         out.append(f"· {_plain(s.issue.render())}\n", "dim")
+    for stray in strays:
+        for i in stray.issues:
+            out.append(f"? {i.code} {_plain(i.render())}\n", "yellow")
     out.append(f"共 {len(board.lines)} 个乡镇：已合格 {board.count('ok')}，需改正 {board.count('fix')}，"
                f"未收到 {board.count('missing')}。")
+    told = [line.feedback for line in board.lines if line.feedback]
+    if told:
+        from .board import FEEDBACK_STATES, STATE_ZH
+
+        out.append("反馈单：" + "，".join(f"{STATE_ZH[k]} {told.count(k)}" for k in FEEDBACK_STATES) + "。")
     _console().print(out, soft_wrap=True)
 
 
@@ -766,11 +778,26 @@ def _render_line(out, line, detail: bool = True, history: bool = False) -> None:
                                   f"  {_plain(contact)}" if contact else "", "\n"))
     if history:
         _render_history(out, line)
+    if line.feedback:
+        _render_feedback(out, line)
     if detail and line.state == "fix":
         shown = [i for i in line.issues if i.severity != "info"] or list(line.issues)
         out.append_text(_grid(("代码", "工作表", "单元格", "说明"), [
             [(i.code, SEVERITY_STYLE[i.severity]), i.sheet, i.cell, i.message] for i in shown[:SHOWN_ISSUES]],
             indent="    "))
+
+
+def _render_feedback(out, line) -> None:
+    """The township's 反馈单 under its line: 已整改, 待整改, or 整改未完成 with what is missing, located."""
+    from .board import STATE_ZH
+
+    style = {"rectified": "green", "rectifying": "red", "sent": "yellow"}[line.feedback]
+    what = f"，{len(line.feedback_issues)} 处未完成" if line.feedback == "rectifying" else ""
+    out.append(f"    反馈单 {STATE_ZH[line.feedback]}{what}  {_plain(line.feedback_file)}\n", style)
+    if line.feedback_issues:
+        out.append_text(_grid(("代码", "工作表", "单元格", "说明"), [
+            [(i.code, SEVERITY_STYLE[i.severity]), i.sheet, i.cell, i.message] for i in line.feedback_issues[:SHOWN_ISSUES]],
+            indent="      "))
 
 
 def _when_text(t) -> str:
@@ -781,6 +808,33 @@ def _when_text(t) -> str:
     off = t.strftime("%z")
     return f"{t:%Y-%m-%d %H:%M}（UTC{off[:3]}:{off[3:]}）"
 # -- a round: init, generate inside one, rubric diff ----------------------------------------------
+
+@app.command(cls=_Command)
+def feedback(round_dir: Optional[Path] = RoundOpt, workers: Optional[int] = WorkersOpt) -> None:
+    """写考核结果反馈单 Write each ranked township's 反馈单 into the round's 反馈/ (score, rank, grade, lost lines, 整改).
+
+    退出码 exit code: 0 每个乡镇都有反馈单 every township has one · 1 有乡镇未纳入排名 some not ranked ·
+    2 不在考核轮次中或没有可排名的乡镇 usage or nothing ranked.
+    """
+    from .feedback import feedback_round
+    from .round import FEEDBACK
+    from .workflow import load_round_context
+
+    rnd = _round_or_exit(round_dir)
+    with _guard():
+        ctx = load_round_context(rnd)
+        with _progress("生成反馈单") as progress:
+            run = feedback_round(rnd, ctx, progress, workers)
+    con = _console()
+    for fb, path in run.written:
+        last = f"  上年 {fb.last.score} 第 {fb.last.rank} 名" if fb.last else ""
+        con.print(f"  {_esc(fb.township)}  第 {fb.rank} 名  {fb.grade}  失分 {len(fb.lost)} 项{last}  "
+                  f"{_esc(FEEDBACK + '/' + path.name)}", soft_wrap=True)
+    con.print(f"[green]✔[/] 已写入 {len(run.written)} 份反馈单到 {FEEDBACK}/。{_esc(run.board.unranked_text())}"
+              f"\n乡镇填好整改措施、整改时限和责任人后，把报回的反馈单放入 {FEEDBACK}/（可覆盖原文件），再运行 xlsx-assess check。",
+              soft_wrap=True)
+    raise typer.Exit(0 if not run.board.unranked else 1)
+
 
 @app.command(cls=_Command)
 def init(

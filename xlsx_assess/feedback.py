@@ -191,10 +191,12 @@ def draft_notice(rk: "Ranking", grades: tuple[str, ...] | None = None) -> Notice
         paragraphs.append(("未纳入排名", "无"))
     rows = county_losses(rk)
     if rows:
-        shown = "；".join(f"{r[0]} {r[2]}（合计失分 {r[4]}）" for r in rows)
-        paragraphs.append(("主要失分项目", f"全县失分最多的 {len(rows)} 项：{shown}。请各乡镇对照反馈单认真整改。"))
-    title = rk.explanation[0][1] + " 考核结果通报" if rk.explanation else NOTICE_SHEET
-    return Notice(title, tuple(paragraphs), lost_rows=tuple(rows))
+        shown = "\n".join(f"{k}. {r[0]} {r[1]} · {r[2]}（分值 {r[3]}）：全县合计失分 {r[4]}，"
+                          f"{r[5]} 个乡镇失分" for k, r in enumerate(rows, start=1))
+        paragraphs.insert(len(order) + 1, ("主要失分项目", f"全县失分最多的 {len(rows)} 项：\n{shown}"))
+    paragraphs.append(("整改要求", "请各乡镇对照考核结果反馈单逐项整改，在反馈单中填写每个失分项目的整改措施、整改时限和责任人，"
+                                "盖章后报回县政务公开办。"))
+    return Notice(rk.heading.title("结果通报"), tuple(paragraphs), lost_rows=tuple(rows))
 
 
 def county_losses(rk: "Ranking", top: int = TOP_LOST) -> list[tuple]:
@@ -311,6 +313,7 @@ def add_last_year(rk: "Ranking", last: Mapping[str, PastResult] | None) -> None:
     df = rk.ranking
     rows = [change_of(float(score), int(rank), last.get(str(code)))
             for code, score, rank in zip(df["乡镇代码"], df["最终得分"], df["排名"])]
+    rows = [(float(r[0]) if r[0] else None, *r[1:]) for r in rows]          # last year's score as a number
     at = list(df.columns).index("备注")
     for k, name in enumerate(LAST_YEAR_COLUMNS):
         df.insert(at + k, name, [r[k] for r in rows])

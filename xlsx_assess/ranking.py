@@ -65,6 +65,7 @@ class Ranking:
     decimals: int = 2                  # places the scores are shown with (the county's score_decimals)
     heading: Heading = field(default_factory=Heading)
     notes: "pd.DataFrame | None" = None  # every 扣分说明 a township wrote, one a row (明细 holds them joined)
+    grades: tuple[str, ...] = ()       # the county's grades, best first (the 考核结果通报 counts each)
 
 
 def rank_townships(coll: Collection, ctx: Context, now: dt.datetime | None = None) -> Ranking:
@@ -118,7 +119,7 @@ def rank_townships(coll: Collection, ctx: Context, now: dt.datetime | None = Non
                              "原因": f"文件有错误，未采用：{'、'.join(bad[t.code])}" if t.code in bad else "未收到文件"}
                             for t in coll.missing], columns=["乡镇代码", "乡镇", "原因"])
     return Ranking(ranking, categories, details.frame(), issues, files, missing, explanation(ctx, coll, now), now,
-                   s.score_decimals, heading_of(s), details.notes_frame())
+                   s.score_decimals, heading_of(s), details.notes_frame(), tuple(g.name for g in s.grades))
 
 
 def _in_rank_order(categories: "pd.DataFrame", ranking: "pd.DataFrame") -> "pd.DataFrame":
@@ -259,8 +260,10 @@ def explanation(ctx: Context, coll: Collection, now: dt.datetime) -> list[tuple[
 
 # The sheets, in order, each with what its title calls it.
 SHEETS = (("排名", "排名"), ("分类得分", "分类得分"), ("明细", "得分明细"), ("扣分说明", "扣分说明"),
-          ("问题清单", "问题清单"), ("文件处理结果", "收到文件处理结果"), ("未提交", "未提交乡镇"), ("排名说明", "排名说明"))
+          ("问题清单", "问题清单"), ("文件处理结果", "收到文件处理结果"), ("未提交", "未提交乡镇"), ("排名说明", "排名说明"),
+          ("考核结果通报", "结果通报"))
 RANKING_SHEETS = tuple(name for name, _ in SHEETS)          # as `_write_ranking` writes them
+ISSUE12_SHEETS = RANKING_SHEETS[:-1]                         # rankings written before the 考核结果通报
 SHEET_NAMES = RANKING_SHEETS
 EARLIER_SHEETS = ("排名", "分类得分", "明细", "问题清单", "未提交", "排名说明")   # rankings written before issue 12
 WORKBOOK_PART_LIMIT = 1 << 20       # bytes of xl/workbook.xml read to tell a ranking: ours is under 2 KB
@@ -281,7 +284,8 @@ def is_ranking_workbook(path: str | Path) -> bool:
             text = zf.read(info).decode("utf-8", "replace")
     except Exception:             # not a zip, no workbook part, encrypted, damaged: not a ranking of ours
         return False
-    return tuple(re.findall(r'<(?:\w+:)?sheet\b[^>]*?\bname="([^"]*)"', text)) in (RANKING_SHEETS, EARLIER_SHEETS)
+    return tuple(re.findall(r'<(?:\w+:)?sheet\b[^>]*?\bname="([^"]*)"', text)) in (RANKING_SHEETS, ISSUE12_SHEETS,
+                                                                                   EARLIER_SHEETS)
 
 
 def write_ranking(ranking: Ranking, path: str | Path) -> Path:
@@ -365,8 +369,20 @@ def _write_ranking(rk: Ranking, target, scratch: Path) -> None:
     table.write("未提交", rk.missing, empty="各乡镇均已提交。")
     explained = pd.DataFrame(rk.explanation, columns=["项目", "说明"])
     table.write("排名说明", explained, widths={"项目": Column(14, "head"), "说明": Column(80)}, header=False)
+    _notice_sheet(table, rk)
     assert tuple(wb.sheetnames) == RANKING_SHEETS
     wb.close()
+
+
+def _notice_sheet(table: "_Table", rk: Ranking) -> None:
+    """考核结果通报: the draft of the county's notice, a heading and its text a row (see `feedback.draft_notice`)."""
+    import pandas as pd
+
+    from .feedback import NOTICE_SHEET, draft_notice
+
+    notice = draft_notice(rk, rk.grades or None)
+    table.write(NOTICE_SHEET, pd.DataFrame(list(notice.paragraphs), columns=["项目", "说明"]),
+                widths={"项目": Column(16, "head"), "说明": Column(78)}, header=False)
 
 
 def _formats(wb, font: str, decimals: int) -> dict:

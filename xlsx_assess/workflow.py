@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 from .checks import Context
 from .collect import Collection, check_paths
 from .issues import AssessError, Code, Report, issue
+from .feedback import add_last_year, last_year_results
 from .round import RANKING_BOOK
 from .ranking import Ranking, is_ranking_workbook, rank_townships, write_ranking
 from .rubric import load_rubric
@@ -195,6 +196,7 @@ def rank_round(rnd, ctx: Context, progress: Progress | None = None, workers: int
         raise AssessError(Report([issue(Code.NOTHING_TO_RANK, file=str(rnd.returned), detail=board.unranked_text())]))
     align_collection(coll, board, ctx)
     ranking = rank_townships(coll, ctx, now)
+    add_last_year(ranking, last_year_results(rnd))      # when the round was made --from the previous one
     write_ranking(ranking, out)
     return coll, board, ranking
 
