@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .feedback import TownshipFeedback
 from .issues import Code, Issue, issue
-from .layout import CellSpec, Validation, a1, position
+from .layout import OTHER_BOOK_SHEETS, CellSpec, Validation, a1, position
 from .rubric import format_points
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .round import Round
     from .settings import Settings
 
-SHEET = "反馈单"
+SHEET = OTHER_BOOK_SHEETS[0]           # "反馈单": the reader reads it (layout.READ_SHEETS)
 META_SHEET = "_identity"
 SHEETS = (SHEET, META_SHEET)
 FEEDBACK_MARK = "feedback"

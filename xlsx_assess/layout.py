@@ -22,6 +22,10 @@ GUIDE_SHEET = "填报说明"
 FORM_SHEET = "评分表"
 META_SHEET = "_identity"
 SHEETS = (GUIDE_SHEET, FORM_SHEET, META_SHEET)
+# Sheets of the county's other workbooks that come back (the 反馈单, feedback_book.SHEET): the reader reads them
+# too, values and XML, so that they are checked as rigorously as the form.
+OTHER_BOOK_SHEETS = ("反馈单",)
+READ_SHEETS = SHEETS + OTHER_BOOK_SHEETS
 
 # Columns of the form sheet (0-based).
 COL_ID, COL_CATEGORY, COL_INDICATOR, COL_CRITERION, COL_GUIDE, COL_POINTS, COL_SCORE, COL_NOTE, COL_EVIDENCE = range(9)

@@ -31,7 +31,7 @@ from typing import AbstractSet
 
 from .container import MEMO_MEMBER_BYTES, Parts, member_key
 from .issues import Code, Refused
-from .layout import SHEETS, a1, col_index, position
+from .layout import READ_SHEETS, SHEETS, a1, col_index, position
 from .memo import Memo, remembered, size_of_bytes
 
 MAIN = ("http://schemas.openxmlformats.org/spreadsheetml/2006/main", "http://purl.oclc.org/ooxml/spreadsheetml/main")
@@ -230,7 +230,7 @@ def plain_parts(parts: Parts, book: Book, scanned: dict[str, "SheetXml"], string
     way, rewritten plainly from their trees. (It reads only attributes of the workbook, its
     relationships and the styles, and those it reads as they mean.)"""
     names = [] if strings_plain else [book.folder + "sharedStrings.xml"]
-    names += [s.part for s in map(book.first, SHEETS)
+    names += [s.part for s in map(book.first, READ_SHEETS)
               if s is not None and not scanned[s.name].plain and not _calamine_reads(parts.get(s.part))]
     out = {}
     for name in names:

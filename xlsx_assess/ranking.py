@@ -316,6 +316,8 @@ COLUMNS = {
     "文件": Column(48), "级别": Column(6), "代码": Column(7, "code"), "工作表": Column(10), "单元格": Column(8, "code"),
     "说明": Column(60), "处理结果": Column(20), "保存时间": Column(28, "code"),
     "得分": Column(6, "num"), "SHA-256（前12位）": Column(15, "code"), "SHA-256": Column(70, "code"), "原因": Column(50),
+    "上年得分": Column(9, "num"), "上年名次": Column(8, "code"), "上年等次": Column(8), "得分变化": Column(8, "code"),
+    "名次变化": Column(8, "code"),           # feedback.LAST_YEAR_COLUMNS: a round made --from the previous one
 }
 SHORT_HASH = 12                 # hex characters of a file's SHA-256 shown; the whole value stays, hidden
 MAX_ROW_HEIGHT = 409.0          # points: the tallest row Excel allows

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 from .container import (MAX_FILE_BYTES, MAX_XML_BYTES, OLE_MAGIC, ZIP_ERRORS, ZIP_MAGIC, Parts,
                         foreign_kind, human_size, member_key, zip_reason)
 from .issues import Code, Issue, Refused, issue
-from .layout import SHEETS
+from .layout import READ_SHEETS
 from .ooxml import (SHEET_DATA_MARK, Book, SheetXml, check_shared_strings, check_xml, custom_properties,
                     plain_parts, read_book, saved_time, scan_sheet, sheet_extent, unlocked_styles)
 from .other_formats import read_ods, read_ole, refuse_flat_ods
@@ -244,7 +244,7 @@ def _read_ooxml(ret: Returned, parts: Parts) -> Book:
     ret.xml = {}
     for code, sheet, value in book.problems:
         ret.add(code, sheet=sheet, value=value)
-    for name in SHEETS:
+    for name in READ_SHEETS:
         listed = book.first(name)
         if listed is None:
             continue

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, NoReturn
 
 from .issues import Code, Refused
-from .layout import SHEETS, a1
+from .layout import READ_SHEETS, a1
 
 Sheets = dict[str, str]                        # sheet -> visible | hidden | veryhidden
 Rows = dict[str, list[list[Any]]]              # sheet -> rows of values
@@ -59,7 +59,7 @@ def _calamine_values(data: bytes) -> tuple[Sheets, Rows]:
         for meta in wb.sheets_metadata:
             sheets[meta.name] = str(meta.visible).rsplit(".", 1)[-1].lower()
         for name in sheets:
-            if name in SHEETS:
+            if name in READ_SHEETS:
                 values[name] = rows = wb.get_sheet_by_name(name).to_python(skip_empty_area=False)
                 check_size(name, *rows_extent(rows))      # before it is sent anywhere
     except pc.PasswordError:
