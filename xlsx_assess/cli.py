@@ -802,11 +802,11 @@ def _render_feedback(out, line) -> None:
 
 def _when_text(t) -> str:
     """A local time with its UTC offset: 2026-11-30 20:15（UTC+08:00）."""
-    if t is None:
-        return "时间不详"
-    t = t.astimezone()
-    off = t.strftime("%z")
-    return f"{t:%Y-%m-%d %H:%M}（UTC{off[:3]}:{off[3:]}）"
+    from .clock import local_text
+
+    return "时间不详" if t is None else local_text(t)
+
+
 # -- a round: init, generate inside one, rubric diff ----------------------------------------------
 
 @app.command(cls=_Command)

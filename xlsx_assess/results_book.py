@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .board import Board, TownshipLine
+from .clock import local_text
 from .issues import SEVERITY_ZH
 from .notices import item_rows, item_of, kind_of, line_ref, listed, location, notices
 from .scoring import number_format
@@ -49,16 +50,6 @@ ISSUE_COLUMNS = (Column("乡镇", 12), Column("文件", 31), Column("位置", 14
                  Column("代码", 7, "center"), Column("严重程度", 9, "center"), Column("说明", 70))
 NOTICE_COLUMNS = (Column("乡镇", 12), Column("类型", 7, "center"), Column("联系人", 10),
                   Column("电话", 15, "center"), Column("通知内容（可直接复制发送）", 100, "notice", 9))
-
-
-def _local_text(t: dt.datetime) -> str:
-    """`t` in local time with its UTC offset, e.g. "2026-11-30 20:15（UTC+08:00）".
-    PRIVATE STAND-IN for the shared `clock.local_text` (branch i12-rank); replace it on merge."""
-    t = t.astimezone()
-    offset = t.utcoffset() or dt.timedelta(0)
-    sign = "-" if offset < dt.timedelta(0) else "+"
-    minutes = abs(int(offset.total_seconds())) // 60
-    return f"{t:%Y-%m-%d %H:%M}（UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}）"
 
 
 def write_results(board: Board, ctx: Context, path: str | Path, now: dt.datetime | None = None) -> Path:
@@ -97,7 +88,7 @@ def _write(board: Board, ctx: Context, now: dt.datetime, target) -> None:
     f = _formats(wb, FONT, ctx.settings.score_decimals)
     items = item_rows(ctx.rubric, ctx.settings)
     title = title_of(ctx)
-    made = f"制表单位：{ctx.settings.issuing_office or ctx.settings.county}　　制表日期：{_local_text(now)}"
+    made = f"制表单位：{ctx.settings.issuing_office or ctx.settings.county}　　制表日期：{local_text(now)}"
     ws = _sheet(wb, "核查情况", title, made, BOARD_COLUMNS, f)
     top = _board_preamble(ws, board, f, len(BOARD_COLUMNS))
     _rows(ws, top, BOARD_COLUMNS, [_board_row(n, line, f) for n, line in enumerate(board.lines, start=1)], f,
@@ -174,7 +165,7 @@ def _head(ws, row: int, columns: tuple[Column, ...], f) -> int:
 
 def _board_row(n: int, line: TownshipLine, f) -> tuple:
     return (n, line.township, (line.state_zh, f["state_" + line.state]), line.file,
-            _local_text(line.received) if line.received else "",
+            local_text(line.received) if line.received else "",
             float(line.score) if line.score is not None and line.state == "ok" else None,
             line.grade if line.state == "ok" else "", line.reporter, line.phone,
             None if line.state == "missing" else len(listed(line.issues)))
@@ -188,7 +179,7 @@ def _issue_rows(board: Board, items) -> list[tuple]:
                          i.code, SEVERITY_ZH[i.severity], i.message))
     for entry in board.unassigned:
         rows.append(("（对应不到乡镇）", entry.name, "整个文件", "", "", SEVERITY_ZH.get(entry.status, ""),
-                     f"首次收到 {_local_text(entry.first_seen)}；表内身份不明，无法确定是哪个乡镇的文件。"))
+                     f"首次收到 {local_text(entry.first_seen)}；表内身份不明，无法确定是哪个乡镇的文件。"))
     return rows
 
 
