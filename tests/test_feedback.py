@@ -186,6 +186,17 @@ def test_last_year_beside_this_year_in_a_round_made_from_the_previous_one(told, 
         c: (p.score, p.rank, p.grade) for c, p in last.items()}
 
 
+def test_a_feedback_form_put_among_the_returns_says_where_it_belongs(tmp_path):
+    rnd = samples_round(tmp_path / "r")
+    ctx = load_round_context(rnd)
+    fb, path = feedback_round(rnd, ctx, workers=1).written[0]
+    shutil.copy(path, rnd.returned / path.name)
+    _, board = check_round(rnd, ctx)
+    assert board.count("ok") == 9
+    [stray] = board.unassigned
+    assert stray.name == f"收回/{path.name}" and stray.issue_codes == ("V439",)
+
+
 def test_a_round_not_made_from_another_has_no_last_year(told):
     rnd, _, run = told
     assert last_year_results(rnd) is None and all(fb.last is None for fb, _ in run.written)

@@ -20,7 +20,7 @@ from typing import Any
 from . import scoring
 from .changes import compatible, describe, diff_rubrics
 from .issues import Code, Issue, Report, issue, status_of
-from .layout import (COL_EVIDENCE, COL_NOTE, COL_SCORE, FORM_MARK, FORM_SHEET, GUIDE_SHEET, IDENTITY_KEYS, META_SHEET, SHEETS, CellSpec,
+from .layout import (COL_EVIDENCE, COL_NOTE, COL_SCORE, FEEDBACK_MARK, FORM_MARK, FORM_SHEET, GUIDE_SHEET, IDENTITY_KEYS, META_SHEET, SHEETS, CellSpec,
                      FormLayout, a1, computed_cells, form_id, form_layout, position)
 from .reader import Returned
 from .rubric import Rubric, format_points
@@ -291,6 +291,9 @@ def read_identity(ret: Returned) -> tuple[dict[str, str], dict[str, str]]:
 def _check_identity(ret: Returned, ctx: Context, res: FileResult) -> Township | None:
     props, sheet = read_identity(ret)
     ident = sheet or props
+    if ident.get("xa_form") == FEEDBACK_MARK:         # a 反馈单 (feedback_book), sent back to the wrong folder
+        res.add(Code.FEEDBACK_AMONG_RETURNS, value=ident.get("xa_township", ""))
+        return None
     if ident.get("xa_form") != FORM_MARK:
         res.add(Code.NO_IDENTITY)
         return None

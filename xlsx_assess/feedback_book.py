@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .feedback import TownshipFeedback
 from .issues import Code, Issue, issue
-from .layout import OTHER_BOOK_SHEETS, CellSpec, Validation, a1, position
+from .layout import FEEDBACK_MARK, OTHER_BOOK_SHEETS, CellSpec, Validation, a1, position
 from .rubric import format_points
 
 if TYPE_CHECKING:
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 SHEET = OTHER_BOOK_SHEETS[0]           # "反馈单": the reader reads it (layout.READ_SHEETS)
 META_SHEET = "_identity"
 SHEETS = (SHEET, META_SHEET)
-FEEDBACK_MARK = "feedback"
 IDENTITY_KEYS = ("xa_form", "xa_township_code", "xa_township", "xa_year", "xa_feedback_id", "xa_tool_version")
 HEADERS = ("编号", "失分指标", "分值", "自评", "核定", "扣分", "失分原因", "整改措施", "整改时限", "责任人")
 WIDTHS = (7, 34, 7, 7, 7, 7, 30, 30, 12, 10)

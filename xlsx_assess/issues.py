@@ -223,6 +223,8 @@ class Code(StrEnum):
                               "“{label}”失分，未填写整改责任人，请补充。")
     FEEDBACK_SHEET_MISSING = ("V438", "error", "反馈单缺少工作表",
                               "缺少工作表“{value}”，请让乡镇在下发的反馈单上填写后报回。")
+    FEEDBACK_AMONG_RETURNS = ("V439", "error", "反馈单放进了收回文件夹",
+                              "这是{value}的考核结果反馈单，不是考核表：请把它放入本轮的 反馈/ 文件夹，再运行 xlsx-assess check。")
 
     SUPERSEDED = ("C501", "warning", "被同一乡镇更新的文件替代",
                   "同一乡镇有更新的文件“{value}”，本文件未采用。")

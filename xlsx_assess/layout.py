@@ -25,6 +25,7 @@ SHEETS = (GUIDE_SHEET, FORM_SHEET, META_SHEET)
 # Sheets of the county's other workbooks that come back (the 反馈单, feedback_book.SHEET): the reader reads them
 # too, values and XML, so that they are checked as rigorously as the form.
 OTHER_BOOK_SHEETS = ("反馈单",)
+FEEDBACK_MARK = "feedback"            # xa_form of a 反馈单 (FORM_MARK is the form's)
 READ_SHEETS = SHEETS + OTHER_BOOK_SHEETS
 
 # Columns of the form sheet (0-based).
