@@ -96,9 +96,15 @@ def fill_values(ctx, k: int) -> dict:
     return random_values(ctx.rubric, random.Random(SEED + k))
 
 
+def fill_notes(ctx) -> dict:
+    """A 扣分说明 on every scored line (a township explains its deductions: no V417)."""
+    return {i.id: "扣分说明" for i in ctx.rubric.items if i.kind != "zero"}
+
+
 def fill_entries(ctx, township, k: int) -> dict:
-    """What `write_filled` passes to `build_workbook(entries=...)` for the k-th township."""
-    return filled_entries(ctx, township, fill_values(ctx, k))
+    """What `write_filled` passes to `build_workbook(entries=...)` for the k-th township: its scores, the
+    zero-out line answered 否, a 扣分说明 on every line."""
+    return filled_entries(ctx, township, fill_values(ctx, k), False, fill_notes(ctx))
 
 
 # -- the floor for generation: bare XlsxWriter ----------------------------------------------------
@@ -150,15 +156,17 @@ def bare_workbook(lay, path, naive: bool = False) -> None:
         wb.set_custom_property(key, value)
     fmts = {k: wb.add_format(v) for k, v in BARE_FORMATS.items()}
     sheets = {name: wb.add_worksheet(name) for name in ("填报说明", "评分表", "_identity")}
-    completion = lay.completion_cell
+    from xlsx_assess.layout import computed_cells     # what a blank form's formulas show, as xlsx-assess writes
+    from xlsx_assess.scoring import score
+
+    shown = computed_cells(lay, score(lay.rubric, {}, None, lay.settings))
     rules: dict[tuple, list] = {}
     for c in lay.cells:
         ws, fmt, r, col = sheets[c.sheet], fmts[_bare_style(c.style)], c.row, c.col
         if c.merge_to:
             ws.merge_range(r, col, c.merge_to[0], c.merge_to[1], "", fmt)
         if c.formula is not None:
-            cached = "已填 0/59 项 · 尚有未填项" if c.ref == completion else 0
-            ws.write_formula(r, col, "=" + c.formula, fmt, cached)
+            ws.write_formula(r, col, "=" + c.formula, fmt, shown.get(c.ref, 0))
         elif isinstance(c.value, str):
             ws.write_string(r, col, c.value, fmt)
         elif isinstance(c.value, (int, float)):
@@ -452,7 +460,7 @@ def bundled_samples(work: Path) -> tuple[Path, str]:
     ctx = load_context()
     folder = work / "samples-returned"
     for k, t in enumerate(ctx.townships[:9]):
-        write_filled(ctx, t, folder, fill_values(ctx, k))
+        write_filled(ctx, t, folder, fill_values(ctx, k), False, fill_notes(ctx))
     return folder, f"samples/returned does not exist: timed on {len(ctx.townships[:9])} filled files for the " \
                    f"bundled roster generated into a temp dir"
 

@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -128,7 +129,8 @@ def _make_tie(ctx, filled: dict, a: str, b: str) -> None:
 
 
 def render_picture(out: Path) -> Path:
-    """Render the blank form's first form page to docs/form.png with LibreOffice and pdftoppm."""
+    """Render the blank form's first form page to docs/form.png, and its last page (totals, 填报进度 and
+    the signatures) to docs/form-last.png, with LibreOffice and pdftoppm."""
     ctx = load_context()
     t = ctx.townships[0]
     with tempfile.TemporaryDirectory() as tmp:
@@ -136,11 +138,16 @@ def render_picture(out: Path) -> Path:
         profile = Path(tmp) / "profile"
         subprocess.run(["soffice", f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", "pdf",
                         "--outdir", tmp, str(src)], check=True, capture_output=True, timeout=180)
-        subprocess.run(["pdftoppm", "-png", "-r", "100", "-f", "2", "-l", "2", str(Path(tmp) / "form.pdf"),
-                        str(Path(tmp) / "page")], check=True, timeout=60)
-        page = next(Path(tmp).glob("page*.png"))
+        pdf = Path(tmp) / "form.pdf"
+        subprocess.run(["pdftoppm", "-png", "-r", "100", "-f", "2", "-l", "2", str(pdf), str(Path(tmp) / "first")],
+                       check=True, timeout=60)
+        pages = int(re.search(r"Pages:\s+(\d+)", subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True,
+                                                                   check=True).stdout).group(1))
+        subprocess.run(["pdftoppm", "-png", "-r", "100", "-singlefile", "-f", str(pages), "-l", str(pages), str(pdf),
+                        str(Path(tmp) / "last")], check=True, timeout=60)
         out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(page, out)
+        shutil.copyfile(next(Path(tmp).glob("first*.png")), out)
+        shutil.copyfile(Path(tmp) / "last.png", out.with_name("form-last.png"))
     return out
 
 

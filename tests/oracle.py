@@ -53,6 +53,19 @@ def oracle(rubric, typed: Mapping[str, str | None], zeroed: bool, bonus_cap: str
     return out
 
 
+PENDING = "待完善"
+
+
+def pending(rubric, typed: Mapping[str, str | None], zeroed: bool, decimals: int) -> set[str]:
+    """The totals (labels as `oracle` names them) the form shows as 待完善: those that add up a line
+    typed with more than `decimals` places (the form's rule refuses it), and 最终得分 unless zeroed."""
+    bad = [i for i in rubric.items if (t := typed.get(i.id)) is not None and t.strip() and places(t) > decimals]
+    out = {f"{i.category}小计" for i in bad if i.kind == "base"}
+    out |= {"基础得分"} if out else set()
+    out |= {label for kind, label in (("bonus", "加分"), ("deduction", "减分")) if any(i.kind == kind for i in bad)}
+    return out | ({"最终得分"} if bad and not zeroed else set())
+
+
 def places(text: str) -> int:
     """Decimal places of a typed number ('1.50' has 1: trailing zeros say nothing)."""
     text = text.strip()

@@ -141,7 +141,7 @@ def both(path: Path, ctx) -> list[dict[str, tuple[list[str], str | None]]]:
 def forms(ctx, tmp_path_factory) -> dict[str, bytes]:
     """Two good returns, by file name."""
     folder = tmp_path_factory.mktemp("forms")
-    paths = [write_filled(ctx, t, folder, values=full_marks(ctx.rubric)) for t in ctx.townships[:2]]
+    paths = [write_filled(ctx, t, folder, values=full_marks(ctx.rubric), zeroed=False) for t in ctx.townships[:2]]
     return {p.name: p.read_bytes() for p in paths}
 
 

@@ -438,7 +438,8 @@ def test_a_sheet_too_big_to_hold_is_refused_by_name(small_ctx, tmp_path, far):
 def test_without_a_helper_the_same_guard_runs_before_reading_here(small_ctx, tmp_path, monkeypatch):
     """Where no helper process can start, values are read in this process: a sheet that would make
     python-calamine abort must be refused first (if not, this test run dies)."""
-    good = write_filled(small_ctx, small_ctx.townships[0], tmp_path, SMALL_VALUES, False)
+    good = write_filled(small_ctx, small_ctx.townships[0], tmp_path, SMALL_VALUES, False,
+                        {k: "扣分或加减分说明" for k in SMALL_VALUES})
     far = patch_zip(good, sheet_part(good, FORM_SHEET), lambda x: x.replace(
         "</sheetData>", '<row r="1048576"><c r="XFD1048576"><v>1</v></c></row></sheetData>'), out=tmp_path / "far.xlsx")
     monkeypatch.setattr(sandbox, "_SANDBOX", sandbox.Helper(processes=False))

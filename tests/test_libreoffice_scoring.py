@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import needs_libreoffice
-from oracle import oracle, places, random_typed, shown
+from oracle import PENDING, oracle, pending, places, random_typed, shown
 from test_scoring import BOUNDARIES, EDGE_CAPS, edge_rubric, edge_settings
 
 import lo
@@ -49,6 +49,7 @@ class Fill:
         s = ctx.settings
         self.expected = oracle(ctx.rubric, typed, bool(zeroed), repr(s.bonus_cap), repr(s.deduction_cap),
                                s.score_decimals)
+        self.pending = pending(ctx.rubric, typed, bool(zeroed), s.score_decimals)
         self.shown_by_lo: dict[str, str] = {}
         self.value_by_lo: dict[str, float] = {}
         self.refused_by_lo: list[str] = []
@@ -144,10 +145,15 @@ def test_the_fills_cover_what_they_should(fills):
 
 
 def test_libreoffice_shows_what_the_oracle_computes(fills):
+    """Every total as the oracle computes it, or 待完善 where it adds up a line the form refuses."""
     for f in _all(fills):
         for label, q in f.expected.items():
+            if label in f.pending:
+                assert f.shown_by_lo[label] == PENDING, (f.township.name, label, f.typed)
+                continue
             assert f.shown_by_lo[label] == shown(q, f.decimals), (f.township.name, label, f.typed)
             assert f.value_by_lo[label] == float(q), (f.township.name, label)
+    assert any(f.pending for f in _all(fills)) and any(not f.pending for f in _all(fills))
 
 
 def test_check_scores_the_saved_file_as_the_oracle_does(fills):

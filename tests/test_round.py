@@ -287,7 +287,7 @@ def test_kill_9_during_check_leaves_the_ledger_consistent(tmp_path):
     with Ledger.of_round(rnd) as ledger:
         assert ledger.integrity() == []
         for kept in ledger.kept():
-            assert kept.verdict is not None and kept.verdict.status == "ok"
+            assert kept.verdict is not None and kept.verdict.accepted
 
 
 # -- setup changes, and ranking a round -------------------------------------------------------------------

@@ -25,6 +25,7 @@ from xlsx_assess.setup_book import (RUBRIC_SHEET, SETTING_ROWS, SETTINGS_SHEET, 
 
 runner = CliRunner()
 ROW = {r.key: n for n, r in enumerate(SETTING_ROWS, start=2)}          # 考核参数 row of each setting
+EXTRA = len(SETTING_ROWS) + 2                                            # the first row after them
 
 
 def problems(setup) -> list[tuple[str, str, int | None, str]]:
@@ -90,13 +91,13 @@ def test_problems_are_located_by_sheet_row_and_column(small_ctx, tmp_path):
     path = edit(write(small_ctx, tmp_path / "考核设置.xlsx"), {
         (RUBRIC_SHEET, "E3"): "奖励", (RUBRIC_SHEET, "F4"): -1, (RUBRIC_SHEET, "C5"): None,
         (SETTINGS_SHEET, f"B{ROW['year']}"): 3000, (SETTINGS_SHEET, f"B{ROW['grades']}"): "优秀；良好 80",
-        (SETTINGS_SHEET, "A14"): "颜色", (SETTINGS_SHEET, "B14"): "红",
+        (SETTINGS_SHEET, f"A{EXTRA}"): "颜色", (SETTINGS_SHEET, f"B{EXTRA}"): "红",
         ("乡镇名单", "A3"): "410927100",
     })
     assert problems(read_setup_book(path)) == [
         ("R104", RUBRIC_SHEET, 3, "类型"), ("R106", RUBRIC_SHEET, 4, "分值"), ("R109", RUBRIC_SHEET, 5, "一级指标"),
         ("R202", "乡镇名单", 3, "代码"),
-        ("R201", SETTINGS_SHEET, 14, "参数"), ("R201", SETTINGS_SHEET, ROW["year"], "值"),
+        ("R201", SETTINGS_SHEET, EXTRA, "参数"), ("R201", SETTINGS_SHEET, ROW["year"], "值"),
         ("R201", SETTINGS_SHEET, ROW["grades"], "值")]
     with pytest.raises(AssessError):
         read_setup_book(path).context()

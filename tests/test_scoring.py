@@ -139,9 +139,10 @@ def test_round_trip_scores_equal_the_oracle(case):
     assert python_totals(res.scores) == oracle(rubric, typed, zeroed, repr(bonus_cap), repr(deduction_cap), 2)
     blanks = sum(1 for i in rubric.base if values[i.id] is None)
     codes = {i.code for i in res.report}
-    assert codes <= {"V401", "V413"}                    # the cached totals agree: no V408
+    assert codes <= {"V401", "V413", "V417"}            # the cached totals agree: no V408
     assert ("V401" in codes) == (blanks > 0)
-    assert res.scores.completion == scoring.completion_text(len(rubric.base) - blanks, len(rubric.base))
+    missing = tuple(i.id for i in rubric.base if values[i.id] is None)
+    assert res.scores.completion == scoring.completion_text(missing, scoring.required_lines(rubric))
 
 
 @settings(max_examples=200, deadline=None)
@@ -206,7 +207,8 @@ def typed_into_a01(ctx, folder: Path, raw) -> object:
     town = ctx.townships[0]
     lay = form_layout(ctx.rubric, town, ctx.settings)
     entries = {lay.score_cell("A02"): 10.0, lay.score_cell("B01"): 45.5, lay.score_cell("S03"): scoring.NO,
-               lay.reporter_cell: "张三", lay.phone_cell: "0393-1234567", lay.score_cell("A01"): raw}
+               lay.reporter_cell: "张三", lay.phone_cell: "0393-1234567", lay.score_cell("A01"): raw,
+               lay.note_cell("A01"): "扣分原因", lay.note_cell("B01"): "扣分原因"}
     path = build_workbook(ctx.rubric, town, ctx.settings, folder / "f.xlsx", entries=entries)
     return check_returned(read_returned(path), ctx)
 

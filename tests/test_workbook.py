@@ -232,19 +232,19 @@ def test_every_formula_is_the_layouts(built):
 
 def test_cached_values_of_the_blank_form(built):
     lay, ws = built.layout, built.values[FORM_SHEET]
-    n = len(lay.rubric.base)
     for label in TOTAL_LABELS:
         assert ws[lay.total_cells[label]].value == 0, label
     for category in lay.rubric.scored_categories:
         assert ws[lay.subtotal_cell(category)].value == 0, category
-    assert ws[lay.completion_cell].value == f"已填 0/{n} 项 · 尚有未填项"
+    required = [i.id for i in lay.rubric.items if i.kind in ("base", "zero")]
+    assert ws[lay.completion_cell].value == f"还有 {len(required)} 项未填或有误：{'、'.join(required[:3])}…"
     assert {c.ref for c in lay.cells if c.formula} == set(computed_cells(lay, scoring.score(
         lay.rubric, {}, False, lay.settings)))
 
 
 def test_cached_completion_of_the_bundled_blank_form(ctx, tmp_path):
     b = Built(ctx, ctx.townships[1], tmp_path)
-    assert b.values[FORM_SHEET][b.layout.completion_cell].value == "已填 0/59 项 · 尚有未填项"
+    assert b.values[FORM_SHEET][b.layout.completion_cell].value == "还有 60 项未填或有误：A01、A02、A03…"
 
 
 def test_cached_values_of_a_filled_form(small_ctx, tmp_path):
@@ -255,7 +255,7 @@ def test_cached_values_of_a_filled_form(small_ctx, tmp_path):
     ws = openpyxl.load_workbook(path, data_only=True)[FORM_SHEET]
     assert {label: ws[lay.total_cells[label]].value for label in TOTAL_LABELS} == \
         {"基础得分": 100, "加分": 2.5, "减分": 1.0, "最终得分": 101.5}
-    assert ws[lay.completion_cell].value == "已填 3/3 项 · 可以提交"
+    assert ws[lay.completion_cell].value == "已填 4/4 项 · 可以提交"          # 3 base lines and the zero-out line
 
 
 # -- text that looks like a formula or a link stays text --------------------------------------------
@@ -319,9 +319,22 @@ def test_bad_scores_and_completion_are_coloured(built):
     top = sorted(scores, key=lambda ref: int(ref[1:]))[0]
     assert formula == (f"OR(AND(ISNUMBER({top}),OR({top}<0,{top}>$F{top[1:]},ROUND({top},2)<>{top})),"
                        f"ISTEXT({top}))")
-    assert rules[lay.completion_cell] == ["可以提交", "尚有"]
+    assert rules[lay.completion_cell] == ["可以提交", "还有"]
     assert fills[score_rule] == ["FFF4B6B6"]                               # red
     assert fills[lay.completion_cell] == ["FFC6EFCE", "FFFFEB9C"]          # green when done, amber before
+    # A 扣分说明 left blank beside a deduction (base lines) or a bonus or deduction (their lines) turns orange.
+    for kind in ("base", "bonus", "deduction"):
+        notes = {lay.note_cell(i.id) for i in lay.rubric.items if i.kind == kind}
+        if not notes:
+            continue
+        [sqref] = [q for q in rules if set().union(*map(cells_of, q.split())) == notes]
+        top = sorted(notes, key=lambda ref: int(ref[1:]))[0]
+        score, points = f"$G{top[1:]}", f"$F{top[1:]}"
+        claim = f"{score}<{points}" if kind == "base" else f"{score}>0"
+        assert rules[sqref] == [f'AND(ISNUMBER({score}),{claim},TRIM({top})="")'] and fills[sqref] == ["FFF8CBAD"]
+    # 最终得分 is not red by itself: only while lines are missing or invalid, and 待完善 totals.
+    final = lay.total_cells["最终得分"]
+    assert rules[final] == [f"${lay.running_cell[0]}${lay.running_cell[1:]}>0"]
 
 
 def test_form_freezes_panes_below_the_header(built):

@@ -120,6 +120,8 @@ class Entries:
     evidence: dict[str, str] = field(default_factory=dict)
     reporter: str = ""
     phone: str = ""
+    invalid: frozenset[str] = frozenset()   # lines whose entry the form does not accept (scoring.line_state)
+    zero_blank: bool = False                # the zero-out line left blank (read as 否)
 
     def fingerprint(self) -> bytes:
         """What two files must share to count as copies of each other: a digest of everything entered
@@ -271,7 +273,8 @@ def check_returned(ret: Returned, ctx: Context) -> FileResult:
     _check_structure(ret, lay, res)
     res.entries = _read_entries(ret, lay, res)
     s = ctx.settings
-    res.scores = scoring.score(ctx.rubric, res.entries.values, res.entries.zeroed, s)
+    zeroed = None if res.entries.zero_blank else res.entries.zeroed
+    res.scores = scoring.score(ctx.rubric, res.entries.values, zeroed, s, res.entries.invalid)
     _check_cached(ret, lay, res, _explained(lay, res))
     return res
 
@@ -514,6 +517,8 @@ def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
     entries = Entries()
     formulas = ret.xml.get(FORM_SHEET).formulas if ret.xml and FORM_SHEET in ret.xml else {}
     rows = ret.values.get(FORM_SHEET, [])
+    invalid: set[str] = set()
+    d = lay.settings.score_decimals
     for item, row, ref, note, evidence in _plan(lay).items:
         line = rows[row] if row < len(rows) else ()
         raw = line[COL_SCORE] if COL_SCORE < len(line) else ""
@@ -521,11 +526,17 @@ def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
         if formulas and ref in formulas:
             res.add(Code.FORMULA_IN_INPUT, value="=" + formulas[ref][:40], **where)
             entries.values[item.id] = None
+            invalid.add(item.id)
             continue
+        if scoring.line_state(item.kind, raw, item.points, d) == 2:
+            invalid.add(item.id)
         if item.kind == "zero":
             answer = _text(raw).strip()
             if answer not in ("", scoring.YES, scoring.NO):
                 res.add(Code.ZERO_ANSWER_INVALID, value=_show(raw), **where)
+            elif answer == "":
+                entries.zero_blank = True
+                res.add(Code.ZERO_ANSWER_BLANK, value=item.id, **where)
             entries.zeroed = answer == scoring.YES
             if entries.zeroed:
                 res.add(Code.ZERO_OUT_MARKED, **where)
@@ -537,6 +548,9 @@ def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
         for col, ref, texts in ((COL_NOTE, note, entries.notes), (COL_EVIDENCE, evidence, entries.evidence)):
             if col < len(line) and line[col] != "":
                 _note(line[col], ref, res, item, texts)
+        if scoring.note_missing(item.kind, value, item.points, entries.notes.get(item.id, "")):
+            _note_missing(item, value, note, res, lay.settings.missing_note_severity)
+    entries.invalid = frozenset(invalid)
     entries.reporter = _text(ret.value(FORM_SHEET, *position(lay.reporter_cell))).strip()
     entries.phone = _text(ret.value(FORM_SHEET, *position(lay.phone_cell))).strip()
     entries.values = ItemScores.of(lay.rubric.ids, entries.values)
@@ -545,6 +559,17 @@ def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
     if not entries.phone:
         res.add(Code.PHONE_MISSING, sheet=FORM_SHEET, cell=lay.phone_cell)
     return entries
+
+
+def _note_missing(item, value: float, ref: str, res: FileResult, severity: str) -> None:
+    """V417 at the 扣分说明 cell: the line claims a deduction, a bonus or a deduction, and says not why."""
+    if item.kind == "base":
+        detail, why = f"得分 {format_points(value)}，低于分值 {format_points(item.points)}", "扣分原因"
+    else:
+        what = "加分" if item.kind == "bonus" else "减分"
+        detail, why = f"填了{what} {format_points(value)} 分", f"{what}依据"
+    res.add(Code.NOTE_MISSING, sheet=FORM_SHEET, cell=ref, value=item.id, detail=detail, expected=why,
+            severity=severity)
 
 
 def _number(raw: Any, top: float, res: FileResult, where: dict, decimals: int) -> float | None:
@@ -626,7 +651,7 @@ def _check_cached(ret: Returned, lay: FormLayout, res: FileResult, explained: fr
     labels[lay.completion_cell] = "填报进度"
     d = lay.settings.score_decimals
     for ref, expected in computed_cells(lay, res.scores).items():
-        if ref in explained:
+        if ref not in labels or ref in explained:   # the hidden helper columns; totals a refused line explains
             continue
         actual = ret.value(FORM_SHEET, *position(ref))
         if isinstance(expected, str):

@@ -688,8 +688,11 @@ def _round_or_exit(round_dir: Optional[Path]):
 
 
 def _check_in_round(round_dir: Optional[Path], as_json: bool, workers: Optional[int]) -> None:
-    """`check` inside a round: 收回/ checked, every file kept and recorded, the board printed."""
+    """`check` inside a round: 收回/ checked, every file kept and recorded, the board printed, and
+    结果/核查结果.xlsx written (the board with contacts, the issues, the 退回 and 催报 texts)."""
     from .feedback import collect_feedback
+    from .issues import AssessError
+    from .results_book import RESULTS_NAME, write_results
     from .workflow import check_round, load_round_context
 
     rnd = _round_or_exit(round_dir)
@@ -698,15 +701,27 @@ def _check_in_round(round_dir: Optional[Path], as_json: bool, workers: Optional[
         with _progress("核查文件", not as_json) as progress:
             coll, board = check_round(rnd, ctx, progress, workers)
             board, strays = collect_feedback(rnd, ctx, board)        # the 反馈单s sent back into 反馈/
+    results = rnd.results / RESULTS_NAME
+    try:
+        write_results(board, ctx, results)
+        written = None
+    except AssessError as exc:                  # held open in WPS, say: the board is still shown
+        written = exc.report.issues[0]
     if as_json:
         from .report import collection_json
 
         _print_json(dict(collection_json(coll), townships=[line.as_dict() for line in board.lines],
                          setup_suspect=board.setup_suspect.as_dict() if board.setup_suspect else None,
+                         results=None if written else str(results),
                          **({"feedback_unassigned": [dict(i.as_dict(), file=i.file) for s in strays for i in s.issues]}
                             if strays else {})))
     else:
         _render_board(board, skipped=coll.skipped, strays=strays)
+        con = _console()
+        if written is None:
+            con.print(f"核查结果（含退回、催报通知文字）已写入 {_esc(str(results))}")
+        else:
+            con.print(f"[yellow]⚠ {written.code} 核查结果未能写入：{_esc(written.render())}[/]")
     raise typer.Exit(0 if board.complete else 1)
 
 

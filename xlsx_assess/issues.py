@@ -205,6 +205,10 @@ class Code(StrEnum):
                                "“{label}”的得分 {value} 小数位数过多：本次考核得分{limit}。请改为 {expected} 这样的数后重新填写。")
     VALUE_AND_TEXT = ("V416", "error", "一个单元格里既有数值又有文字",
                       "此单元格同时写有数值和文字（或同一内容写了两次），不同软件显示不一（LibreOffice 显示为空），无法核对。请让乡镇清除此单元格后重新填写。")
+    NOTE_MISSING = ("V417", "warning", "有扣分（或加分、减分）而未写扣分说明（级别由设置 missing_note_severity 决定）",
+                    "编号 {value} 一行{detail}，但“扣分说明”为空。请在此单元格写明{expected}。")
+    ZERO_ANSWER_BLANK = ("V418", "warning", "直接归零项未选择",
+                         "编号 {value}（直接归零项）未选择“是”或“否”，已按“否”计分。请在此单元格选择“是”或“否”。")
     FEEDBACK_NOT_OURS = ("V430", "error", "反馈单身份不明或被改动",
                          "这不是本轮下发的反馈单，或其身份信息被改动（{detail}）。请让乡镇在下发的反馈单上填写后报回。")
     FEEDBACK_STALE = ("V431", "error", "反馈单已过期",
@@ -287,12 +291,13 @@ class Issue:
 
 
 def issue(code: Code, *, file: str = "", sheet: str = "", cell: str = "", line: int | None = None,
-          column: str = "", **fields) -> Issue:
-    """Make an issue from the catalogue; `fields` fill the Chinese template."""
+          column: str = "", severity: Severity | None = None, **fields) -> Issue:
+    """Make an issue from the catalogue; `fields` fill the Chinese template; `severity` overrides the
+    catalogue's where a county setting decides it (V417)."""
     entry = CATALOGUE[code]
     fields.setdefault("column", column)
     message = entry.template.format_map(_Blank(fields))
-    return Issue(entry.value, entry.severity, message, file, sheet, cell, line, column)
+    return Issue(entry.value, severity or entry.severity, message, file, sheet, cell, line, column)
 
 
 class _Blank(dict):

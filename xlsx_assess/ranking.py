@@ -334,11 +334,11 @@ def _column(name: str, df: "pd.DataFrame") -> Column:
     """A declared column, or one sized from its heading (the townships' columns of 明细, the categories)."""
     if name in COLUMNS:
         return COLUMNS[name]
-    from .writer import _text_width
+    from .layout import text_width
 
     if df[name].dtype.kind in "fi":        # a township's scores (明细) or a category's subtotals (分类得分)
-        return Column(max(7, min(12, _text_width(name) + 1)), "num")
-    return Column(max(8, min(30, _text_width(name) + 2)))
+        return Column(max(7, min(12, text_width(name) + 1)), "num")
+    return Column(max(8, min(30, text_width(name) + 2)))
 
 
 def _write_ranking(rk: Ranking, target, scratch: Path) -> None:
@@ -438,14 +438,14 @@ class _Table:
         """Title, then 制表单位 and 制表日期, across the table's printed columns (or, over `span` 1, from the
         first cell to the right, as far as they reach: a table wider than a page); the header's row."""
         from .clock import local_date
-        from .writer import _text_width
+        from .layout import text_width
 
         h = self.rk.heading
         title = h.title(dict(SHEETS)[name])
         byline = "　　".join(x for x in (f"制表单位：{h.office}" if h.office else "",
                                         f"制表日期：{local_date(self.rk.made)}" if self.rk.made else "") if x)
         last = max(span - 1, 0)
-        title_lines = max(1, -(-_text_width(title) * 15 // int(10.5 * max(width - 1, 1)))) if last else 1
+        title_lines = max(1, -(-text_width(title) * 15 // int(10.5 * max(width - 1, 1)))) if last else 1
         ws.set_row(0, 26.0 * title_lines)
         _span(ws, 0, last, title, self.f["title" if last else "title_left"])
         ws.set_row(1, max(ROW_HEIGHT, _row_height(byline, width)) if last else ROW_HEIGHT)
@@ -466,9 +466,9 @@ def _row_height(text: str, width: float) -> float:
     two): one line's height, or 14 points a line and a margin."""
     import math
 
-    from .writer import _text_width
+    from .layout import text_width
 
-    lines = sum(max(1, math.ceil(_text_width(part) / max(width - 0.5, 1))) for part in text.split("\n"))
+    lines = sum(max(1, math.ceil(text_width(part) / max(width - 0.5, 1))) for part in text.split("\n"))
     return ROW_HEIGHT if lines <= 1 else 14.0 * lines + 6
 
 

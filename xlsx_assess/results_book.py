@@ -208,10 +208,10 @@ def _rows(ws, top: int, columns: tuple[Column, ...], rows: list[tuple], f, even:
 def _height(text: str, width: float, size: float = 10.5) -> float:
     """Points a row needs to show `text` wrapped in a column `width` characters wide (counted in the
     10.5-point font; a smaller font fits more on a line), at most the tallest row allowed."""
-    from .writer import _text_width          # private there: made public on merge?
+    from .layout import text_width
 
     per_line = max((width - 1) * 10.5 / size, 2)
-    lines = sum(max(1, math.ceil(_text_width(part) / per_line)) for part in text.split("\n"))
+    lines = sum(max(1, math.ceil(text_width(part) / per_line)) for part in text.split("\n"))
     if lines == 1:
         return ROW
     return min(MAX_ROW, lines * size * 1.45 + 6)

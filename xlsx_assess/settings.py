@@ -44,6 +44,7 @@ class Settings:
     grades: tuple[Grade, ...] = field(default_factory=lambda: (
         Grade("优秀", 90), Grade("良好", 80), Grade("一般", 60), Grade("较差", 0)))
     instructions: str = ""
+    missing_note_severity: str = "warning"   # a claimed deduction without 扣分说明 (V417): "warning" | "error"
 
     def with_year(self, year: int | None) -> "Settings":
         return self if year is None else replace(self, year=int(year))
@@ -155,7 +156,7 @@ def setting_problems(data: dict) -> list[tuple[str, str]]:
     problems = [(key, f"不认识的设置项 {key}") for key in data if key not in known]
     checks = {**{k: _text_problem for k in TEXT_LIMITS}, "year": lambda k, v, d: _year_problem(v),
               "bonus_cap": _cap_problem, "deduction_cap": _cap_problem, "grades": _grades_problem,
-              "score_decimals": lambda k, v, d: _decimals_problem(v)}
+              "score_decimals": lambda k, v, d: _decimals_problem(v), "missing_note_severity": _severity_problem}
     for key, value in data.items():
         message = checks[key](key, value, data) if key in checks else None
         if message:
@@ -190,6 +191,15 @@ def _cap_problem(key: str, value, data: dict) -> str | None:
     decimals = data.get("score_decimals", Settings.score_decimals)
     if _decimals_problem(decimals) is None and has_more_decimals(exact(float(value)), decimals):
         return f"{key} 为 {value}，小数位数超过 score_decimals（{decimals} 位）"
+    return None
+
+
+SEVERITIES = ("warning", "error")
+
+
+def _severity_problem(key: str, value, data: dict) -> str | None:
+    if value not in SEVERITIES:
+        return f"{key}（缺少扣分说明时的级别）应为 \"warning\"（警告）或 \"error\"（错误），实际为 {value!r}"
     return None
 
 

@@ -34,7 +34,7 @@ class SettingRow:
     key: str
     label: str
     note: str
-    kind: str = "text"                # text | int | number | grades
+    kind: str = "text"                # text | int | number | grades | severity
 
 
 SETTING_ROWS: tuple[SettingRow, ...] = (
@@ -48,10 +48,14 @@ SETTING_ROWS: tuple[SettingRow, ...] = (
     SettingRow("bonus_cap", "加分上限", "特别加分项合计最多计入的分数", "number"),
     SettingRow("deduction_cap", "减分上限", "特别减分项合计最多扣除的分数", "number"),
     SettingRow("score_decimals", "得分小数位数", "0 到 4：得分最多几位小数，各项合计四舍五入到同样位数", "int"),
+    SettingRow("missing_note_severity", "缺扣分说明时", "有扣分（或加分、减分）却没写扣分说明时，核查报“警告”还是“错误”"
+               "（错误的表不予采用）", "severity"),
     SettingRow("grades", "等次划分", "从高到低写“等次 分数线”，用分号隔开，如：优秀 90；良好 80；一般 60；较差 0。"
                                    "最后一个等次收其余分数", "grades"),
     SettingRow("instructions", "填表说明", "印在考核表“填报说明”页，每条一行"),
 )
+SEVERITY_KEYS = {"警告": "warning", "错误": "error"}
+SEVERITY_ZH = {v: k for k, v in SEVERITY_KEYS.items()}
 SETTINGS_COLUMNS: tuple[Column, ...] = (Column("name", "参数", width=14), Column("value", "值", width=46, wrap=True),
                                         Column("note", "说明", width=36, wrap=True))
 
@@ -191,6 +195,8 @@ def show_setting(row: SettingRow, value: Any) -> str:
     """A setting's value as the 值 cell shows it."""
     if row.kind == "grades":
         return "；".join(f"{g.name} {format_points(g.min)}" for g in value)
+    if row.kind == "severity":
+        return SEVERITY_ZH.get(value, value)
     return value if isinstance(value, str) else format_points(value)
 
 
@@ -201,6 +207,9 @@ def _setting_rule(row: SettingRow) -> dict | None:
     if row.key == "score_decimals":
         return {"validate": "integer", "criteria": "between", "minimum": 0, "maximum": 4,
                 "error_title": row.label, "error_message": "请填 0 到 4 之间的整数。"}
+    if row.kind == "severity":
+        return {"validate": "list", "source": ["警告", "错误"], "error_title": row.label,
+                "error_message": "请从下拉列表选择“警告”或“错误”。"}
     if row.kind == "number":
         return {"validate": "decimal", "criteria": "between", "minimum": 0, "maximum": MAX_CAP,
                 "error_title": row.label, "error_message": f"请填 0 到 {MAX_CAP:g} 之间的数。"}
@@ -378,6 +387,8 @@ def setting_value(row: SettingRow, text: str) -> Any:
         return number if number is not None else text
     if row.kind == "grades":
         return parse_grades(text)
+    if row.kind == "severity":
+        return SEVERITY_KEYS.get(text.strip(), text.strip())
     return text
 
 

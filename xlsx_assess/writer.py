@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import functools
-import math
 import os
 import re
 from contextlib import contextmanager
@@ -14,8 +13,9 @@ from typing import Any, BinaryIO, Iterator, Mapping
 
 from . import scoring
 from .issues import AssessError, Code, Report, issue
-from .layout import (COL_EVIDENCE, COL_POINTS, FIRST_ITEM_ROW, FORM_SHEET, GUIDE_SHEET, HEADER_ROW,
-                     META_SHEET, WIDTHS, CellSpec, FormLayout, Validation, a1, computed_cells, form_layout, cell_ranges)
+from .layout import (COL_EVIDENCE, COL_POINTS, COL_RUNNING, COL_SCORE, COL_STATE, FORM_SHEET,
+                     GUIDE_SHEET, HEADER_ROW, MARGINS, META_SHEET, WIDTHS, CellSpec, FormLayout, Validation, a1,
+                     cell_ranges, computed_cells, form_layout, row_height)
 from .rubric import Rubric
 from .settings import Settings, Township
 from .staging import Staged, file_mode, stage
@@ -43,10 +43,12 @@ STYLES: dict[str, dict] = {
                      "num_format": "0.00", **BORDER},
     "total_label": {"bold": True, "align": "center", "valign": "vcenter", "bg_color": "#D9E1F2", **BORDER},
     "total_value": {"bold": True, "align": "center", "valign": "vcenter", "num_format": "0.00", **BORDER},
-    "final_value": {"bold": True, "font_size": 12, "font_color": "#C00000", "align": "center", "valign": "vcenter",
+    "final_value": {"bold": True, "font_size": 12, "align": "center", "valign": "vcenter",
                     "num_format": "0.00", **BORDER},
     "completion": {"bold": True, "valign": "vcenter", **BORDER},
-    "sign": {"valign": "vcenter"},
+    "sign": {"align": "center", "valign": "vcenter", **BORDER},
+    "sign_note": {"font_size": 9, "valign": "top", "text_wrap": True, **BORDER},
+    "helper": {"num_format": "0"},
     "meta": {},
 }
 FORMATS = {k: {"font_name": FONT, "font_size": 10.5, **v} for k, v in STYLES.items()}
@@ -276,14 +278,18 @@ def _cached_values(lay: FormLayout) -> dict[str, Any]:
 def _scores_of(lay: FormLayout) -> scoring.Scores:
     """Score the pre-filled entries (none for a blank form), as the formulas will."""
     by_ref = {c.ref: c.value for c in lay.inputs() if c.sheet == FORM_SHEET}
-    values = {}
+    values, invalid = {}, set()
+    d = lay.settings.score_decimals
     for item in lay.rubric.items:
+        v = by_ref.get(lay.score_cell(item.id))
+        if scoring.line_state(item.kind, v, item.points, d) == 2:
+            invalid.add(item.id)
         if item.kind != "zero":
-            v = by_ref.get(lay.score_cell(item.id))
-            values[item.id] = float(v) if isinstance(v, (int, float)) else None
+            values[item.id] = float(v) if isinstance(v, (int, float)) and item.id not in invalid else None
     zero = lay.rubric.zero
-    zeroed = zero is not None and by_ref.get(lay.score_cell(zero.id)) == scoring.YES
-    return scoring.score(lay.rubric, values, zeroed, lay.settings)
+    answer = by_ref.get(lay.score_cell(zero.id)) if zero is not None else None
+    zeroed = None if zero is not None and answer in (None, "") else answer == scoring.YES
+    return scoring.score(lay.rubric, values, zeroed, lay.settings, frozenset(invalid))
 
 
 def _write_cell(ws, cell: CellSpec, fmt, cached: Mapping[str, Any]) -> None:
@@ -342,47 +348,70 @@ def _validation_options(v: Validation, top_left: str) -> dict:
     return opts
 
 
-def _form_heights(lay: FormLayout) -> dict[int, float]:
-    """Row heights of the item rows, from the rubric's texts (not the entries): the same for every township."""
-    if "heights" not in lay.shared:
-        heights: dict[int, float] = {}
-        for cell in lay.on(FORM_SHEET):
-            if cell.row >= FIRST_ITEM_ROW and isinstance(cell.value, str) and not cell.merge_to and not cell.is_input:
-                heights[cell.row] = max(heights.get(cell.row, 18), row_height(cell.value, WIDTHS[cell.col]))
-        lay.shared["heights"] = heights
-    return lay.shared["heights"]
-
-
 def _setup_form(lay: FormLayout, ws, formats, wb) -> None:
     for col, width in enumerate(WIDTHS):
         ws.set_column(col, col, width)
-    ws.set_row(0, 32)
-    for row in range(1, HEADER_ROW + 1):
-        ws.set_row(row, 24)
-    for row, height in _form_heights(lay).items():
+    ws.set_column(COL_STATE, COL_RUNNING, 6, None, {"hidden": True})     # helper columns, never printed
+    for row, height in lay.heights.items():
         ws.set_row(row, height)
     ws.freeze_panes(HEADER_ROW + 1, 0)
     ws.repeat_rows(HEADER_ROW)
     ws.set_landscape()
     ws.set_paper(9)
-    ws.fit_to_pages(1, 0)
+    ws.fit_to_pages(1, 0)                    # one page wide, as many tall as the breaks make
+    ws.set_h_pagebreaks(lay.breaks)
     ws.center_horizontally()
-    ws.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
+    ws.set_margins(**MARGINS)
     ws.set_header(f"&L&9{_hf(lay.settings.county)}政务公开办&R&9{_hf(lay.township.name)}")
     ws.set_footer("&C&9第 &P 页，共 &N 页")
     ws.print_area(0, 0, lay.last_row, COL_EVIDENCE)
     ws.hide_gridlines(2)
-    # Out-of-range, non-numeric or over-precise scores turn red, so a mistake is seen before the form is sent.
+    _attention_rules(lay, ws, wb)
+
+
+def _attention_rules(lay: FormLayout, ws, wb) -> None:
+    """Colour only where something needs attention: a score the form refuses, a claim without its
+    扣分说明, a total that is not final, 最终得分 while lines are missing or invalid, and 填报进度."""
+    red = wb.add_format({"bg_color": "#F4B6B6", "font_color": "#9C0006"})
+    amber = wb.add_format({"bg_color": "#FFEB9C", "font_color": "#9C5700"})
+    good = wb.add_format({"bg_color": "#C6EFCE", "font_color": "#006100"})
+    orange = wb.add_format({"bg_color": "#F8CBAD"})           # plainly unlike the light yellow of an input
     bad_score = _bad_score_rule(lay)
     if bad_score:
         top, rule = bad_score
-        ws.conditional_format(top, {**rule, "format": wb.add_format({"bg_color": "#F4B6B6", "font_color": "#9C0006"})})
-    good = wb.add_format({"bg_color": "#C6EFCE", "font_color": "#006100"})
-    todo = wb.add_format({"bg_color": "#FFEB9C", "font_color": "#9C5700"})
+        ws.conditional_format(top, {**rule, "format": red})
+    for top, rule in _note_rules(lay):
+        ws.conditional_format(top, {**rule, "format": orange})
+    pending = [lay.subtotal_cell(c) for c in lay.subtotal_rows] + [lay.total_cells[k] for k in lay.total_cells]
+    top = pending[0]
+    ws.conditional_format(top, {"type": "formula", "multi_range": " ".join(pending),
+                                "criteria": f"=ISTEXT({top})", "format": red})
+    final = lay.total_cells["最终得分"]
+    if lay.running_cell:
+        ws.conditional_format(final, {"type": "formula", "criteria": f"=${lay.running_cell[0]}${lay.running_cell[1:]}>0",
+                                      "format": amber})
     ws.conditional_format(lay.completion_cell, {"type": "text", "criteria": "containing",
                                                 "value": "可以提交", "format": good})
     ws.conditional_format(lay.completion_cell, {"type": "text", "criteria": "containing",
-                                                "value": "尚有", "format": todo})
+                                                "value": "还有", "format": amber})
+
+
+def _note_rules(lay: FormLayout) -> list[tuple[str, dict]]:
+    """A 扣分说明 cell turns orange while its line claims a deduction (a base line below its points) or
+    a bonus or deduction (a bonus or deduction line above 0) and the cell is blank: one rule per kind."""
+    if "note_rules" not in lay.shared:
+        rules = []
+        for kind in ("base", "bonus", "deduction"):
+            notes = cell_ranges([lay.note_cell(i.id) for i in lay.rubric.items if i.kind == kind])
+            if not notes:
+                continue
+            top = notes[0].split(":")[0]
+            row = top[len(top.rstrip("0123456789")):]
+            score, points = f"${a1(0, COL_SCORE)[:-1]}{row}", f"${a1(0, COL_POINTS)[:-1]}{row}"
+            rules.append((top, {"type": "formula", "multi_range": " ".join(notes),
+                                "criteria": "=" + scoring.note_missing_formula(kind, score, points, top)}))
+        lay.shared["note_rules"] = rules
+    return lay.shared["note_rules"]
 
 
 def _bad_score_rule(lay: FormLayout) -> tuple[str, dict] | None:
@@ -400,16 +429,3 @@ def _bad_score_rule(lay: FormLayout) -> tuple[str, dict] | None:
                          "criteria": "=" + scoring.bad_score_formula(top, f, lay.settings.score_decimals)}
         lay.shared["bad_score"] = rule
     return lay.shared["bad_score"]
-
-
-def _text_width(text: str) -> int:
-    """Width in characters, a CJK character counting two."""
-    return len(text) if text.isascii() else sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
-
-
-def row_height(text: str, width: float) -> float:
-    """Row height (points) for wrapped CJK text in a column of `width` characters."""
-    if len(text) * 2 <= width - 1 and "\n" not in text:        # fits on one line even if all CJK
-        return 21.0
-    lines = sum(max(1, math.ceil(_text_width(part) / max(width - 1, 1))) for part in text.split("\n")) if text else 1
-    return max(18.0, 15.0 * lines + 6)

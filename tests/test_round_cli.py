@@ -1,0 +1,69 @@
+"""A whole round through the real command line, no options after `init` (issue 13's "done when"): generate,
+returns with mistakes and a township that sends nothing, check (the board, 核查结果.xlsx with its 退回 and
+催报 texts), resends with the old files left in 收回/, check again, and the ledger after 收回/ is gone."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from fills import full_marks, write_filled
+from python_calamine import CalamineWorkbook
+
+from xlsx_assess.results_book import RESULTS_NAME
+from xlsx_assess.round import open_round
+from xlsx_assess.workflow import load_round_context
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def xa(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "xlsx_assess", *args], cwd=cwd, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "COLUMNS": "120"}, timeout=600)
+
+
+def clean(ctx, township, folder: Path, name: str, **changes) -> Path:
+    values = {**full_marks(ctx.rubric), **changes}
+    return write_filled(ctx, township, folder, values=values, zeroed=False, name=name)
+
+
+def test_a_round_runs_with_no_options_after_init(tmp_path):
+    made = xa(tmp_path, "init", "本轮")
+    assert made.returncode == 0, made.stderr
+    here = tmp_path / "本轮"
+    assert xa(here, "generate").returncode == 0
+    rnd = open_round(here)
+    ctx = load_round_context(rnd)
+    assert len(list(rnd.sent.glob("*.xlsx"))) == len(ctx.townships) == 9
+    first, second, *rest = ctx.townships
+    wrong = next(i for i in ctx.rubric.items if i.kind == "base")
+    clean(ctx, first, rnd.returned, "微信文件/第一版.xlsx".replace("/", "_"), **{wrong.id: wrong.points + 5})
+    for t in rest:
+        clean(ctx, t, rnd.returned, f"{t.name}.xlsx")
+
+    day1 = xa(rnd.returned, "check", "--json")              # from inside 收回/: the round is found upward
+    assert day1.returncode == 1, day1.stderr
+    lines = {t["township"]: t for t in json.loads(day1.stdout)["townships"]}
+    assert lines[first.name]["state"] == "fix" and lines[second.name]["state"] == "missing"
+    assert {lines[t.name]["state"] for t in rest} == {"ok"}
+    assert any(i["code"] == "V403" for i in lines[first.name]["issues"])
+    book = CalamineWorkbook.from_path(str(rnd.results / RESULTS_NAME))
+    notices = book.get_sheet_by_name("通知").to_python()
+    text = "\n".join(str(c) for row in notices for c in row)
+    assert first.name in text and second.name in text and ctx.settings.deadline in text and wrong.id in text
+
+    clean(ctx, first, rnd.returned, "第二版.xlsx")          # the resend; the wrong file stays in 收回/
+    clean(ctx, second, rnd.returned, f"{second.name}.xlsx")
+    day2 = xa(here, "check")
+    assert day2.returncode == 0, day2.stdout + day2.stderr
+    assert "已合格 9" in " ".join(day2.stdout.split())
+
+    shutil.rmtree(rnd.returned)
+    status = xa(here, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    board = json.loads(status.stdout)["townships"]
+    names = [n for t in board for f in t["history"] for n in f.get("names", [f["name"]])]
+    assert len(names) == 10 and any("第一版" in n for n in names)
