@@ -197,6 +197,21 @@ def test_a_feedback_form_put_among_the_returns_says_where_it_belongs(tmp_path):
     assert stray.name == f"收回/{path.name}" and stray.issue_codes == ("V439",)
 
 
+def test_feedback_again_never_overwrites_a_returned_form_put_over_the_one_sent(tmp_path):
+    from conftest import patch_zip
+
+    rnd = samples_round(tmp_path / "r")
+    ctx = load_round_context(rnd)
+    fb, path = feedback_round(rnd, ctx, workers=1).written[0]
+    patch_zip(path, "xl/worksheets/sheet1.xml", lambda t: t.replace("</sheetData>", "</sheetData>", 1) + " ")
+    returned_bytes = path.read_bytes()
+    got = runner.invoke(app, ["feedback", "--round", str(rnd.root)])
+    assert got.exit_code == 0, got.output
+    [kept] = (rnd.feedback / "报回").iterdir()
+    assert kept.name == path.name and kept.read_bytes() == returned_bytes and "报回" in got.output
+    assert path.read_bytes() != returned_bytes and len(list(rnd.feedback.glob("*.xlsx"))) == 9
+
+
 def test_a_round_not_made_from_another_has_no_last_year(told):
     rnd, _, run = told
     assert last_year_results(rnd) is None and all(fb.last is None for fb, _ in run.written)

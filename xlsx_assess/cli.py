@@ -845,6 +845,8 @@ def feedback(round_dir: Optional[Path] = RoundOpt, workers: Optional[int] = Work
         last = f"  上年 {fb.last.score} 第 {fb.last.rank} 名" if fb.last else ""
         con.print(f"  {_esc(fb.township)}  第 {fb.rank} 名  {fb.grade}  失分 {len(fb.lost)} 项{last}  "
                   f"{_esc(FEEDBACK + '/' + path.name)}", soft_wrap=True)
+    for moved in run.kept:
+        con.print(f"  [yellow]已报回的反馈单移到 {_esc(str(moved.relative_to(rnd.root)))}，未被覆盖[/]", soft_wrap=True)
     con.print(f"[green]✔[/] 已写入 {len(run.written)} 份反馈单到 {FEEDBACK}/。{_esc(run.board.unranked_text())}"
               f"\n乡镇填好整改措施、整改时限和责任人后，把报回的反馈单放入 {FEEDBACK}/（可覆盖原文件），再运行 xlsx-assess check。",
               soft_wrap=True)

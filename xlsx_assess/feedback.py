@@ -346,13 +346,15 @@ class FeedbackRun:
     ranking: "Ranking"
     board: object
     last: dict[str, PastResult] | None
+    kept: list[Path] = field(default_factory=list)      # returns found under a 反馈单's name, moved to 反馈/报回/
 
 
 def feedback_round(rnd: "Round", ctx: "Context", progress=None, workers: int | None = None,
                    verdicts: Verdicts | None = None) -> FeedbackRun:
     """Rank the round as `rank` does (its ranking, whatever it rests on) and write a 反馈单 per ranked
     township into 反馈/, recording each (for `check`) and the results told (for next year's round)."""
-    from .feedback_book import feedback_file_name, record_feedback, record_latest, write_feedback
+    from .feedback_book import (feedback_file_name, issued_sha256s, keep_aside, record_feedback, record_latest,
+                                write_feedback)
     from .issues import AssessError, Code, Report, issue
     from .ranking import rank_townships
     from .workflow import align_collection, check_round
@@ -366,16 +368,20 @@ def feedback_round(rnd: "Round", ctx: "Context", progress=None, workers: int | N
     told = township_feedback(ranking, coll, ctx, verdicts if verdicts is not None else round_verdicts(rnd, ctx, coll),
                              last)
     rnd.feedback.mkdir(parents=True, exist_ok=True)
-    written, latest = [], {}
+    written, latest, kept = [], {}, []
+    issued = issued_sha256s(rnd)
     for fb in told:
         path = rnd.feedback / feedback_file_name(fb, ctx.settings.year)
+        moved = keep_aside(rnd, path, issued)          # a township's return put over the one sent: kept
+        if moved is not None:
+            kept.append(moved)
         lay = write_feedback(fb, ctx.settings, path)
         record_feedback(rnd, lay, path)
         latest[fb.code] = lay.identity["xa_feedback_id"]
         written.append((fb, path))
     record_latest(rnd, latest)
     write_results(rnd, told, ctx.settings.score_decimals)
-    return FeedbackRun(written, ranking, board, last)
+    return FeedbackRun(written, ranking, board, last, kept)
 
 
 def collect_feedback(rnd: "Round", ctx: "Context", board):

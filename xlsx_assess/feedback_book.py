@@ -39,6 +39,7 @@ COL_MEASURE, COL_DEADLINE, COL_OWNER = 7, 8, 9
 LAST_COL = len(HEADERS) - 1
 TEXT_MAX = 500
 REGISTRY = "feedback"                  # .xlsx-assess/feedback/: <id>.json per 反馈单 written, latest.json
+KEPT_FOLDER = "报回"                   # 反馈/报回/: returned 反馈单s moved aside before a new one takes their name
 
 
 @dataclass
@@ -285,6 +286,33 @@ def record_latest(rnd: "Round", latest: dict[str, str]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / "latest.json") as staged:
         staged.file.write(json.dumps(latest, ensure_ascii=False, indent=1).encode("utf-8"))
+
+
+def issued_sha256s(rnd: "Round") -> set[str]:
+    """The sha256 of every 反馈单 the round wrote, as written."""
+    found = set()
+    for path in (rnd.state / REGISTRY).glob("*.json"):
+        try:
+            found.add(json.loads(path.read_text(encoding="utf-8"))["sha256"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return found
+
+
+def keep_aside(rnd: "Round", path: Path, issued: set[str]) -> Path | None:
+    """Before a 反馈单 is written to `path`: a file there that the round did not write (a township's
+    filled-in 反馈单, put back over the one sent) is moved to 反馈/报回/, never overwritten. Where it went,
+    or None when there was nothing to keep."""
+    if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() in issued:
+        return None
+    folder = rnd.feedback / KEPT_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    target, n = folder / path.name, 1
+    while target.exists():
+        n += 1
+        target = folder / f"{path.stem}（{n}）{path.suffix}"
+    path.rename(target)
+    return target
 
 
 def read_record(rnd: "Round", feedback_id: str) -> dict | None:
