@@ -265,6 +265,9 @@ def test_check_shows_rectified_for_the_filled_and_the_missing_cells_for_the_othe
     assert towns[incomplete["code"]]["feedback_file"].startswith("反馈/报回/")
     shown = runner.invoke(app, ["check", "--round", str(rnd.root)]).output
     assert "已整改 8" in shown and "整改未完成 1" in shown and incomplete["measure"] in shown
+    status = runner.invoke(app, ["status", "--round", str(rnd.root), "--json"])
+    assert {t["code"]: t["feedback"] for t in json.loads(status.output)["townships"]} == {
+        c: t["feedback"] for c, t in towns.items()}
 
 
 def test_a_tampered_feedback_form_is_reported_at_its_cells(returned):

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .feedback import TownshipFeedback
+from .checks import _same, _text          # a cell compared, and shown, exactly as the form's check does
 from .issues import Code, Issue, issue
-from .layout import FEEDBACK_MARK, OTHER_BOOK_SHEETS, CellSpec, Validation, a1, position
+from .layout import FEEDBACK_MARK, MARGINS, OTHER_BOOK_SHEETS, CellSpec, Validation, a1, position
 from .rubric import format_points
 
 if TYPE_CHECKING:
@@ -221,7 +222,7 @@ def _write(lay: FeedbackLayout, fb: TownshipFeedback, s: "Settings", target, mad
     ws.set_paper(9)
     ws.fit_to_pages(1, 0)
     ws.center_horizontally()
-    ws.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
+    ws.set_margins(**MARGINS)                  # the form's
     ws.set_header(f"&L&9{_hf(s.issuing_office)}&C&9{_hf(s.county)}{s.year}年度考核结果反馈单&R&9{_hf(fb.township)}")
     ws.set_footer("&C&9第 &P 页，共 &N 页")
     ws.print_area(0, 0, lay.last_row, LAST_COL)
@@ -450,17 +451,3 @@ def as_date(value: Any) -> dt.date | None:
         return dt.date(*map(int, m.groups()))
     except ValueError:
         return None
-
-
-def _same(expected: Any, actual: Any) -> bool:
-    if isinstance(expected, (int, float)) and not isinstance(expected, bool):
-        return isinstance(actual, (int, float)) and not isinstance(actual, bool) and abs(float(actual) - expected) < 1e-9
-    return _text(actual) == str(expected)
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
