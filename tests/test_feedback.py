@@ -296,6 +296,12 @@ def test_a_feedback_form_from_an_earlier_feedback_run_is_stale(returned, tmp_pat
 
     patch_zip(stray, "docProps/custom.xml", lambda t: t.replace(fb.code, "410927999", 1))
     assert [i.code for i in check_feedback(rnd, stray, "x.xlsx", ctx.settings.year).issues] == ["V430"]
+    form = next(rnd.returned.glob("*.xlsx"))
+    assert [i.code for i in check_feedback(rnd, form, form.name, ctx.settings.year).issues] == ["V430"]
+    broken = tmp_path / "y.xlsx"
+    broken.write_bytes(b"PK\x03\x04 not really")
+    got = check_feedback(rnd, broken, "y.xlsx", ctx.settings.year)
+    assert got.code == "" and [i.code[0] for i in got.issues] == ["F"]
 
 
 def test_the_feedback_form_renders_on_a4_with_its_header_on_every_page(returned):

@@ -106,7 +106,8 @@ def township_feedback(ranking: "Ranking", coll: "Collection", ctx: "Context", ve
         code = str(row.乡镇代码)
         res = coll.results[accepted[code]]
         mine = verdicts.get(code, {})
-        categories = tuple(CategoryLine(c, float(stats["满分"].get(c, 0)), res.scores.subtotals.get(c, 0.0),
+        own = self_scores(ctx, res.entries, mine)
+        categories = tuple(CategoryLine(c, float(stats["满分"].get(c, 0)), own.get(c, 0.0),
                                         float(cats.get(code, {}).get(c, 0)), float(stats["县平均"].get(c, 0)),
                                         float(stats["最高"].get(c, 0)))
                            for c in ctx.rubric.scored_categories)
@@ -114,6 +115,16 @@ def township_feedback(ranking: "Ranking", coll: "Collection", ctx: "Context", ve
                                     categories, tuple(lost_lines(ctx, res.entries, res.scores.zeroed, mine)),
                                     last.get(code), any(v.verified_score is not None for v in mine.values())))
     return out
+
+
+def self_scores(ctx: "Context", entries, verdicts: Mapping[str, LineVerdict]) -> dict[str, float]:
+    """Each category's 小计 as the township assessed itself (a verdict's self_score where there is one,
+    else what its file holds), scored by the county's rule: whatever the ranking itself rests on."""
+    from .scoring import score
+
+    values = {i.id: (verdicts[i.id].self_score if i.id in verdicts else entries.values.get(i.id))
+              for i in ctx.rubric.items if i.kind != "zero"}
+    return score(ctx.rubric, values, entries.zeroed, ctx.settings).subtotals
 
 
 def _category_rows(ranking: "Ranking") -> dict[str, dict]:
@@ -133,8 +144,8 @@ def lost_lines(ctx: "Context", entries, zeroed: bool, verdicts: Mapping[str, Lin
     for item in ctx.rubric.items:
         if item.kind == "bonus":
             continue
-        own = None if item.kind == "zero" else entries.values.get(item.id)
         v = verdicts.get(item.id)
+        own = None if item.kind == "zero" else v.self_score if v is not None else entries.values.get(item.id)
         final = v.verified_score if v is not None and v.verified_score is not None else own
         reason = (v.reason if v is not None and v.reason else "") or entries.notes.get(item.id, "")
         label = line_label(item.indicator, item.criterion)
@@ -384,6 +395,9 @@ def feedback_round(rnd: "Round", ctx: "Context", progress=None, workers: int | N
     return FeedbackRun(written, ranking, board, last, kept)
 
 
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls")       # what 反馈/ is searched for (a 反馈单 saved again by WPS…)
+
+
 def collect_feedback(rnd: "Round", ctx: "Context", board):
     """The board with what 反馈/ holds: per township 已整改 (a 反馈单 returned complete), 整改未完成 (the
     latest returned one, what is missing, located) or 待整改 (sent, not back yet); and the files in 反馈/
@@ -401,13 +415,10 @@ def collect_feedback(rnd: "Round", ctx: "Context", board):
     for top, _, files in os.walk(rnd.feedback):
         for f in sorted(files):
             path = Path(top) / f
-            if f.startswith(("~$", ".")) or path.suffix.lower() not in (".xlsx", ".xlsm"):
+            if f.startswith(("~$", ".")) or path.suffix.lower() not in WORKBOOK_SUFFIXES:
                 continue
             got = check_feedback(rnd, path, str(path.relative_to(rnd.root)), ctx.settings.year)
-            if got is not None and got.code:
-                found.setdefault(got.code, []).append(got)
-            elif got is not None:
-                strays.append(got)
+            (found.setdefault(got.code, []) if got.code else strays).append(got)
     lines = []
     for line in board.lines:
         if line.code not in latest:

@@ -361,15 +361,19 @@ def read_feedback_identity(ret: "Returned") -> dict[str, str]:
     return sheet or props
 
 
-def check_feedback(rnd: "Round", path: Path, name: str, year: int) -> FeedbackCheck | None:
-    """Check one file of 反馈/; None when it is no 反馈单 at all (not ours to judge)."""
+def check_feedback(rnd: "Round", path: Path, name: str, year: int) -> FeedbackCheck:
+    """Check one file of 反馈/: a 反馈单 of a township (its `code`), or a file of no township with what
+    is wrong with it (unreadable: the reader's issues; another workbook: V430)."""
     from .reader import read_returned
 
-    data = path.read_bytes()
-    ret = read_returned(path, name)
-    if not ret.readable or not is_feedback(ret):
-        return None
+    ret = read_returned(path, name)                  # the reader's limits hold: size, zip bombs, encryption
     out = FeedbackCheck(name, mtime=path.stat().st_mtime)
+    if not ret.readable:
+        out.issues += ret.issues
+        return out
+    if not is_feedback(ret):
+        out.issues.append(issue(Code.FEEDBACK_NOT_OURS, file=name, detail="这不是反馈单，而是考核表或其他工作簿"))
+        return out
     ident = read_feedback_identity(ret)
     props = {k: v for k, v in ret.properties.items() if k in IDENTITY_KEYS}
     out.feedback_id = ident.get("xa_feedback_id", "")
@@ -382,7 +386,7 @@ def check_feedback(rnd: "Round", path: Path, name: str, year: int) -> FeedbackCh
         out.issues.append(issue(Code.FEEDBACK_NOT_OURS, file=name, sheet=META_SHEET, detail=why))
         return out
     out.code = record["code"]
-    if hashlib.sha256(data).hexdigest() == record["sha256"]:
+    if ret.sha256 == record["sha256"]:
         out.untouched = True
         return out
     if read_latest(rnd).get(out.code) != out.feedback_id:

@@ -155,7 +155,11 @@ def _write_marker(rnd: Round, year: int, from_round: str | Path | None = None) -
               "created": dt.datetime.now().astimezone().isoformat(timespec="seconds")}
     if from_round is not None:                  # the previous round: by path, and relative to this one
         prev = open_round(from_round).root
-        marker.update({"from": str(prev), "from_relative": os.path.relpath(prev, rnd.root)})
+        marker["from"] = str(prev)
+        try:
+            marker["from_relative"] = os.path.relpath(prev, rnd.root)
+        except ValueError:                      # another drive (Windows): the path alone
+            pass
     with atomic_path(rnd.marker) as staged:
         staged.file.write(json.dumps(marker, ensure_ascii=False, indent=2).encode("utf-8"))
 
