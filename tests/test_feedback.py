@@ -325,3 +325,11 @@ def test_the_notice_sheet_prints_on_its_own_page_with_the_counts(returned):
     assert "结果通报" in last and "全县失分最多的5项" in last and "整改要求" in last
     for g in ctx.settings.grades:
         assert f"{g.name}（{int((df['等次'] == g.name).sum())}个）" in last
+
+
+def test_a_deadline_is_a_date_cell_or_text_written_as_one():
+    import datetime as dt
+
+    assert book.as_date(dt.datetime(2027, 3, 31, 0, 0)) == dt.date(2027, 3, 31)
+    assert book.as_date("2027年3月31日") == book.as_date(" 2027-3-31 ") == dt.date(2027, 3, 31)
+    assert book.as_date("2027-02-30") is None and book.as_date("下月底") is None and book.as_date(46477.0) is None

@@ -431,7 +431,7 @@ def _inputs(ret: "Returned", record: dict, name: str, year: int) -> list[Issue]:
         when = ret.value(SHEET, *position(deadline))
         if _text(when).strip() == "":
             found.append(issue(Code.FEEDBACK_DEADLINE_MISSING, cell=deadline, expected=example, **where))
-        elif as_date(when) is None:
+        elif not dt.date(year, 1, 1) <= (as_date(when) or dt.date.min) <= dt.date(year + 3, 12, 31):   # as validated
             found.append(issue(Code.FEEDBACK_DEADLINE_INVALID, cell=deadline, value=_text(when)[:40], expected=example,
                                **where))
         if not _text(ret.value(SHEET, *position(owner))).strip():
