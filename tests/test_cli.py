@@ -108,7 +108,8 @@ def test_rank_writes_six_sheets_and_json(tmp_path):
     result = run("rank", str(SAMPLES), "--out", str(out), "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"ranking", "excluded", "missing"}
+    assert set(data) == {"ranking", "excluded", "missing", "coverage", "summary"}
+    assert data["coverage"] == "共 9 个乡镇，全部纳入排名。" and data["summary"]["accepted"] == 9
     first = data["ranking"][0]
     assert set(first) == {"rank", "code", "township", "base", "bonus", "deduction", "final", "grade", "zeroed"}
     ranks = [r["rank"] for r in data["ranking"]]
@@ -148,7 +149,7 @@ def test_township_text_is_inert_in_the_ranking(tmp_path, ctx):
         values[item_id] = ctx.rubric.items[k].points - 0.5
     write_filled(ctx, ctx.townships[0], tmp_path / "in", values, False, notes)
     out = tmp_path / "r.xlsx"
-    assert run("rank", str(tmp_path / "in"), "--out", str(out)).exit_code == 0
+    assert run("rank", str(tmp_path / "in"), "--out", str(out)).exit_code == 1      # written; 8 townships left out
     import openpyxl
 
     ws = openpyxl.load_workbook(out)["扣分说明"]          # the notes, one a row

@@ -55,11 +55,22 @@ def test_a_round_runs_with_no_options_after_init(tmp_path):
     text = "\n".join(str(c) for row in notices for c in row)
     assert first.name in text and second.name in text and ctx.settings.deadline in text and wrong.id in text
 
+    partial = xa(here, "rank")                               # written, but honest about who is left out
+    assert partial.returncode == 1, partial.stderr
+    assert f"共9个乡镇，2个未纳入排名：{first.name}（需改正）、{second.name}（未收到）" in "".join(partial.stdout.split())
+    top = CalamineWorkbook.from_path(str(rnd.results / "排名.xlsx")).get_sheet_by_name("排名").to_python()[:3]
+    assert any("2 个未纳入排名" in str(c) for row in top for c in row)
+
     clean(ctx, first, rnd.returned, "第二版.xlsx")          # the resend; the wrong file stays in 收回/
     clean(ctx, second, rnd.returned, f"{second.name}.xlsx")
     day2 = xa(here, "check")
     assert day2.returncode == 0, day2.stdout + day2.stderr
     assert "已合格 9" in " ".join(day2.stdout.split())
+
+    ranked = xa(here, "rank")
+    assert ranked.returncode == 0, ranked.stdout + ranked.stderr
+    table = (rnd.results / "排名.csv").read_bytes()
+    assert table.startswith(b"\xef\xbb\xbf") and len(table.decode("utf-8-sig").splitlines()) == 10
 
     shutil.rmtree(rnd.returned)
     status = xa(here, "status", "--json")
@@ -67,3 +78,10 @@ def test_a_round_runs_with_no_options_after_init(tmp_path):
     board = json.loads(status.stdout)["townships"]
     names = [n for t in board for f in t["history"] for n in f.get("names", [f["name"]])]
     assert len(names) == 10 and any("第一版" in n for n in names)
+
+
+def test_rank_with_nothing_accepted_writes_nothing_and_exits_2(tmp_path):
+    (tmp_path / "收回").mkdir()
+    empty = xa(tmp_path, "rank", "收回", "--out", "排名.xlsx")
+    assert empty.returncode == 2 and "C508" in empty.stderr + empty.stdout
+    assert not (tmp_path / "排名.xlsx").exists()

@@ -386,8 +386,11 @@ def check(
 
 @app.command(cls=_Command)
 def rank(
-    paths: list[Path] = PathsArg,
-    out: Path = typer.Option(..., "--out", help="排名工作簿 .xlsx"),
+    paths: Optional[list[Path]] = typer.Argument(None, help="收回的文件、文件夹（含子文件夹）或 .zip 压缩包"
+                                                           "（在考核轮次文件夹内可省略：排名 收回/ 和本轮收到过的文件）",
+                                                 metavar="[文件或文件夹]", callback=_existing, show_default=False),
+    out: Optional[Path] = typer.Option(None, "--out", help="排名工作簿 .xlsx（在考核轮次中不写：结果/排名.xlsx）",
+                                       show_default=False),
     rubric: Optional[Path] = RubricOpt,
     townships: Optional[Path] = TownshipsOpt,
     settings: Optional[Path] = SettingsOpt,
@@ -395,25 +398,44 @@ def rank(
     as_json: bool = JsonOpt,
     workers: Optional[int] = WorkersOpt,
     detail: bool = DetailOpt,
+    round_dir: Optional[Path] = RoundOpt,
 ) -> None:
     """核查并排名 Check the returned workbooks and write the county ranking workbook.
 
-    退出码 exit code: 0 排名已生成 written · 2 用法或配置错误 usage.
+    在考核轮次中（当前文件夹或 --round）不带文件：写入 结果/排名.xlsx 和 结果/排名.csv。
+    退出码 exit code: 0 全部乡镇已排名 every township ranked · 1 排名已生成但有乡镇未纳入 written, some left out ·
+    2 用法或配置错误、没有可排名的乡镇 usage, nothing to rank.
     """
-    from .workflow import load_context, rank_files
+    from .round import RANKING_BOOK
+    from .workflow import load_context, load_round_context, rank_files, rank_round
 
+    if not paths and out is not None:
+        raise Usage("用 --out 时请给出收回的文件或文件夹；在考核轮次中不写 --out，排名写入 结果/排名.xlsx。")
+    if paths and out is None:
+        raise Usage("缺少必填选项 --out：请用 --out 指定排名工作簿的保存位置，如 --out 排名.xlsx。")
     with _guard():
-        ctx = load_context(rubric, townships, settings, year)
+        if paths:
+            ctx = load_context(rubric, townships, settings, year)
+        else:
+            rnd = _round_or_exit(round_dir)
+            ctx = load_round_context(rnd)
         with _progress("核查并排名", not as_json) as progress:
-            coll, ranking = rank_files(paths, out, ctx, progress, workers)
+            if paths:
+                coll, ranking = rank_files(paths, out, ctx, progress, workers)
+            else:
+                coll, _, ranking = rank_round(rnd, ctx, progress, workers)
+                out = rnd.results / RANKING_BOOK
     if as_json:
         from .report import ranking_json
 
-        _print_json(ranking_json(ranking, coll))
-        return
-    _render_collection(coll, ctx, detail, brief=True)
-    _render_ranking(ranking)
-    _console().print(f"排名工作簿已写入 {_esc(str(out))}")
+        _print_json(dict(ranking_json(ranking, coll), coverage=ranking.coverage, summary=coll.summary()))
+    else:
+        _render_collection(coll, ctx, detail, brief=True)
+        _render_ranking(ranking)
+        con = _console()
+        con.print(f"排名工作簿已写入 {_esc(str(out))}" + ("（另有同名 .csv）" if not paths else ""))
+        con.print(_esc(ranking.coverage), style="yellow" if ranking.left_out else None)
+    raise typer.Exit(1 if ranking.left_out else 0)
 
 
 @app.command("rubric", cls=_Command)
@@ -487,7 +509,7 @@ def _render_collection(coll, ctx, detail: bool = False, brief: bool = False) -> 
                f"重复 {s['duplicate']}，被替代 {s['superseded']}，跳过 {s['skipped']}；"
                f"采用 {s['accepted']}，未提交乡镇 {s['missing']} 个。")
     if summary:
-        out.append(f"\n文件较多，已按乡镇汇总；加 --detail 逐条列出每个问题（或用 --json）。", "dim")
+        out.append("\n文件较多，已按乡镇汇总；加 --detail 逐条列出每个问题（或用 --json）。", "dim")
     con.print(out, soft_wrap=True)
 
 

@@ -285,13 +285,19 @@ def text_width(text: str) -> int:
     return len(text) if text.isascii() else sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
 
 
+def text_lines(text: str, width: float, size: float = 10.5) -> int:
+    """How many lines `text` of `size` points takes wrapped in a column of `width` characters (counted in
+    the 10.5-point font, a CJK character as two): the one measure every workbook's row heights rest on."""
+    room = max((width - 1) * 10.5 / size, 1)
+    return sum(max(1, math.ceil(text_width(part) / room)) for part in text.split("\n")) if text else 1
+
+
 def row_height(text: str, width: float, size: float = 10.5) -> float:
     """Row height (points) for wrapped CJK text of `size` points in a column of `width` characters."""
     room = max((width - 1) * 10.5 / size, 1)
     if len(text) * 2 <= room and "\n" not in text:        # fits on one line even if all CJK
         return 21.0
-    lines = sum(max(1, math.ceil(text_width(part) / room)) for part in text.split("\n")) if text else 1
-    return max(18.0, round(size * 10 / 7, 1) * lines + 6)
+    return max(18.0, round(size * 10 / 7, 1) * text_lines(text, width, size) + 6)
 
 
 def text_height(cell: "CellSpec") -> float:

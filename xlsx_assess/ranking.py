@@ -65,6 +65,8 @@ class Ranking:
     decimals: int = 2                  # places the scores are shown with (the county's score_decimals)
     heading: Heading = field(default_factory=Heading)
     notes: "pd.DataFrame | None" = None  # every 扣分说明 a township wrote, one a row (明细 holds them joined)
+    coverage: str = ""                 # 共 10 个乡镇，4 个未纳入排名：… (on 排名, under the title)
+    left_out: int = 0                  # how many roster townships it does not rank
     grades: tuple[str, ...] = ()       # the county's grades, best first (the 考核结果通报 counts each)
 
 
@@ -259,6 +261,7 @@ def explanation(ctx: Context, coll: Collection, now: dt.datetime) -> list[tuple[
 # -- the ranking workbook ---------------------------------------------------------------------------
 
 # The sheets, in order, each with what its title calls it.
+RANK_SHEET = "排名"
 SHEETS = (("排名", "排名"), ("分类得分", "分类得分"), ("明细", "得分明细"), ("扣分说明", "扣分说明"),
           ("问题清单", "问题清单"), ("文件处理结果", "收到文件处理结果"), ("未提交", "未提交乡镇"), ("排名说明", "排名说明"),
           ("考核结果通报", "结果通报"))
@@ -295,6 +298,30 @@ def write_ranking(ranking: Ranking, path: str | Path) -> Path:
     path = Path(path)
     with atomic_path(path) as staged:
         _write_ranking(ranking, staged.file, staged.scratch())
+    return path
+
+
+CSV_COLUMNS = ("排名", "乡镇代码", "乡镇", "基础得分", "加分", "减分", "最终得分", "等次")
+
+
+def write_ranking_csv(ranking: Ranking, path: str | Path) -> Path:
+    """The 排名 table as CSV, atomically: UTF-8 with a BOM (so Excel on Chinese Windows opens it right),
+    scores as the forms show them (90.00), a line per ranked township."""
+    import csv
+    import io
+
+    from .scoring import show
+    from .writer import atomic_path
+
+    text = io.StringIO(newline="")
+    out = csv.writer(text, lineterminator="\r\n")
+    out.writerow(CSV_COLUMNS)
+    scores = {"基础得分", "加分", "减分", "最终得分"}
+    for row in ranking.ranking.to_dict("records"):
+        out.writerow([show(row[c], ranking.decimals) if c in scores else row[c] for c in CSV_COLUMNS])
+    path = Path(path)
+    with atomic_path(path) as staged:
+        staged.file.write(text.getvalue().encode("utf-8-sig"))
     return path
 
 
@@ -443,7 +470,8 @@ class _Table:
         h = self.rk.heading
         title = h.title(dict(SHEETS)[name])
         byline = "　　".join(x for x in (f"制表单位：{h.office}" if h.office else "",
-                                        f"制表日期：{local_date(self.rk.made)}" if self.rk.made else "") if x)
+                                        f"制表日期：{local_date(self.rk.made)}" if self.rk.made else "",
+                                        self.rk.coverage if name == RANK_SHEET else "") if x)
         last = max(span - 1, 0)
         title_lines = max(1, -(-text_width(title) * 15 // int(10.5 * max(width - 1, 1)))) if last else 1
         ws.set_row(0, 26.0 * title_lines)
@@ -464,11 +492,9 @@ def _span(ws, row: int, last: int, text: str, fmt) -> None:
 def _row_height(text: str, width: float) -> float:
     """Points a row needs for `text` wrapped in a column of `width` characters (a CJK character counts
     two): one line's height, or 14 points a line and a margin."""
-    import math
+    from .layout import text_lines
 
-    from .layout import text_width
-
-    lines = sum(max(1, math.ceil(text_width(part) / max(width - 0.5, 1))) for part in text.split("\n"))
+    lines = text_lines(text, width + 0.5)
     return ROW_HEIGHT if lines <= 1 else 14.0 * lines + 6
 
 

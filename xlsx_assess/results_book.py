@@ -8,7 +8,6 @@ wrong in each township's latest file, located) and 通知 (the ready-to-paste te
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING
 from .board import Board, TownshipLine
 from .clock import local_text
 from .issues import SEVERITY_ZH
-from .notices import item_rows, item_of, kind_of, line_ref, listed, location, notices
+from .notices import item_rows, kind_of, line_ref, listed, location, notices
 from .scoring import number_format
 
 if TYPE_CHECKING:
@@ -206,12 +205,9 @@ def _rows(ws, top: int, columns: tuple[Column, ...], rows: list[tuple], f, even:
 
 
 def _height(text: str, width: float, size: float = 10.5) -> float:
-    """Points a row needs to show `text` wrapped in a column `width` characters wide (counted in the
-    10.5-point font; a smaller font fits more on a line), at most the tallest row allowed."""
-    from .layout import text_width
+    """Points a row needs to show `text` wrapped in a column `width` characters wide (a smaller font fits
+    more on a line), at most the tallest row allowed."""
+    from .layout import text_lines
 
-    per_line = max((width - 1) * 10.5 / size, 2)
-    lines = sum(max(1, math.ceil(text_width(part) / per_line)) for part in text.split("\n"))
-    if lines == 1:
-        return ROW
-    return min(MAX_ROW, lines * size * 1.45 + 6)
+    lines = text_lines(text, width, size)
+    return ROW if lines == 1 else min(MAX_ROW, lines * size * 1.45 + 6)

@@ -12,20 +12,18 @@ import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
+from .board import Board, build_board
 from .checks import Context
 from .collect import Collection, check_paths
 from .issues import AssessError, Code, Report, issue
 from .feedback import add_last_year, last_year_results
 from .round import RANKING_BOOK
-from .ranking import Ranking, is_ranking_workbook, rank_townships, write_ranking
+from .ranking import Ranking, is_ranking_workbook, rank_townships, write_ranking, write_ranking_csv
 from .rubric import load_rubric
 from .settings import load_settings, load_townships, select_townships
 from .writer import Mover, build_workbook, check_writable, file_name
-
-if TYPE_CHECKING:
-    from .board import Board
 
 Progress = Callable[[int, int], None]
 
@@ -69,9 +67,19 @@ def rank_files(paths: Iterable[str | Path], out: str | Path, ctx: Context, progr
     paths = list(paths)
     check_output(paths, out)
     coll = check_paths(paths, ctx, _importing_pandas(progress), workers, output=out)
-    ranking = rank_townships(coll, ctx, now)
+    ranking = _honest(coll, build_board(coll, ctx), ctx, now, where=", ".join(map(str, paths)))
     write_ranking(ranking, out)
     return coll, ranking
+
+
+def _honest(coll: Collection, board: Board, ctx: Context, now, where: str) -> Ranking:
+    """The ranking of a batch, saying which townships it leaves out; nothing accepted: AssessError (C508),
+    before anything is written."""
+    if not board.count("ok"):
+        raise AssessError(Report([issue(Code.NOTHING_TO_RANK, file=where, detail=board.unranked_text())]))
+    ranking = rank_townships(coll, ctx, now)
+    ranking.coverage, ranking.left_out = board.unranked_text(), len(board.unranked)
+    return ranking
 
 
 def check_output(paths: Iterable[str | Path], out: str | Path) -> None:
@@ -158,13 +166,12 @@ def load_round_context(rnd) -> Context:
 
 
 def check_round(rnd, ctx: Context, progress: Progress | None = None, workers: int | None = None,
-                every_file: bool = False) -> tuple[Collection, "Board"]:
+                every_file: bool = False) -> tuple[Collection, Board]:
     """Check everything in the round's 收回/, keep every file by content and record its verdict in the
     ledger (files first, rows after), and build the board from the ledger and this batch.
 
     Files the round kept that are no longer in 收回/ are checked again from their kept copy when their
     verdict was made under another setup (or always, with `every_file`: what a ranking needs)."""
-    from .board import build_board
     from .collect import check_gathered, gather
     from .ledger import Ledger, now
 
@@ -185,23 +192,23 @@ def check_round(rnd, ctx: Context, progress: Progress | None = None, workers: in
 
 
 def rank_round(rnd, ctx: Context, progress: Progress | None = None, workers: int | None = None,
-               now: dt.datetime | None = None) -> tuple[Collection, "Board", Ranking]:
+               now: dt.datetime | None = None) -> tuple[Collection, Board, Ranking]:
     """Check the round (every file it holds, 收回/ or kept), rank the file of each township the board
     accepts and write the ranking to 结果/排名.xlsx. Nothing accepted: AssessError (C508), nothing
     written. The townships not ranked are `board.unranked` (`board.unranked_text()`)."""
     out = rnd.results / RANKING_BOOK
     check_writable(out)
     coll, board = check_round(rnd, ctx, _importing_pandas(progress), workers, every_file=True)
-    if not board.count("ok"):
-        raise AssessError(Report([issue(Code.NOTHING_TO_RANK, file=str(rnd.returned), detail=board.unranked_text())]))
-    align_collection(coll, board, ctx)
-    ranking = rank_townships(coll, ctx, now)
+    if board.count("ok"):
+        align_collection(coll, board, ctx)
+    ranking = _honest(coll, board, ctx, now, where=str(rnd.returned))
     add_last_year(ranking, last_year_results(rnd))      # when the round was made --from the previous one
     write_ranking(ranking, out)
+    write_ranking_csv(ranking, out.with_suffix(".csv"))
     return coll, board, ranking
 
 
-def align_collection(coll: Collection, board: "Board", ctx: Context) -> None:
+def align_collection(coll: Collection, board: Board, ctx: Context) -> None:
     """Make the batch accept exactly the files the board's 已合格 lines rest on (the board orders a
     township's files by when the round first saw them; the batch alone cannot), and list as missing
     (未纳入排名) every township the board does not accept."""
@@ -223,7 +230,7 @@ def align_collection(coll: Collection, board: "Board", ctx: Context) -> None:
     coll.missing = [ctx.roster[line.code] for line in board.unranked]
 
 
-def round_status(rnd, ctx: Context) -> "Board":
+def round_status(rnd, ctx: Context) -> Board:
     """The board from the round's ledger alone: every file ever received, per township its history."""
     from .board import board_from_ledger
     from .ledger import Ledger
