@@ -121,7 +121,7 @@ def rank_townships(coll: Collection, ctx: Context, now: dt.datetime | None = Non
                              "原因": f"文件有错误，未采用：{'、'.join(bad[t.code])}" if t.code in bad else "未收到文件"}
                             for t in coll.missing], columns=["乡镇代码", "乡镇", "原因"])
     return Ranking(ranking, categories, details.frame(), issues, files, missing, explanation(ctx, coll, now), now,
-                   s.score_decimals, heading_of(s), details.notes_frame(), tuple(g.name for g in s.grades))
+                   s.score_decimals, heading_of(s), details.notes_frame(), grades=tuple(g.name for g in s.grades))
 
 
 def _in_rank_order(categories: "pd.DataFrame", ranking: "pd.DataFrame") -> "pd.DataFrame":
