@@ -151,6 +151,10 @@ def test_the_notice_counts_each_grade_names_the_unranked_and_the_lines_lost_most
     assert tuple(wb.sheetnames) == RANKING_SHEETS and RANKING_SHEETS[-1] == "考核结果通报"
     cells = [c for row in wb["考核结果通报"].iter_rows(values_only=True) for c in row if c]
     assert "结果通报" in cells[0] and any(str(c).startswith("全县失分最多的 5 项") for c in cells)
+    # feedback: a 反馈单 for each ranked township only, exit 1 (some not ranked), the others named
+    got = runner.invoke(app, ["feedback", "--round", str(rnd.root)])
+    assert got.exit_code == 1, got.output
+    assert len(list(rnd.feedback.glob("*.xlsx"))) == 7 and "2 个未纳入排名" in got.output
 
 
 # -- last year ------------------------------------------------------------------------------------------
