@@ -131,6 +131,8 @@ def test_the_notice_counts_each_grade_names_the_unranked_and_the_lines_lost_most
     ctx = load_round_context(rnd)
     coll, board, rk = rank_round(rnd, ctx)
     notice = dict(draft_notice(rk, rk.grades).paragraphs)
+    assert [(p.code, p.rank, p.of) for p in read_results(rnd).values()] == [
+        (str(c), int(r), 7) for c, r in zip(rk.ranking["乡镇代码"], rk.ranking["排名"])]      # rank records them
     df = rk.ranking
     for g in ctx.settings.grades:
         names = list(df.loc[df["等次"] == g.name, "乡镇"])

@@ -264,9 +264,9 @@ def previous_round(rnd: "Round") -> "Round | None":
 def last_year_results(rnd: "Round") -> dict[str, PastResult] | None:
     """The previous round's results by township code; None when there is no previous round.
 
-    Read from what the previous round's `feedback` recorded (the results the townships were told), else
-    from its ledger: the board's 已合格 files, ranked by the same rule. Never from 排名.xlsx, which the
-    clerk opens, edits and re-saves (and whose columns change between versions)."""
+    Read from what the previous round's last `rank` or `feedback` recorded (`record_results`: the results as
+    ranked and told), else from its ledger: the board's 已合格 files, ranked by the same rule. Never from
+    排名.xlsx, which the clerk opens, edits and re-saves (and whose columns change between versions)."""
     prev = previous_round(rnd)
     if prev is None:
         return None
@@ -285,14 +285,19 @@ def read_results(rnd: "Round") -> dict[str, PastResult] | None:
         return None
 
 
-def write_results(rnd: "Round", feedback: list[TownshipFeedback], decimals: int) -> Path:
+def record_results(rnd: "Round", ranking: "Ranking") -> Path:
+    """Keep the round's results as ranked (.xlsx-assess/results.json): what next year's round shows as last
+    year. Written by `rank` and `feedback` in a round, whatever the ranking rests on."""
     import json
 
     from .scoring import show
     from .writer import atomic_path
 
-    data = {"townships": [{"code": f.code, "township": f.township, "score": show(f.score, decimals), "rank": f.rank,
-                           "of": f.of, "grade": f.grade} for f in feedback]}
+    df = ranking.ranking
+    data = {"townships": [{"code": str(code), "township": str(name), "score": show(float(score), ranking.decimals),
+                           "rank": int(rank), "of": len(df), "grade": str(grade)}
+                          for code, name, score, rank, grade in zip(df["乡镇代码"], df["乡镇"], df["最终得分"],
+                                                                    df["排名"], df["等次"])]}
     path = rnd.state / RESULTS_FILE
     with atomic_path(path) as staged:
         staged.file.write(json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8"))
@@ -391,7 +396,7 @@ def feedback_round(rnd: "Round", ctx: "Context", progress=None, workers: int | N
         latest[fb.code] = lay.identity["xa_feedback_id"]
         written.append((fb, path))
     record_latest(rnd, latest)
-    write_results(rnd, told, ctx.settings.score_decimals)
+    record_results(rnd, ranking)
     return FeedbackRun(written, ranking, board, last, kept)
 
 
