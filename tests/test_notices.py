@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import datetime as dt
 import re
 import shutil
@@ -16,6 +18,7 @@ from conftest import needs_libreoffice
 
 from xlsx_assess.board import Board, FileEntry, TownshipLine
 from xlsx_assess.checks import Context
+from xlsx_assess.layout import META_SHEET
 from xlsx_assess.issues import AssessError, Code, issue
 from xlsx_assess.notices import MAX_ITEMS, item_rows, notice_for, notices
 from xlsx_assess.results_book import RESULTS_NAME, SHEETS, write_results
@@ -109,6 +112,10 @@ def test_a_long_list_stops_at_ten_and_counts_the_rest(ctx):
 
 def test_a_whole_file_issue_is_listed_without_a_cell(ctx):
     line = next(l for l in _board(ctx).lines if l.issues and l.issues[0].code == Code.WRONG_YEAR)
+    hidden = dataclasses.replace(line, file="收回/网页上传/20261130-1/旧表.xlsx",
+                                 issues=tuple(dataclasses.replace(i, sheet=META_SHEET) for i in line.issues))
+    shown = notice_for(hidden, ctx.settings)                # what the township never sees is not named
+    assert META_SHEET not in shown and "网页上传" not in shown and "（文件：旧表.xlsx）" in shown
     text = notice_for(line, ctx.settings)
     assert "2025 年度" in text and ctx.settings.deadline in text
     assert "原表重新填写" in text and "同一个文件" not in text  # another year's form: refill the one sent

@@ -18,10 +18,16 @@ def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def imported_top_names() -> set[str]:
-    """Top-level names of every absolute import in the package's modules (lazy ones inside functions too)."""
+WEB = PACKAGE / "web"             # the page: its imports are the `web` extra's
+
+
+def imported_top_names(web: bool = False) -> set[str]:
+    """Top-level names of every absolute import in the package's modules (lazy ones inside functions too);
+    with `web`, those of the page's modules (xlsx_assess/web/) instead."""
     names = set()
     for path in PACKAGE.rglob("*.py"):
+        if (WEB in path.parents) != web:
+            continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 names |= {a.name.split(".")[0] for a in node.names}
@@ -30,9 +36,10 @@ def imported_top_names() -> set[str]:
     return names - {"xlsx_assess", "__future__"}
 
 
-def declared() -> set[str]:
+def declared(extra: str | None = None) -> set[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    return {_norm(re.split(r"[<>=!~;\[ ]", d, maxsplit=1)[0]) for d in project["dependencies"]}
+    listed = project["optional-dependencies"][extra] if extra else project["dependencies"]
+    return {_norm(re.split(r"[<>=!~;\[ ]", d, maxsplit=1)[0]) for d in listed}
 
 
 def test_runtime_dependencies_are_what_the_package_imports():
@@ -42,8 +49,17 @@ def test_runtime_dependencies_are_what_the_package_imports():
     assert imported == declared()
 
 
+def test_the_page_imports_only_the_web_extra_and_the_runtime_dependencies():
+    third_party = imported_top_names(web=True) - set(sys.stdlib_module_names)
+    dists = packages_distributions()
+    imported = {_norm(dists[name][0]) for name in third_party}
+    assert imported <= declared("web") | declared()
+    assert "python-multipart" in declared("web")          # Starlette's form parser, imported by Starlette
+
+
 def test_every_module_imports_and_the_jobs_run_without_the_test_only_libraries(tmp_path):
-    blocked = ("openpyxl", "defusedxml", "pytest", "hypothesis")
+    blocked = ("openpyxl", "defusedxml", "pytest", "hypothesis", "starlette", "uvicorn", "multipart",
+               "python_multipart", "httpx", "playwright")
     code = (
         "import importlib, pkgutil, sys\n"
         "class Block:\n"
@@ -52,7 +68,8 @@ def test_every_module_imports_and_the_jobs_run_without_the_test_only_libraries(t
         "sys.meta_path.insert(0, Block())\n"
         "import xlsx_assess\n"
         "for m in pkgutil.walk_packages(xlsx_assess.__path__, 'xlsx_assess.'):\n"
-        "    if m.name != 'xlsx_assess.__main__': importlib.import_module(m.name)\n"
+        "    if m.name != 'xlsx_assess.__main__' and not m.name.startswith('xlsx_assess.web.'):\n"
+        "        importlib.import_module(m.name)\n"
         "import xlsx_assess as xa\n"
         "ctx = xa.load_context()\n"
         f"xa.generate_workbooks({str(tmp_path / 'gen')!r}, ctx)\n"

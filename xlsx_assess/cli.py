@@ -943,3 +943,41 @@ def _rubric_diff(paths: list[Path]) -> None:
     con.print(f"共 {len(changes)} 处改动。" + ("只改了文字（编号、类型、分值未变），按旧版填写的表仍可核对。"
                                             if compatible(old, new) else "编号、类型或分值有变化，按旧版填写的表需要重新下发。"))
     raise typer.Exit(1)
+
+
+# -- a round in the browser -----------------------------------------------------------------------------
+
+@app.command()
+def serve(
+    round_dir: Optional[Path] = RoundOpt,
+    port: int = typer.Option(8765, "--port", help="端口"),
+    host: str = typer.Option("127.0.0.1", "--host", help="监听地址（默认只允许本机访问；其他地址需使用启动时显示的令牌网址）"),
+    no_browser: bool = typer.Option(False, "--no-browser", help="不自动打开浏览器"),
+) -> None:
+    """在浏览器中操作本轮考核 Serve the round's page (needs: pip install .[web]); Ctrl+C to stop."""
+    from .round import find_round
+
+    rnd = find_round(round_dir) if round_dir else find_round()
+    if rnd is None:
+        where = f"“{_plain(str(round_dir))}”不是考核轮次文件夹" if round_dir else "当前文件夹不在考核轮次中"
+        raise Usage(f"{where}：请在考核轮次文件夹（由 xlsx-assess init 创建）中运行，或用 --round 指定。")
+    try:
+        from .web import serve as run
+    except ImportError as exc:
+        _console(stderr=True).print(f"[red]网页功能需要先安装：pip install \"xlsx-assess[web]\"（缺少 {_esc(exc.name or '')}）[/]")
+        raise typer.Exit(2)
+
+    def announce(url: str) -> None:
+        _console().print(f"考核轮次 {_esc(str(rnd.root))} 的网页已启动：{_esc(url)}")
+        if host != "127.0.0.1":
+            _console().print("[yellow]其他电脑访问时请使用上面的完整网址（含令牌 token，0.0.0.0 换成本机的 IP 地址），"
+                             "不要转发给无关人员。[/]")
+        _console().print("按 Ctrl+C 停止。")
+
+    with _guard():
+        try:
+            run(rnd, host, port, not no_browser, announce)
+        except OSError as exc:
+            _console(stderr=True).print(f"[red]无法在 {_esc(host)}:{port} 上启动网页（{_esc(exc.strerror or str(exc))}）："
+                                        "端口可能已被占用，请用 --port 换一个端口，例如 --port 8766。[/]")
+            raise typer.Exit(2)

@@ -9,11 +9,12 @@ they are turned to the township here (`_to_township`).
 from __future__ import annotations
 
 import re
+from pathlib import PurePath
 from typing import Mapping
 
 from .board import Board, TownshipLine
 from .issues import Issue
-from .layout import FORM_SHEET, form_layout, position
+from .layout import FORM_SHEET, META_SHEET, form_layout, position
 from .rubric import Rubric
 from .settings import Settings, Township
 
@@ -53,7 +54,10 @@ def item_rows(rubric: Rubric, settings: Settings) -> dict[int, str]:
 
 
 def location(i: Issue) -> str:
-    """Where in its file an issue is: sheet › cell ("" for the whole file)."""
+    """Where in its file an issue is: sheet › cell ("" for the whole file, and for the hidden identity
+    sheet, which the township never sees)."""
+    if i.sheet == META_SHEET:
+        return ""
     return " › ".join(p for p in (i.sheet, i.cell) if p)
 
 
@@ -103,7 +107,7 @@ def _return_notice(line: TownshipLine, settings: Settings, items: ItemRows | Non
     shown = listed(line.issues)
     out = [_greeting(line),
            f"你单位报送的{_form_name(settings)}",
-           f"（文件：{line.file}）" if line.file else "",
+           f"（文件：{PurePath(line.file).name}）" if line.file else "",     # their name, not our folders
            "经核查需改正，请修改后重新报送。"]
     out = [x for x in out if x]
     head = None

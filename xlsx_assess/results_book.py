@@ -178,7 +178,8 @@ def _issue_rows(board: Board, items) -> list[tuple]:
                          i.code, SEVERITY_ZH[i.severity], i.message))
     for entry in board.unassigned:
         rows.append(("（对应不到乡镇）", entry.name, "整个文件", "", "", SEVERITY_ZH.get(entry.status, ""),
-                     f"首次收到 {local_text(entry.first_seen)}；表内身份不明，无法确定是哪个乡镇的文件。"))
+                     (f"首次收到 {local_text(entry.first_seen)}" if entry.first_seen else "未能保存（过大或无法读取）")
+                     + "；表内身份不明，无法确定是哪个乡镇的文件。"))
     return rows
 
 

@@ -1,0 +1,380 @@
+"""The page over a round (`xlsx-assess serve`), route by route, with Starlette's TestClient."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("starlette", reason="the page needs the web extra: pip install .[web]")
+pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx")
+
+with warnings.catch_warnings():                  # Starlette >= 1.0 suggests httpx2; httpx is what pip has here
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient  # noqa: E402
+
+from conftest import ROOT  # noqa: E402
+from xlsx_assess.issues import Code  # noqa: E402
+from xlsx_assess.round import generate_round, init_round  # noqa: E402
+from xlsx_assess.web.app import Limits, create_app, zip_of  # noqa: E402
+from xlsx_assess.web.uploads import safe_name  # noqa: E402
+
+SAMPLES = ROOT / "samples" / "returned"
+FULL = os.environ.get("XLSX_ASSESS_FULL") == "1"
+LOCAL = "http://127.0.0.1"
+PAGE = {"HX-Request": "true"}                          # what htmx sends with every request of the page
+SCRIPT = {"X-Requested-With": "XMLHttpRequest"}
+
+
+@pytest.fixture
+def rnd(tmp_path):
+    r = init_round(tmp_path / "轮次", year=2026)
+    generate_round(r)
+    return r
+
+
+@pytest.fixture
+def client(rnd):
+    return TestClient(create_app(rnd, workers=1), base_url=LOCAL)
+
+
+def samples() -> list[tuple]:
+    return [("files", (p.name, p.read_bytes())) for p in sorted(SAMPLES.glob("*.xlsx"))]
+
+
+def codes(answer: dict) -> set[str]:
+    return {i["code"] for i in answer["issues"]} | {c for m in answer["members"] for c in codes(m)}
+
+
+def files_under(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*")}
+
+
+# -- pages and the API --------------------------------------------------------------------------------
+
+def test_every_page_is_chinese_utf8_and_names_every_page(client):
+    for path in ("/", "/send", "/receive", "/rank", "/review", "/feedback"):
+        r = client.get(path)
+        assert r.status_code == 200, path
+        assert r.headers["content-type"].startswith("text/html")
+        assert '<meta charset="utf-8">' in r.text
+        for label in ("本轮概况", "下发", "收回", "核定", "排名", "反馈"):
+            assert label in r.text
+    assert "将在核定功能完成后提供" in client.get("/review").text
+    assert "将在核定功能完成后提供" in client.get("/feedback").text
+    assert client.get("/static/htmx.min.js").status_code == 200
+    r = client.get("/")
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"] and r.headers["x-frame-options"] == "DENY"
+
+
+def test_status_is_the_board_as_check_json_gives_it(client):
+    data = client.get("/api/status").json()
+    assert [t["state"] for t in data["townships"]] == ["missing"] * 9
+    assert set(data["townships"][0]) == {"code", "township", "state", "file", "reporter", "phone", "issues"}
+    assert data["counts"] == {"total": 9, "ok": 0, "fix": 0, "missing": 9}
+
+
+def test_upload_of_the_nine_samples_a_broken_file_and_a_name_that_climbs(client, rnd, tmp_path):
+    before = files_under(tmp_path) - files_under(rnd.root)
+    files = samples() + [("files", ("坏文件.xlsx", b"PK\x03\x04 broken")), ("files", ("../../x.xlsx", b"not a workbook"))]
+    r = client.post("/api/upload", files=files, headers=SCRIPT)
+    assert r.status_code == 200
+    got = r.json()["files"]
+    assert len(got) == 11
+    assert [a["status"] for a in got[:9]] == ["ok"] * 9
+    assert {a["township"] for a in got[:9]} == {t["township"] for t in r.json()["townships"]}
+    assert got[9]["status"] == "error" and codes(got[9]) & {Code.DAMAGED, Code.NOT_A_WORKBOOK}
+    climb = got[10]
+    assert climb["name"] == "../../x.xlsx" and climb["status"] == "error"
+    assert climb["stored_as"].startswith("收回/网页上传/") and climb["stored_as"].endswith("/x.xlsx")
+    for a in got:                                     # every file kept by content and placed in 收回/
+        assert (rnd.root / a["stored_as"]).is_file()
+        assert (rnd.files / a["sha256"][:2] / a["sha256"]).is_file()
+    assert files_under(tmp_path) - files_under(rnd.root) == before       # nothing written outside the round
+    assert not (tmp_path / "x.xlsx").exists() and not (rnd.root.parent.parent / "x.xlsx").exists()
+    status = client.get("/api/status").json()
+    assert status["counts"]["ok"] == 9
+    assert (rnd.results / "核查结果.xlsx").is_file()
+
+
+def test_the_page_gets_html_verdicts_and_notices(client):
+    r = client.post("/api/upload", files=samples()[:2], headers=PAGE)
+    assert r.status_code == 200 and "合格" in r.text and 'id="notices"' in r.text and 'id="counts"' in r.text
+    assert "催报" in r.text                           # 7 townships still missing: their notices come back
+
+
+def test_the_cli_sees_what_the_page_received(client, rnd):
+    client.post("/api/upload", files=samples(), headers=SCRIPT)
+    out = subprocess.run([sys.executable, "-m", "xlsx_assess", "check", "--round", str(rnd.root), "--json"],
+                         capture_output=True, text=True, cwd=rnd.root)
+    assert out.returncode == 0, out.stderr
+
+
+def test_many_tiny_files_at_once_each_answered(client, rnd):
+    n = 1000 if FULL else 100
+    files = [("files", (f"小文件{k:04d}.xlsx", b"tiny %d" % k)) for k in range(n)]
+    r = client.post("/api/upload", files=files, headers=SCRIPT)
+    assert r.status_code == 200
+    got = r.json()["files"]
+    assert len(got) == n and all(a["status"] == "error" for a in got)
+    assert len({a["stored_as"] for a in got}) == n
+    assert client.get("/api/status").status_code == 200        # still serving
+
+
+def test_hostile_files_each_get_their_verdict_and_the_server_keeps_serving(client, tmp_path):
+    import hostile_corpus as hc
+
+    folder = tmp_path / "hostile"
+    b = hc._Builder(folder, tmp_path, with_libreoffice=False, bulk=0)
+    b.good = SAMPLES / "2026_410927100_城关镇.xlsx"
+    b.bombs()
+    chosen = sorted(b.corpus.expected) if FULL else ["bombs/zip_bomb.xlsx", "bombs/billion_laughs_sheet.xlsx",
+                                                    "bombs/far_cell.xlsx", "bombs/many_parts.xlsx",
+                                                    "bombs/tangled_xml.xlsx", "bombs/too_big.xlsx"]
+    chosen = [c for c in chosen if (folder / c).is_file()]
+    files = [("files", (c, (folder / c).read_bytes())) for c in chosen]
+    r = client.post("/api/upload", files=files, headers=SCRIPT)
+    assert r.status_code == 200
+    for name, answer in zip(chosen, r.json()["files"]):
+        want = {c if isinstance(c, str) else c[0] for c in b.corpus.expected[name]}
+        assert want <= codes(answer), (name, codes(answer))
+    assert client.get("/").status_code == 200
+
+
+def test_a_zip_is_answered_member_by_member(client):
+    import io
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for p in sorted(SAMPLES.glob("*.xlsx"))[:3]:
+            zf.writestr(p.name, p.read_bytes())
+    r = client.post("/api/upload", files=[("files", ("微信收到的.zip", buf.getvalue()))], headers=SCRIPT)
+    [answer] = r.json()["files"]
+    assert answer["status"] == "ok" and len(answer["members"]) == 3
+    assert all(m["status"] == "ok" and m["score"] for m in answer["members"])
+
+
+# -- limits ------------------------------------------------------------------------------------------
+
+def test_too_many_files_and_too_many_bytes_are_refused_in_chinese(rnd):
+    client = TestClient(create_app(rnd, limits=Limits(files=3, bytes=4000)), base_url=LOCAL)
+    r = client.post("/api/upload", files=[("files", (f"{k}.xlsx", b"x")) for k in range(4)], headers=SCRIPT)
+    assert r.status_code == 400 and "最多上传 3 个文件" in r.json()["error"]
+    r = client.post("/api/upload", files=[("files", ("大.xlsx", b"x" * 5000))], headers=SCRIPT)
+    assert r.status_code == 413 and "上传被拒绝" in r.json()["error"]
+    r = client.post("/api/upload", data={"other": "1"}, headers=SCRIPT)
+    assert r.status_code == 400
+    assert not any((rnd.returned).rglob("*.xlsx"))
+
+
+def test_safe_names_are_never_paths():
+    assert safe_name("../../x.xlsx") == "x.xlsx"
+    assert safe_name("..\\..\\windows\\x.xlsx") == "x.xlsx"
+    assert safe_name("..") == "未命名" and safe_name("") == "未命名" and safe_name("/") == "未命名"
+    assert safe_name("城关镇 (1).xlsx") == "城关镇 (1).xlsx"
+    assert "/" not in safe_name("a/b\x00c<>|:*?.xlsx") and "\x00" not in safe_name("a\x00b.xlsx")
+    assert len(safe_name("长" * 300 + ".xlsx")) <= 80 and safe_name("长" * 300 + ".xlsx").endswith(".xlsx")
+
+
+# -- safety ------------------------------------------------------------------------------------------
+
+def test_another_host_needs_the_token(rnd):
+    app = create_app(rnd, token="s3cret-token")
+    client = TestClient(app, base_url="http://192.168.1.20:8765")
+    assert client.get("/").status_code == 403
+    assert client.get("/api/status").status_code == 403
+    assert client.get("/?token=wrong").status_code == 403
+    assert client.post("/api/upload", files=samples()[:1], headers=SCRIPT).status_code == 403
+    r = client.get("/?token=s3cret-token")
+    assert r.status_code == 200 and "xa_token" in r.headers["set-cookie"]
+    assert client.get("/api/status").status_code == 200      # the cookie from the first visit
+    assert not any(rnd.returned.rglob("*.xlsx"))
+
+
+def test_without_a_token_only_this_machine_names_the_server(rnd):
+    app = create_app(rnd, port=8765)
+    assert TestClient(app, base_url="http://127.0.0.1:8765").get("/").status_code == 200
+    assert TestClient(app, base_url="http://localhost:8765").get("/").status_code == 200
+    assert TestClient(app, base_url="http://attacker.example:8765").get("/").status_code == 403   # DNS rebinding
+    assert TestClient(app, base_url="http://127.0.0.1:9999").get("/").status_code == 403
+
+
+def test_cross_site_requests_cannot_change_anything(client, rnd):
+    r = client.post("/api/upload", files=samples()[:1])                       # a plain form from anywhere
+    assert r.status_code == 403
+    r = client.post("/api/upload", files=samples()[:1], headers=dict(SCRIPT, Origin="http://evil.example"))
+    assert r.status_code == 403
+    r = client.post("/send/generate", headers=dict(PAGE, Referer="http://evil.example/page"))
+    assert r.status_code == 403
+    assert client.post("/rank/run").status_code == 403
+    assert not any(rnd.returned.rglob("*.xlsx"))
+    r = client.post("/api/upload", files=samples()[:1], headers=dict(SCRIPT, Origin=LOCAL))
+    assert r.status_code == 200
+
+
+# -- 下发 and 排名 -------------------------------------------------------------------------------------
+
+def test_forms_zip_names_are_utf8_flagged_and_gbk_safe(client, rnd):
+    r = client.get("/send/forms.zip")
+    assert r.status_code == 200 and "filename*=UTF-8''" in r.headers["content-disposition"]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "forms.zip"
+        path.write_bytes(r.content)
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            assert sorted(i.filename for i in infos) == sorted(p.name for p in rnd.sent.glob("*.xlsx"))
+            assert all(i.flag_bits & 0x800 for i in infos)
+            for i in infos:
+                i.filename.encode("gbk")                # every name also has a GBK spelling
+                assert zf.read(i) == (rnd.sent / i.filename).read_bytes()
+    assert zip_of([]) and zipfile.ZipFile(__import__("io").BytesIO(zip_of([]))).namelist() == []
+
+
+def test_generate_from_the_page_and_ranking(client, rnd):
+    for p in rnd.sent.glob("*.xlsx"):
+        p.unlink()
+    r = client.post("/send/generate", headers=PAGE)
+    assert r.status_code == 200 and "已生成 9 个乡镇的考核表" in r.text
+    assert len(list(rnd.sent.glob("*.xlsx"))) == 9
+    r = client.post("/rank/run", headers=PAGE)
+    assert r.status_code == 200 and Code.NOTHING_TO_RANK in r.text            # nothing received yet
+    assert client.get("/rank/排名.xlsx").status_code == 404
+    client.post("/api/upload", files=samples(), headers=SCRIPT)
+    r = client.post("/rank/run", headers=PAGE)
+    assert r.status_code == 200 and "<svg" in r.text, r.text
+    fixes = [t for t in client.get("/api/status").json()["townships"] if t["state"] != "ok"]
+    assert "全部纳入排名" in r.text and fixes == [], fixes
+    book = client.get("/rank/排名.xlsx")
+    assert book.status_code == 200 and book.content[:2] == b"PK"
+    assert "清水河乡" in client.get("/rank").text
+
+
+# -- the command -------------------------------------------------------------------------------------
+
+def test_serve_outside_a_round_says_so_and_the_cli_starts_without_the_web_stack(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "xlsx_assess", "serve", "--no-browser"], capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert out.returncode == 2 and "考核轮次" in out.stderr
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom xlsx_assess.cli import app\n"
+            "CliRunner().invoke(app, ['--help'])\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn', 'jinja2')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_serve_on_a_taken_port_says_so_in_chinese(rnd):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "xlsx_assess", "serve", "--round", str(rnd.root), "--port",
+                              str(port), "--no-browser"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "--port" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_token_only_off_this_machine():
+    from xlsx_assess.web import token_for, url_of
+
+    assert token_for("127.0.0.1") is None
+    token = token_for("0.0.0.0")
+    assert token and len(token) >= 24 and token != token_for("0.0.0.0")
+    assert url_of("0.0.0.0", 8765, token).endswith(f"/?token={token}")
+
+
+def test_uploads_never_spool_to_the_system_temp_folder(client, monkeypatch):
+    import starlette.formparsers as fp
+
+    made = []
+
+    class Spy(fp.SpooledTemporaryFile):                 # a rollover writes a (nameless) file in the temp folder
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(fp, "SpooledTemporaryFile", Spy)
+    big = SAMPLES.joinpath("吴坝镇.xlsx").read_bytes() + b"\0" * (3 * 1024 * 1024)   # past Starlette's 1 MB spool
+    r = client.post("/api/upload", files=[("files", ("大文件.xlsx", big))], headers=SCRIPT)
+    assert r.status_code == 200
+    assert made and not any(f._rolled for f in made)
+
+
+def test_a_lock_file_is_skipped_as_check_skips_it(client):
+    r = client.post("/api/upload", files=[("files", ("~$城关镇.xlsx", b"lock"))], headers=SCRIPT)
+    [answer] = r.json()["files"]
+    assert answer["status"] == "skipped" and Code.SKIPPED in codes(answer)
+
+
+def test_the_page_and_the_cli_on_the_same_round_at_once(client, rnd):
+    from xlsx_assess.ledger import Ledger
+
+    for k, p in enumerate(sorted(SAMPLES.glob("*.xlsx"))[:4]):          # the CLI has files of its own to check
+        (rnd.returned / f"微信{k}.xlsx").write_bytes(p.read_bytes())
+    cli = subprocess.Popen([sys.executable, "-m", "xlsx_assess", "check", "--round", str(rnd.root), "--json"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=rnd.root)
+    r = client.post("/api/upload", files=samples()[4:], headers=SCRIPT)
+    out, err = cli.communicate(timeout=120)
+    assert r.status_code == 200 and cli.returncode in (0, 1), err
+    with Ledger.of_round(rnd) as ledger:
+        assert ledger.integrity() == []
+    assert client.get("/api/status").json()["counts"]["ok"] == 9
+
+
+def test_check_again_reads_what_the_clerk_put_in_the_folder(client, rnd):
+    for p in sorted(SAMPLES.glob("*.xlsx"))[:3]:
+        (rnd.returned / p.name).write_bytes(p.read_bytes())
+    assert client.post("/receive/check").status_code == 403                 # not from the page
+    r = client.post("/receive/check", headers=PAGE)
+    assert r.status_code == 200 and r.text.count('class="notice ') == 6     # six townships still to chase
+    assert client.get("/api/status").json()["counts"]["ok"] == 3
+    assert client.get("/results/核查结果.xlsx").content[:2] == b"PK"
+
+
+def test_a_broken_setup_is_shown_located_not_a_crash(client, rnd):
+    rnd.setup.write_bytes(b"not a workbook")
+    r = client.get("/")
+    assert r.status_code == 409 and "无法继续" in r.text and "考核设置.xlsx" in r.text
+    r = client.get("/api/status")
+    assert r.status_code == 409 and r.json()["issues"][0]["code"]
+
+
+def test_a_results_book_held_open_is_said_and_the_upload_still_answers(client, rnd, monkeypatch):
+    import xlsx_assess.results_book as rb
+    from xlsx_assess.issues import AssessError, Report, issue
+
+    def held(board, ctx, path, now=None):
+        raise AssessError(Report([issue(Code.OUTPUT_UNWRITABLE, file=str(path), detail="文件被占用")]))
+
+    monkeypatch.setattr(rb, "write_results", held)
+    r = client.post("/api/upload", files=samples()[:1], headers=SCRIPT)
+    assert r.status_code == 200 and r.json()["files"][0]["status"] == "ok"
+    assert r.json()["results"] is None and Code.OUTPUT_UNWRITABLE in r.json()["results_error"]
+    r = client.post("/api/upload", files=samples()[1:2], headers=PAGE)
+    assert r.status_code == 200 and "未能写入" in r.text
+
+
+def test_a_changed_rubric_is_not_regenerated_without_asking(client, rnd):
+    from dataclasses import replace
+
+    from xlsx_assess.round import load_round_context
+    from xlsx_assess.rubric import Rubric
+    from xlsx_assess.setup_book import write_setup_book
+
+    ctx = load_round_context(rnd)
+    first, second = ctx.rubric.base[0], ctx.rubric.base[1]
+    changed = Rubric(tuple(replace(i, points=i.points - 0.5) if i.id == first.id else
+                           replace(i, points=i.points + 0.5) if i.id == second.id else i for i in ctx.rubric.items))
+    write_setup_book(changed, ctx.townships, ctx.settings, rnd.setup)
+    before = {p.name: p.read_bytes() for p in rnd.sent.iterdir()}
+    r = client.post("/send/generate", headers=PAGE)
+    assert r.status_code == 200 and Code.FORMS_FROM_OTHER_RUBRIC in r.text and f"{first.id} 分值" in r.text
+    assert "force=1" in r.text and {p.name: p.read_bytes() for p in rnd.sent.iterdir()} == before
+    r = client.post("/send/generate?force=1", headers=PAGE)
+    assert "已生成 9 个乡镇的考核表" in r.text and {p.name: p.read_bytes() for p in rnd.sent.iterdir()} != before

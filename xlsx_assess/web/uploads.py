@@ -1,0 +1,187 @@
+"""Files uploaded through the page: kept by content, placed in 收回/ under names we make, checked as `check`
+checks 收回/ (`workflow.check_round`), and answered file by file.
+
+An uploaded name is never a path: only its last part, stripped to letters, digits and a few marks, is
+kept as the shown part of a name this module makes (收回/网页上传/<batch>/<name>); `../../x.xlsx` becomes
+`x.xlsx` inside the batch's folder. Pure library code (no web framework): the app and the tests call it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+UPLOAD_DIR = "网页上传"                   # inside 收回/
+MAX_UPLOAD_FILES = 2000                  # files in one request
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024     # one request, every file together
+MAX_NAME_CHARS = 80                      # of a name we make (an ext4 name holds 255 bytes: 80 CJK are 240)
+_UNSAFE = re.compile(r"[^\w.\-()（）\[\]【】 ~$&+,，、]")
+_SUFFIX = re.compile(r"^\.[a-z0-9]{1,5}$")
+
+
+@dataclass
+class Upload:
+    """One uploaded file: the name the browser gave (shown only), its bytes, and where it was placed."""
+
+    given: str
+    data: bytes
+    stored_as: str = ""                  # relative to the round: 收回/网页上传/<batch>/<name>
+    sha256: str = ""
+
+
+@dataclass
+class Answer:
+    """The verdict on one uploaded file (a zip: one entry per member in `members`)."""
+
+    given: str
+    stored_as: str
+    sha256: str
+    status: str                          # ok | warning | error | skipped
+    township: str = ""
+    score: str = ""
+    accepted: bool = False
+    issues: list[dict] = field(default_factory=list)
+    members: list["Answer"] = field(default_factory=list)
+
+    @property
+    def status_zh(self) -> str:
+        return STATUS_ZH[self.status]
+
+    def as_dict(self) -> dict:
+        return {"name": self.given, "stored_as": self.stored_as, "sha256": self.sha256, "status": self.status,
+                "township": self.township, "score": self.score, "accepted": self.accepted,
+                "issues": self.issues, "members": [m.as_dict() for m in self.members]}
+
+
+STATUS_ZH = {"ok": "合格", "warning": "有警告", "error": "有错误", "skipped": "已跳过"}
+
+
+def safe_name(given: str) -> str:
+    """The shown part of a name for an uploaded file: its last path part, unsafe characters as "_", never
+    empty, "." or "..", at most MAX_NAME_CHARS characters (the suffix kept when it is a plain one)."""
+    base = re.split(r"[\\/]", given or "")[-1].strip()
+    base = _UNSAFE.sub("_", base)
+    if base.strip(".") == "":
+        base = "未命名"
+    stem, dot, suffix = base.rpartition(".")
+    if not dot or not stem or not _SUFFIX.match("." + suffix.lower()):
+        stem, suffix = base, ""
+    room = MAX_NAME_CHARS - (len(suffix) + 1 if suffix else 0)
+    return stem[:room] + ("." + suffix if suffix else "")
+
+
+def batch_folder(returned: Path, now: dt.datetime | None = None) -> Path:
+    """A new folder for one request's files: 收回/网页上传/20261130-203000-1a2b (made; never reused)."""
+    now = now or dt.datetime.now().astimezone()
+    parent = returned / UPLOAD_DIR
+    parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        folder = parent / f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+
+
+def place(rnd, uploads: list[Upload], now: dt.datetime | None = None) -> Path:
+    """Keep every upload by content in the round's archive, then write it into a new batch folder of 收回/
+    under a name made by `safe_name` (a clash within the batch gets " (2)"). Returns the batch folder."""
+    from ..ledger import Ledger
+
+    with Ledger.of_round(rnd) as ledger:
+        for up in uploads:
+            up.sha256 = ledger.keep(up.data)
+    folder = batch_folder(rnd.returned, now)
+    root = folder.resolve()
+    taken: set[str] = set()
+    for up in uploads:
+        name = _unique(safe_name(up.given), taken)
+        target = folder / name
+        if target.resolve().parent != root:          # cannot happen with safe_name; never write elsewhere
+            raise ValueError(f"unsafe upload name: {up.given!r}")
+        with open(target, "xb") as fh:
+            fh.write(up.data)
+        up.stored_as = target.relative_to(rnd.root).as_posix()
+    return folder
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    stem, dot, suffix = name.rpartition(".")
+    if not dot:
+        stem, suffix = name, ""
+    k, candidate = 1, name
+    while candidate.lower() in taken:
+        k += 1
+        candidate = f"{stem} ({k})" + (f".{suffix}" if suffix else "")
+    taken.add(candidate.lower())
+    return candidate
+
+
+def receive(rnd, ctx, uploads: list[Upload], workers: int | None = None):
+    """Place the uploads, check the round's 收回/ as `check` does, and answer each upload.
+    Returns (answers, board)."""
+    from ..workflow import check_round
+
+    place(rnd, uploads)
+    coll, board = check_round(rnd, ctx, workers=workers)
+    return answers(uploads, coll, ctx), board
+
+
+def answers(uploads: list[Upload], coll, ctx) -> list[Answer]:
+    """Each upload's verdict from the batch just checked: its result, its members' (a zip), or its skip."""
+    from ..scoring import show
+
+    decimals = ctx.settings.score_decimals
+    by_name: dict[str, list] = {}
+    for r in coll.results:
+        by_name.setdefault(_outer(r.name), []).append(r)
+    skipped = {}
+    for s in coll.skipped:
+        skipped.setdefault(_outer(s.name), []).append(s)
+    out = []
+    for up in uploads:
+        found = [_answer(up.given, r, decimals, show) for r in by_name.get(up.stored_as, [])]
+        found += [Answer(up.given, s.name, up.sha256, "skipped", issues=[_issue(s.issue)])
+                  for s in skipped.get(up.stored_as, [])]
+        whole = [a for a in found if a.stored_as == up.stored_as]
+        if len(whole) == 1 and len(found) == 1:
+            whole[0].sha256 = whole[0].sha256 or up.sha256
+            out.append(whole[0])
+        else:                                          # a zip: its members, each with its verdict
+            members = [a for a in found if a.stored_as != up.stored_as]
+            status = _worst([a.status for a in found]) if found else "skipped"
+            issues = [i for a in whole for i in a.issues]
+            if not found:
+                issues = [{"code": "", "severity": "warning", "where": "", "message": "压缩包中没有可核查的文件"}]
+            out.append(Answer(up.given, up.stored_as, up.sha256, status, issues=issues, members=members,
+                              accepted=any(m.accepted for m in members)))
+    return out
+
+
+def _outer(name: str) -> str:
+    """The file a result's name is in: "收回/网页上传/x/a.zip › 城关镇.xlsx" is in "收回/网页上传/x/a.zip"."""
+    return name.split(" › ", 1)[0]
+
+
+def _answer(given: str, r, decimals: int, show) -> Answer:
+    sc = r.scores
+    return Answer(given, r.name, r.sha256 if hasattr(r, "sha256") else "", r.status,
+                  r.township.name if r.township else "",
+                  show(sc.final, decimals) if sc is not None and r.accepted else "", bool(r.accepted),
+                  [_issue(i) for i in r.report])
+
+
+def _issue(i) -> dict:
+    where = " › ".join(p for p in (i.sheet, i.cell) if p)
+    if i.line is not None:
+        where = " › ".join(p for p in (where, f"第 {i.line} 行") if p)
+    return dict(i.as_dict(), where=where)
+
+
+def _worst(statuses: list[str]) -> str:
+    order = ("error", "warning", "skipped", "ok")
+    return min(statuses, key=order.index)
