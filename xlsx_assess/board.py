@@ -21,8 +21,12 @@ if TYPE_CHECKING:
     from .collect import Collection
     from .ledger import Ledger
 
-STATES = ("ok", "fix", "missing")
-STATE_ZH = {"ok": "已合格", "fix": "需改正", "missing": "未收到"}
+STATES = ("ok", "fix", "missing", "pending", "verified")
+STATE_ZH = {"ok": "已合格", "fix": "需改正", "missing": "未收到", "pending": "待核定", "verified": "已核定",
+            "stale": "核定表已过期"}
+# Once the round has 核定表s (核定/), an 已合格 line is also 待核定 (no valid, signed 核定表 for its
+# accepted return yet), 已核定, or 核定表已过期 (its 核定表 was made from an earlier return): `review`.
+REVIEW_STAGES = ("pending", "verified", "stale")
 # After the results: a ranked township's 反馈单 (TownshipLine.feedback), beside its state.
 FEEDBACK_STATES = ("sent", "rectifying", "rectified")
 STATE_ZH.update({"sent": "待整改", "rectifying": "整改未完成", "rectified": "已整改"})
@@ -67,6 +71,11 @@ class TownshipLine:
     phone: str = ""
     issues: tuple[Issue, ...] = ()     # what is wrong in its latest file (state "fix"), located
     history: tuple[FileEntry, ...] = ()  # every file of this township, oldest first
+    review: str = ""                   # "" (no 核定 yet) or one of REVIEW_STAGES (state "ok" only)
+    review_file: str = ""              # the 核定表 it rests on
+    reviewed_score: Decimal | None = None   # final score on 核定分 (review "verified")
+    reviewer: str = ""                 # 核查人
+    review_issues: tuple[Issue, ...] = ()   # what is wrong in its 核定表, located
     feedback: str = ""                 # "" (no 反馈单 sent) or one of FEEDBACK_STATES
     feedback_file: str = ""            # the 反馈单 that state rests on
     feedback_issues: tuple[Issue, ...] = ()   # what is still missing in it (state "rectifying"), located
@@ -75,14 +84,23 @@ class TownshipLine:
     def state_zh(self) -> str:
         return STATE_ZH[self.state]
 
+    @property
+    def review_zh(self) -> str:
+        return STATE_ZH[self.review] if self.review else ""
+
     def as_dict(self) -> dict:
         """The line as `check --json` gives it under "townships"."""
-        return {"code": self.code, "township": self.township, "state": self.state, "file": self.file,
-                "reporter": self.reporter, "phone": self.phone,
-                "issues": [dict(i.as_dict(), file=i.file) for i in self.issues],
-                **({"feedback": self.feedback, "feedback_file": self.feedback_file,
-                    "feedback_issues": [dict(i.as_dict(), file=i.file) for i in self.feedback_issues]}
-                   if self.feedback else {})}
+        out = {"code": self.code, "township": self.township, "state": self.state, "file": self.file,
+               "reporter": self.reporter, "phone": self.phone,
+               "issues": [dict(i.as_dict(), file=i.file) for i in self.issues]}
+        if self.review:                  # once the round has 核定表s: the 核定 stage and what it rests on
+            out.update(review=self.review, review_file=self.review_file,
+                       reviewed_score=None if self.reviewed_score is None else str(self.reviewed_score),
+                       reviewer=self.reviewer, review_issues=[dict(i.as_dict(), file=i.file) for i in self.review_issues])
+        if self.feedback:                # once 反馈单s were sent: the 整改 stage and what it rests on
+            out.update(feedback=self.feedback, feedback_file=self.feedback_file,
+                       feedback_issues=[dict(i.as_dict(), file=i.file) for i in self.feedback_issues])
+        return out
 
 
 @dataclass
@@ -90,8 +108,12 @@ class Board:
     lines: list[TownshipLine]
     setup_suspect: Issue | None = None           # every file disagrees with the setup the same way
     unassigned: list[FileEntry] = field(default_factory=list)   # files tied to no township
+    reviews: "Reviews | None" = None             # the round's 核定表s, once `review` has made some
 
     def count(self, state: str) -> int:
+        """Lines in `state`; a 核定 stage ("pending", "verified", "stale") counts the 已合格 lines at it."""
+        if state in REVIEW_STAGES:
+            return sum(line.state == "ok" and line.review == state for line in self.lines)
         return sum(line.state == state for line in self.lines)
 
     @property
@@ -110,6 +132,50 @@ class Board:
             return f"共 {len(self.lines)} 个乡镇，全部纳入排名。"
         names = "、".join(f"{line.township}（{line.state_zh}）" for line in left)
         return f"共 {len(self.lines)} 个乡镇，{len(left)} 个未纳入排名：{names}。"
+
+
+# -- 核定 ------------------------------------------------------------------------------------------------
+
+@dataclass
+class Reviews:
+    """The 核定表s of a round as `check` found them in 核定/: every one checked, the one that counts per
+    township (`review.chosen_reviews`), and what each accepted return holds (`review.SelfAssessed`)."""
+
+    accepted: dict = field(default_factory=dict)     # township code -> SelfAssessed of its accepted return
+    results: list = field(default_factory=list)      # every review.ReviewResult
+    chosen: dict = field(default_factory=dict)       # township code -> the ReviewResult that counts
+
+    @property
+    def done(self) -> dict:
+        """Township code -> its valid, signed 核定表 (what the ranking scores on)."""
+        return {code: r for code, r in self.chosen.items() if r.done}
+
+    @property
+    def stray(self) -> list:
+        """核定表s tied to no township (not ours, unknown township, unreadable)."""
+        return [r for r in self.results if r.township is None]
+
+
+def with_reviews(board: Board, reviews: Reviews, decimals: int) -> Board:
+    """The board with each 已合格 line's 核定 stage: 已核定, 核定表已过期 or 待核定."""
+    from dataclasses import replace
+
+    from .scoring import show
+
+    lines = []
+    for line in board.lines:
+        r = reviews.chosen.get(line.code)
+        if line.state != "ok":
+            lines.append(line)
+        elif r is None:
+            lines.append(replace(line, review="pending"))
+        else:
+            stage = "verified" if r.done else "stale" if r.stale else "pending"
+            score = Decimal(show(r.scores.final, decimals)) if r.done else None
+            lines.append(replace(line, review=stage, review_file=r.name, reviewed_score=score,
+                                 reviewer=r.decided.reviewer if r.decided else "",
+                                 review_issues=tuple(i for i in r.issues if i.severity != "info")))
+    return replace(board, lines=lines, reviews=reviews)
 
 
 # -- the rules ---------------------------------------------------------------------------------------

@@ -281,36 +281,48 @@ def check_returned(ret: Returned, ctx: Context) -> FileResult:
 
 # -- identity -------------------------------------------------------------------------------------
 
-def read_identity(ret: Returned) -> tuple[dict[str, str], dict[str, str]]:
+def read_identity(ret: Returned, keys: tuple[str, ...] = IDENTITY_KEYS) -> tuple[dict[str, str], dict[str, str]]:
     """Identity from the document properties and from the hidden sheet (either may be missing)."""
-    props = {k: v for k, v in ret.properties.items() if k in IDENTITY_KEYS}
+    props = {k: v for k, v in ret.properties.items() if k in keys}
     sheet: dict[str, str] = {}
     for row in ret.values.get(META_SHEET, [])[1:]:
-        if len(row) >= 2 and str(row[0]) in IDENTITY_KEYS:
+        if len(row) >= 2 and str(row[0]) in keys:
             sheet[str(row[0])] = _text(row[1])
     return props, sheet
 
 
-def _check_identity(ret: Returned, ctx: Context, res: FileResult) -> Township | None:
-    props, sheet = read_identity(ret)
+def claimed_township(ret: Returned, ctx: Context, add, mark: str = FORM_MARK,
+                     keys: tuple[str, ...] = IDENTITY_KEYS) -> tuple[dict[str, str], Township | None]:
+    """The identity a workbook of ours claims (the hidden sheet's, else the properties') and the roster
+    township it names; None (with the issue given to `add(code, **fields)`) when it is not one made as
+    `mark` (a form, a 核定表) or names no township on the roster. Properties and sheet must agree."""
+    props, sheet = read_identity(ret, keys)
     ident = sheet or props
-    if ident.get("xa_form") == FEEDBACK_MARK:         # a 反馈单 (feedback_book), sent back to the wrong folder
-        res.add(Code.FEEDBACK_AMONG_RETURNS, value=ident.get("xa_township", ""))
-        return None
-    if ident.get("xa_form") != FORM_MARK:
-        res.add(Code.NO_IDENTITY)
-        return None
+    if ident.get("xa_form") == FEEDBACK_MARK and mark != FEEDBACK_MARK:   # a 反馈单 (feedback_book) in the wrong folder
+        add(Code.FEEDBACK_AMONG_RETURNS, value=ident.get("xa_township", ""))
+        return ident, None
+    if ident.get("xa_form") != mark:
+        add(Code.NO_IDENTITY)
+        return ident, None
     if props and sheet:
-        differ = [k for k in IDENTITY_KEYS if props.get(k) != sheet.get(k) and k != "xa_tool_version"]
+        differ = [k for k in keys if props.get(k) != sheet.get(k) and k != "xa_tool_version"]
         if differ:
-            res.add(Code.IDENTITY_ALTERED, sheet=META_SHEET, detail="文档属性与隐藏表不一致：" + "、".join(differ))
+            add(Code.IDENTITY_ALTERED, sheet=META_SHEET, detail="文档属性与隐藏表不一致：" + "、".join(differ))
     code, name = ident.get("xa_township_code", ""), ident.get("xa_township", "")
     township = ctx.roster.get(code)
     if township is None:
-        res.add(Code.IDENTITY_TOWNSHIP_UNKNOWN, sheet=META_SHEET, value=f"{name}（{code}）")
-        return None
+        add(Code.IDENTITY_TOWNSHIP_UNKNOWN, sheet=META_SHEET, value=f"{name}（{code}）")
+        return ident, None
     if name != township.name:
-        res.add(Code.TOWNSHIP_NAME_MISMATCH, sheet=META_SHEET, value=code, expected=township.name, detail=name)
+        add(Code.TOWNSHIP_NAME_MISMATCH, sheet=META_SHEET, value=code, expected=township.name, detail=name)
+    return ident, township
+
+
+def _check_identity(ret: Returned, ctx: Context, res: FileResult) -> Township | None:
+    ident, township = claimed_township(ret, ctx, res.add)
+    if township is None:
+        return None
+    code = township.code
     if ident.get("xa_year") != str(ctx.settings.year):
         res.add(Code.WRONG_YEAR, sheet=META_SHEET, value=ident.get("xa_year", "?"), expected=ctx.settings.year)
         return _other_version(res, township, "year:" + ident.get("xa_year", "?"))
@@ -375,15 +387,21 @@ def _named_in_file_name(name: str, ctx: Context) -> Township | None:
 # -- structure ------------------------------------------------------------------------------------
 
 def _check_sheets(ret: Returned, res: FileResult) -> bool:
-    for name in SHEETS:               # the identity sheet too: deleting a very hidden sheet is deliberate
+    return check_sheets(ret, res.add)
+
+
+def check_sheets(ret: Returned, add, sheets: tuple[str, ...] = SHEETS, main: str = FORM_SHEET) -> bool:
+    """Every sheet of ours there (a form's `sheets` by default), none added, the identity sheet hidden:
+    issues to `add(code, **fields)`; whether the `main` sheet, the one read, is there."""
+    for name in sheets:               # the identity sheet too: deleting a very hidden sheet is deliberate
         if name not in ret.sheets:
-            res.add(Code.SHEET_MISSING, sheet=name, value=name)
+            add(Code.SHEET_MISSING, sheet=name, value=name)
     for name in ret.sheets:
-        if name not in SHEETS:
-            res.add(Code.SHEET_ADDED, sheet=name, value=name)
+        if name not in sheets:
+            add(Code.SHEET_ADDED, sheet=name, value=name)
     if ret.sheets.get(META_SHEET) == "visible":
-        res.add(Code.IDENTITY_SHEET_VISIBLE, sheet=META_SHEET)
-    return FORM_SHEET in ret.sheets
+        add(Code.IDENTITY_SHEET_VISIBLE, sheet=META_SHEET)
+    return main in ret.sheets
 
 
 @dataclass
@@ -455,26 +473,33 @@ def _locked_intact(ret: Returned, lay: FormLayout) -> bool:
 def _check_locked(ret: Returned, lay: FormLayout, res: FileResult) -> None:
     if _locked_intact(ret, lay):
         return
+    changed = locked_changes(ret, lay.locked(), res.name)
+    res.report.extend(changed[:MAX_CHANGED])
+    if len(changed) > MAX_CHANGED:
+        res.add(Code.MANY_LOCKED_CELLS_CHANGED, sheet=FORM_SHEET, value=len(changed) - MAX_CHANGED)
+
+
+def locked_changes(ret: Returned, cells: Iterable[CellSpec], name: str) -> list[Issue]:
+    """Every locked cell of `cells` (the identity sheet's aside) whose value or formula is not as written,
+    or that was unlocked: the seal of a form or of a 核定表, cell by cell."""
     changed: list[Issue] = []
-    for cell in lay.locked():
+    for cell in cells:
         if cell.sheet == META_SHEET or cell.sheet not in ret.sheets:
             continue
         if cell.formula is not None:
             problem = _formula_problem(ret, cell)
             if problem:
-                changed.append(issue(Code.FORMULA_CHANGED, file=res.name, sheet=cell.sheet, cell=cell.ref, expected=problem))
+                changed.append(issue(Code.FORMULA_CHANGED, file=name, sheet=cell.sheet, cell=cell.ref, expected=problem))
             continue
         if cell.value is None:
             continue
         actual = ret.value(cell.sheet, cell.row, cell.col)
         if not _same(cell.value, actual):
-            changed.append(issue(Code.LOCKED_CELL_CHANGED, file=res.name, sheet=cell.sheet, cell=cell.ref,
+            changed.append(issue(Code.LOCKED_CELL_CHANGED, file=name, sheet=cell.sheet, cell=cell.ref,
                                  expected=_show(cell.value), value=_show(actual)))
         elif ret.is_locked(cell.sheet, cell.ref) is False:
-            changed.append(issue(Code.LOCKED_CELL_UNLOCKED, file=res.name, sheet=cell.sheet, cell=cell.ref))
-    res.report.extend(changed[:MAX_CHANGED])
-    if len(changed) > MAX_CHANGED:
-        res.add(Code.MANY_LOCKED_CELLS_CHANGED, sheet=FORM_SHEET, value=len(changed) - MAX_CHANGED)
+            changed.append(issue(Code.LOCKED_CELL_UNLOCKED, file=name, sheet=cell.sheet, cell=cell.ref))
+    return changed
 
 
 def _formula_problem(ret: Returned, cell: CellSpec) -> str:

@@ -433,6 +433,9 @@ def rank(
         _render_collection(coll, ctx, detail, brief=True)
         _render_ranking(ranking)
         con = _console()
+        if ranking.preliminary:
+            con.print(f"初步排名：{len(ranking.unverified)}个乡镇尚未核定，暂按自评分排名（{_esc('、'.join(ranking.unverified))}）。",
+                      style="yellow")
         con.print(f"排名工作簿已写入 {_esc(str(out))}" + ("（另有同名 .csv）" if not paths else ""))
         con.print(_esc(ranking.coverage), style="yellow" if ranking.left_out else None)
     raise typer.Exit(1 if ranking.left_out else 0)
@@ -647,7 +650,7 @@ def _render_ranking(rk) -> None:
     shown = rk.ranking.drop(columns=["归零", "乡镇代码"])
     from .scoring import show
 
-    rows = [[show(v, rk.decimals) if isinstance(v, float) else str(v) for v in row]
+    rows = [["" if v is None or v != v else show(v, rk.decimals) if isinstance(v, float) else str(v) for v in row]
             for row in shown.itertuples(index=False)]
     numeric = {k for k, dtype in enumerate(shown.dtypes) if dtype.kind in "iuf"}
     table = _grid(list(shown.columns), rows, right=numeric)
@@ -786,13 +789,18 @@ def _render_board(board, skipped=(), history: bool = False, strays=()) -> None:
     for stray in strays:
         for i in stray.issues:
             out.append(f"? {i.code} {_plain(i.render())}\n", "yellow")
+    for r in (board.reviews.stray if board.reviews else ()):
+        out.append(f"? 核定/ 中无法使用的文件：{_plain(r.name)}（{' '.join(i.code for i in r.issues)}）\n", "yellow")
     out.append(f"共 {len(board.lines)} 个乡镇：已合格 {board.count('ok')}，需改正 {board.count('fix')}，"
                f"未收到 {board.count('missing')}。")
+    if any(line.review for line in board.lines):
+        out.append(f"\n核定：已核定 {board.count('verified')}，待核定 {board.count('pending')}，"
+                   f"核定表已过期 {board.count('stale')}。")
     told = [line.feedback for line in board.lines if line.feedback]
     if told:
         from .board import FEEDBACK_STATES, STATE_ZH
 
-        out.append("反馈单：" + "，".join(f"{STATE_ZH[k]} {told.count(k)}" for k in FEEDBACK_STATES) + "。")
+        out.append("\n反馈单：" + "，".join(f"{STATE_ZH[k]} {told.count(k)}" for k in FEEDBACK_STATES) + "。")
     _console().print(out, soft_wrap=True)
 
 
@@ -815,6 +823,8 @@ def _render_line(out, line, detail: bool = True, history: bool = False) -> None:
     out.append_text(Text.assemble((f"{mark} {line.state_zh}", style), "  ", (_plain(f"{line.township}（{line.code}）"), "bold"),
                                   f"  {_plain(line.file)}  " if line.file else "  ", what,
                                   f"  {_plain(contact)}" if contact else "", "\n"))
+    if line.review:
+        _render_review(out, line, detail)
     if history:
         _render_history(out, line)
     if line.feedback:
@@ -836,6 +846,27 @@ def _render_feedback(out, line) -> None:
     if line.feedback_issues:
         out.append_text(_grid(("代码", "工作表", "单元格", "说明"), [
             [(i.code, SEVERITY_STYLE[i.severity]), i.sheet, i.cell, i.message] for i in line.feedback_issues[:SHOWN_ISSUES]],
+            indent="      "))
+
+
+REVIEW_STYLE = {"pending": ("…", "yellow"), "verified": ("✔", "green"), "stale": ("✖", "red")}
+
+
+def _render_review(out, line, detail: bool) -> None:
+    """The 核定 stage under an 已合格 line: 已核定 with the score on 核定分, 待核定, or 核定表已过期."""
+    mark, style = REVIEW_STYLE[line.review]
+    errors = sum(i.severity == "error" for i in line.review_issues)
+    what = (f"核定后最终得分 {line.reviewed_score}" + (f"  核查人 {_plain(line.reviewer)}" if line.reviewer else "")
+            if line.review == "verified" else "请运行 xlsx-assess review --refresh" if line.review == "stale"
+            else f"{errors} 处错误" if errors else "请核定（填写核查人、核定日期）" if line.review_file
+            else "请运行 xlsx-assess review 生成核定表")
+    out.append(f"    {mark} {line.review_zh}  {_plain(line.review_file)}  {what}\n", style)
+    from .issues import Code
+
+    shown = [i for i in line.review_issues if i.code not in (Code.REVIEW_STALE, Code.REVIEW_UNSIGNED)]
+    if detail and shown:
+        out.append_text(_grid(("代码", "工作表", "单元格", "说明"), [
+            [(i.code, SEVERITY_STYLE[i.severity]), i.sheet, i.cell, i.message] for i in shown[:SHOWN_ISSUES]],
             indent="      "))
 
 
@@ -944,6 +975,43 @@ def _rubric_diff(paths: list[Path]) -> None:
                                             if compatible(old, new) else "编号、类型或分值有变化，按旧版填写的表需要重新下发。"))
     raise typer.Exit(1)
 
+
+# -- a round: 核定 ---------------------------------------------------------------------------------------
+
+ACTION_ZH = {"written": ("✔", "green", "已生成"), "refreshed": ("✔", "green", "已重新生成（自评文件已更新）"),
+             "kept": ("·", "dim", "已有，未改动"), "filled": ("✖", "red", "已过期但已填写，未覆盖：确认后用 --refresh 重新生成"),
+             "waiting": ("…", "yellow", "尚无合格的自评文件，暂不生成")}
+
+
+@app.command(cls=_Command)
+def review(
+    round_dir: Optional[Path] = RoundOpt,
+    refresh: bool = typer.Option(False, "--refresh", help="重新生成已过期（乡镇又报送了新文件）的核定表，即使已填写"
+                                                         "（原文件保留在本轮收件记录中）"),
+    workers: Optional[int] = WorkersOpt,
+) -> None:
+    """生成核定表 Write a 核定表 into 核定/ for every township whose return is accepted (in a round).
+
+    核定分已按自评分预填；改动核定分须写核定说明。填好后运行 check 查看，rank 按核定分排名。
+    退出码 exit code: 0 已完成 done · 1 有已过期但已填写的核定表未覆盖 stale ones kept · 2 用法 usage.
+    """
+    from .workflow import load_round_context, review_round
+
+    rnd = _round_or_exit(round_dir)
+    with _guard():
+        ctx = load_round_context(rnd)
+        with _progress("核查文件") as progress:
+            board, done = review_round(rnd, ctx, refresh, progress, workers)
+    con = _console()
+    for d in done:
+        mark, style, what = ACTION_ZH[d.action]
+        where = f" → {_esc(str(d.path.relative_to(rnd.root)))}" if d.path else ""
+        con.print(f"[{style}]{mark}[/] {_esc(d.township)}（{d.code}） {what}{where}")
+    counts = {a: sum(d.action == a for d in done) for a in ACTION_ZH}
+    con.print(f"核定表：新生成 {counts['written']}，重新生成 {counts['refreshed']}，已有 {counts['kept']}，"
+              f"已过期未覆盖 {counts['filled']}，暂不生成 {counts['waiting']}。"
+              f"核定：已核定 {board.count('verified')}，待核定 {board.count('pending')}。")
+    raise typer.Exit(1 if counts["filled"] else 0)
 
 # -- a round in the browser -----------------------------------------------------------------------------
 

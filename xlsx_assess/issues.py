@@ -230,6 +230,13 @@ class Code(StrEnum):
     FEEDBACK_AMONG_RETURNS = ("V439", "error", "反馈单放进了收回文件夹",
                               "这是{value}的考核结果反馈单，不是考核表：请把它放入本轮的 反馈/ 文件夹，再运行 xlsx-assess check。")
 
+    REVIEW_REASON_MISSING = ("V420", "error", "核定分改动而未写核定说明",
+                             "编号 {value} 的核定分为 {detail}，与自评分 {expected} 不同，但“核定说明”为空。请写明核定理由（扣分原因）。")
+    REVIEW_SCORE_INVALID = ("V421", "error", "核定分无效",
+                            "编号 {value} 的核定分“{detail}”无效：{expected}。")
+    REVIEW_UNSIGNED = ("V422", "warning", "核定表未签署",
+                       "核定表尚未填写{value}，视为尚未核定完成。请填写后保存。")
+
     SUPERSEDED = ("C501", "warning", "被同一乡镇更新的文件替代",
                   "同一乡镇有更新的文件“{value}”，本文件未采用。")
     IDENTICAL_COPY = ("C502", "info", "完全相同的副本",
@@ -248,6 +255,9 @@ class Code(StrEnum):
                          "本轮的收件记录无法打开：{detail}。")
     NOTHING_TO_RANK = ("C508", "error", "没有可排名的乡镇",
                        "没有一个乡镇的考核表已合格，未生成排名。{detail}")
+    REVIEW_STALE = ("C509", "warning", "核定表已过期",
+                    "本核定表依据{value}的自评文件（SHA-256 前 12 位 {detail}）制作，而该乡镇现在采用的是{expected}。"
+                    "请运行 xlsx-assess review --refresh 重新生成核定表。")
 
 
 CATALOGUE: dict[str, Code] = {c.value: c for c in Code}

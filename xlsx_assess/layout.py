@@ -23,11 +23,13 @@ GUIDE_SHEET = "填报说明"
 FORM_SHEET = "评分表"
 META_SHEET = "_identity"
 SHEETS = (GUIDE_SHEET, FORM_SHEET, META_SHEET)
-# Sheets of the county's other workbooks that come back (the 反馈单, feedback_book.SHEET): the reader reads them
-# too, values and XML, so that they are checked as rigorously as the form.
-OTHER_BOOK_SHEETS = ("反馈单",)
-FEEDBACK_MARK = "feedback"            # xa_form of a 反馈单 (FORM_MARK is the form's)
-READ_SHEETS = SHEETS + OTHER_BOOK_SHEETS
+REVIEW_SHEET = "核定表"            # the 核定表 (review.py), sent out and read back like a form
+FEEDBACK_SHEET = "反馈单"          # the 反馈单 (feedback_book.py), sent out and read back like a form
+FEEDBACK_MARK = "feedback"        # xa_form of a 反馈单 (FORM_MARK is the form's)
+OTHER_BOOK_SHEETS = (FEEDBACK_SHEET,)
+# Every sheet the reader reads the values and the structure of: the form's and those of the other
+# workbooks the tool sends out and reads back (add a new one here).
+READ_SHEETS = (*SHEETS, REVIEW_SHEET, FEEDBACK_SHEET)
 
 # Columns of the form sheet (0-based).
 COL_ID, COL_CATEGORY, COL_INDICATOR, COL_CRITERION, COL_GUIDE, COL_POINTS, COL_SCORE, COL_NOTE, COL_EVIDENCE = range(9)
@@ -265,19 +267,20 @@ def column_pixels(width: float) -> int:
     return int(width * 7 + 0.5) + 5
 
 
-def largest_scale() -> float:
+def largest_scale(widths: tuple[float, ...] = WIDTHS) -> float:
     """The largest print scale "one page wide" can give the form (1 at most: fitting never enlarges),
     measuring a character as Excel does with its default font, plus a margin for programs that measure
     it narrower. A program that measures it wider prints smaller and holds more rows per page, so the
     breaks planned for this scale never leave a page too full."""
     usable = (PAGE_INCHES[0] - MARGINS["left"] - MARGINS["right"]) * 96
-    return min(1.0, usable / sum(column_pixels(w) for w in WIDTHS) * 1.05)
+    return min(1.0, usable / sum(column_pixels(w) for w in widths) * 1.05)
 
 
-def page_points() -> float:
-    """Rows (points, at the sheet's own size) that one printed page surely holds."""
+def page_points(widths: tuple[float, ...] = WIDTHS) -> float:
+    """Rows (points, at the sheet's own size) that one printed page surely holds, for a sheet of columns
+    `widths` (the form's by default) fit to one page wide."""
     usable = (PAGE_INCHES[1] - MARGINS["top"] - MARGINS["bottom"]) * 72
-    return usable / largest_scale() * PAGE_SLACK
+    return usable / largest_scale(widths) * PAGE_SLACK
 
 
 def text_width(text: str) -> int:

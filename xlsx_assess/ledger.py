@@ -9,6 +9,8 @@ timeout, short transactions and idempotent inserts, so two commands may record i
     names     every name a content was seen under ("收回/a.xlsx", or "包.zip › 成员.xlsx")
     verdicts  per content and per setup (`context_key`): status, role, township, score as exact text,
               issue codes and the issues themselves, who filled it in, when checked, rubric sha
+    reviews   every 核定表 seen in 核定/ (kept by content the same way): name, township, the return it
+              was made from, its stage (verified | pending | stale | error)
 
 Deleting or renaming a file in 收回/ loses nothing: `Ledger.kept` still lists it.
 """
@@ -28,7 +30,7 @@ from typing import Iterable
 
 from .issues import AssessError, Code, Issue, Report, issue
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2                  # 2: the reviews table (核定表s)
 BUSY_MS = 60_000                    # how long a command waits for another one's transaction
 BATCH = 50                          # rows recorded per transaction: each short, so the other command waits little
 
@@ -66,6 +68,16 @@ CREATE TABLE IF NOT EXISTS verdicts (
     issues         TEXT NOT NULL,
     checked        TEXT NOT NULL,
     PRIMARY KEY (sha256, context)
+);
+CREATE TABLE IF NOT EXISTS reviews (
+    sha256         TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    first_seen     TEXT NOT NULL,
+    last_seen      TEXT NOT NULL,
+    township_code  TEXT NOT NULL,
+    return_sha256  TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    PRIMARY KEY (sha256, name)
 );
 """
 
@@ -235,6 +247,22 @@ class Ledger:
                     self._db.execute("INSERT OR REPLACE INTO verdicts VALUES "
                                      "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                      (s.sha256, *_verdict_row(s.verdict)))
+
+    def record_review(self, sha256: str, name: str, township_code: str, return_sha256: str, status: str,
+                      seen: dt.datetime | None = None) -> None:
+        """Record a 核定表 seen in 核定/ (its bytes kept already, by `keep`)."""
+        if not kept_path(self.files, sha256).is_file():
+            raise FileNotFoundError(f"not kept before being recorded: {sha256}")
+        when = _time_text(seen or now())
+        with self._write():
+            self._db.execute("INSERT INTO reviews VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sha256, name) DO UPDATE "
+                             "SET last_seen = excluded.last_seen, status = excluded.status",
+                             (sha256, name, when, when, township_code, return_sha256, status))
+
+    def reviews(self) -> list[tuple[str, str, dt.datetime, str, str, str]]:
+        """Every 核定表 recorded, oldest first: (sha256, name, last seen, township code, return sha256, status)."""
+        return [(sha, name, _parse_time(last), code, ret, status) for sha, name, last, code, ret, status in self._db.execute(
+            "SELECT sha256, name, last_seen, township_code, return_sha256, status FROM reviews ORDER BY last_seen, name")]
 
     # -- reading --------------------------------------------------------------------------------------
 

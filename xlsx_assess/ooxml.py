@@ -31,7 +31,7 @@ from typing import AbstractSet
 
 from .container import MEMO_MEMBER_BYTES, Parts, member_key
 from .issues import Code, Refused
-from .layout import READ_SHEETS, SHEETS, a1, col_index, position
+from .layout import READ_SHEETS, a1, col_index, position
 from .memo import Memo, remembered, size_of_bytes
 
 MAIN = ("http://schemas.openxmlformats.org/spreadsheetml/2006/main", "http://purl.oclc.org/ooxml/spreadsheetml/main")
@@ -219,7 +219,7 @@ def _listed(folder: str, rels: dict[str, tuple[str, str]], root: ET.Element) -> 
         name = el.get("name", "")
         sheets.append(Listed(name, part, el.get("state", "visible")))
         claimed = name.casefold()
-        if claimed in seen and (name in SHEETS or seen[claimed] in SHEETS):
+        if claimed in seen and (name in READ_SHEETS or seen[claimed] in READ_SHEETS):
             problems.append((Code.SHEET_NAME_TWICE, seen[claimed], seen[claimed]))
         seen.setdefault(claimed, name)
     return Book(folder, tuple(sheets), tuple(dict.fromkeys(problems)))

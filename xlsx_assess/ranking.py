@@ -67,12 +67,22 @@ class Ranking:
     notes: "pd.DataFrame | None" = None  # every 扣分说明 a township wrote, one a row (明细 holds them joined)
     coverage: str = ""                 # 共 10 个乡镇，4 个未纳入排名：… (on 排名, under the title)
     left_out: int = 0                  # how many roster townships it does not rank
+    adjustments: "pd.DataFrame | None" = None   # 核定调整: every line whose 核定分 differs (None: no 核定 yet)
+    unverified: tuple[str, ...] = ()     # townships ranked on 自评分 while others are on 核定分 (初步排名)
     grades: tuple[str, ...] = ()       # the county's grades, best first (the 考核结果通报 counts each)
 
+    @property
+    def preliminary(self) -> bool:
+        """初步排名: the round has 核定表s and some township ranked is not verified yet."""
+        return self.adjustments is not None and bool(self.unverified)
 
-def rank_townships(coll: Collection, ctx: Context, now: dt.datetime | None = None) -> Ranking:
+
+def rank_townships(coll: Collection, ctx: Context, now: dt.datetime | None = None,
+                   reviews: dict | None = None) -> Ranking:
     """Rank the accepted files: equal final scores (as the forms show them, rounded by `scoring`) share a
-    rank, the next rank is skipped."""
+    rank, the next rank is skipped. With `reviews` (township code -> its valid, signed `review.ReviewResult`;
+    {} once the round has 核定表s but none is done) a township is ranked on its 核定分 where it has one,
+    on its 自评分 otherwise (marked 未核定), and 排名 shows both with the difference."""
     import pandas as pd
 
     now = now or dt.datetime.now().astimezone()
@@ -80,11 +90,16 @@ def rank_townships(coll: Collection, ctx: Context, now: dt.datetime | None = Non
     heads = coll.heads
     accepted = sorted((k for k, h in enumerate(heads) if h.accepted), key=lambda k: heads[k].township.code)
     cats = list(ctx.rubric.scored_categories)
-    rows, cat_rows = [], []
+    rows, cat_rows, compared, adjusted = [], [], [], []
     details = _Details(ctx, len(accepted))
     for k in accepted:                   # each verdict read once (a province's are read back from disk)
         r = coll.results[k]
-        sc = r.scores
+        rev = (reviews or {}).get(heads[k].township.code)
+        sc = rev.scores if rev is not None else r.scores
+        compared.append(_compared(r.scores, rev, s.score_decimals))
+        if rev is not None:
+            adjusted += [(heads[k].township.code, heads[k].township.name, item.id, item.criterion or item.indicator,
+                          own, new, why, rev.decided.reviewer) for item, own, new, why in rev.changes]
         notes = []
         if sc.zeroed:
             notes.append("归零")
@@ -96,8 +111,11 @@ def rank_townships(coll: Collection, ctx: Context, now: dt.datetime | None = Non
         rows.append((town.code, town.name, sc.base, sc.bonus, sc.deduction, sc.final,
                      s.lowest_grade if sc.zeroed else s.grade(sc.final), "；".join(notes), sc.zeroed))
         cat_rows.append((town.code, town.name, *(sc.subtotals[c] for c in cats)))
-        details.add(r, town)
+        details.add(r, town, rev)
     ranking = pd.DataFrame.from_records(rows, columns=RANKING_COLUMNS[1:] + ["归零"])
+    if reviews is not None:
+        for at, name in enumerate(COMPARED, start=2):
+            ranking.insert(at, name, [c[at - 2] for c in compared])
     if len(ranking):
         ranking.insert(0, "排名", ranking["最终得分"].rank(method="min", ascending=False).astype(int))
         ranking = ranking.sort_values(["排名", "乡镇代码"], kind="stable").reset_index(drop=True)
@@ -120,8 +138,30 @@ def rank_townships(coll: Collection, ctx: Context, now: dt.datetime | None = Non
     missing = pd.DataFrame([{"乡镇代码": t.code, "乡镇": t.name,
                              "原因": f"文件有错误，未采用：{'、'.join(bad[t.code])}" if t.code in bad else "未收到文件"}
                             for t in coll.missing], columns=["乡镇代码", "乡镇", "原因"])
-    return Ranking(ranking, categories, details.frame(), issues, files, missing, explanation(ctx, coll, now), now,
-                   s.score_decimals, heading_of(s), details.notes_frame(), grades=tuple(g.name for g in s.grades))
+    adjustments = None if reviews is None else pd.DataFrame.from_records(adjusted, columns=ADJUSTMENT_COLUMNS)
+    unverified = tuple(row[1] for row, c in zip(rows, compared) if c[1] is None) if reviews is not None else ()
+    explained = explanation(ctx, coll, now)
+    if reviews is not None:
+        explained.insert(-1, ("核定", f"{len(rows) - len(unverified)} 个乡镇按县考核组的核定分排名（核定表中每处改动均有核定说明，"
+                                     f"见“核定调整”）" + (f"；{len(unverified)} 个尚未核定，暂按自评分排名，本排名为初步排名："
+                                                       + "、".join(unverified) if unverified else "") + "。"))
+    return Ranking(ranking, categories, details.frame(), issues, files, missing, explained, now,
+                   s.score_decimals, heading_of(s), details.notes_frame(), adjustments=adjustments,
+                   unverified=unverified, grades=tuple(g.name for g in s.grades))
+
+
+COMPARED = ("自评得分", "核定得分", "核定差额", "核定情况")     # 排名's columns once the round has 核定表s
+ADJUSTMENT_COLUMNS = ["乡镇代码", "乡镇", "编号", "指标", "自评", "核定", "核定说明", "核查人"]
+
+
+def _compared(own, rev, decimals: int) -> tuple:
+    """(自评得分, 核定得分, 核定差额, 核定情况) of a township: the difference exact at the shown places."""
+    from .scoring import exact, round_half_up
+
+    if rev is None:
+        return own.final, None, None, "未核定"
+    diff = round_half_up(exact(rev.scores.final) - exact(own.final), decimals)
+    return own.final, rev.scores.final, float(diff), "已核定"
 
 
 def _in_rank_order(categories: "pd.DataFrame", ranking: "pd.DataFrame") -> "pd.DataFrame":
@@ -147,14 +187,20 @@ class _Details:
         self.towns: list = []                                   # wide: each township, its scores, its notes
         self.matrix: list[list[float]] = [[] for _ in self.items]
         self.notes: list[dict[str, str]] = []
+        self.changes: dict[tuple[str, str], str] = {}          # (line, township code) -> 自评→核定（说明）
 
-    def add(self, r, town) -> None:
+    def add(self, r, town, rev=None) -> None:
+        """A township's scores per line: its 核定分 where `rev` (its 核定表) holds them, else its 自评分."""
         self.count += 1
+        values, zeroed = (rev.decided.values, rev.decided.zeroed) if rev is not None else (r.entries.values, r.scores.zeroed)
+        if rev is not None:
+            self.changes.update({(item.id, town.code): f"{town.name}：{_point(own)}→{_point(new)}（{why}）"
+                                 for item, own, new, why in rev.changes})
         for k, item in enumerate(self.items):
             if item.kind == "zero":
-                v = 1.0 if r.scores.zeroed else 0.0
+                v = 1.0 if zeroed else 0.0
             else:
-                v = r.entries.values.get(item.id) or 0.0
+                v = values.get(item.id) or 0.0
             total = self.sums[k] + v
             self.carry[k] += (self.sums[k] - total) + v if abs(self.sums[k]) >= abs(v) else (v - total) + self.sums[k]
             self.sums[k] = total
@@ -179,9 +225,13 @@ class _Details:
                 noted = [(t, n[item.id]) for t, n in zip(self.towns, self.notes) if item.id in n]
                 room = max(20, MAX_CELL_TEXT // max(1, len(noted)) - 20)     # every township's note gets its share
                 row["扣分说明"] = "；".join(f"{t.name}：{_clip(text, room)}" for t, text in noted)
+                if self.changes:
+                    row["核定调整"] = "；".join(self.changes[item.id, t.code] for t in self.towns
+                                              if (item.id, t.code) in self.changes)
             rows.append(row)
         columns = ["编号", "内容", "一级指标", "二级指标", "类型", "分值", *(names if self.wide else [])]
-        df = pd.DataFrame(rows, columns=columns + (["扣分说明"] if self.wide else []))
+        df = pd.DataFrame(rows, columns=columns + (["扣分说明"] if self.wide else [])
+                          + (["核定调整"] if self.wide and self.changes else []))
         if self.count:
             at = len(columns)
             avg = pd.Series([(total + carry) / self.count for total, carry in zip(self.sums, self.carry)])
@@ -199,6 +249,10 @@ class _Details:
                 for k, item in enumerate(self.items)
                 for j, (t, n) in enumerate(zip(self.towns, self.notes)) if item.id in n]
         return pd.DataFrame.from_records(rows, columns=["编号", "一级指标", "二级指标", "乡镇", "得分", "分值", "扣分说明"])
+
+
+def _point(v) -> str:
+    return "（空）" if v is None else v if isinstance(v, str) else format_points(v)
 
 
 def _clip(text: str, room: int) -> str:
@@ -267,6 +321,8 @@ SHEETS = (("排名", "排名"), ("分类得分", "分类得分"), ("明细", "�
           ("考核结果通报", "结果通报"))
 RANKING_SHEETS = tuple(name for name, _ in SHEETS)          # as `_write_ranking` writes them
 ISSUE12_SHEETS = RANKING_SHEETS[:-1]                         # rankings written before the 考核结果通报
+ADJUSTMENT_SHEET = "核定调整"                               # after 扣分说明, once the round has 核定表s
+REVIEWED_SHEETS = (*RANKING_SHEETS[:4], ADJUSTMENT_SHEET, *RANKING_SHEETS[4:])
 SHEET_NAMES = RANKING_SHEETS
 EARLIER_SHEETS = ("排名", "分类得分", "明细", "问题清单", "未提交", "排名说明")   # rankings written before issue 12
 WORKBOOK_PART_LIMIT = 1 << 20       # bytes of xl/workbook.xml read to tell a ranking: ours is under 2 KB
@@ -287,8 +343,8 @@ def is_ranking_workbook(path: str | Path) -> bool:
             text = zf.read(info).decode("utf-8", "replace")
     except Exception:             # not a zip, no workbook part, encrypted, damaged: not a ranking of ours
         return False
-    return tuple(re.findall(r'<(?:\w+:)?sheet\b[^>]*?\bname="([^"]*)"', text)) in (RANKING_SHEETS, ISSUE12_SHEETS,
-                                                                                   EARLIER_SHEETS)
+    return tuple(re.findall(r'<(?:\w+:)?sheet\b[^>]*?\bname="([^"]*)"', text)) in (RANKING_SHEETS, REVIEWED_SHEETS,
+                                                                                  ISSUE12_SHEETS, EARLIER_SHEETS)
 
 
 def write_ranking(ranking: Ranking, path: str | Path) -> Path:
@@ -315,10 +371,13 @@ def write_ranking_csv(ranking: Ranking, path: str | Path) -> Path:
 
     text = io.StringIO(newline="")
     out = csv.writer(text, lineterminator="\r\n")
-    out.writerow(CSV_COLUMNS)
-    scores = {"基础得分", "加分", "减分", "最终得分"}
+    at = CSV_COLUMNS.index("乡镇") + 1                   # 自评得分, 核定得分, … beside the name once 核定 began
+    columns = [*CSV_COLUMNS[:at], *(c for c in COMPARED if c in ranking.ranking.columns), *CSV_COLUMNS[at:]]
+    out.writerow(columns)
+    scores = {"基础得分", "加分", "减分", "最终得分", "自评得分", "核定得分", "核定差额"}
     for row in ranking.ranking.to_dict("records"):
-        out.writerow([show(row[c], ranking.decimals) if c in scores else row[c] for c in CSV_COLUMNS])
+        out.writerow(["" if row[c] is None or row[c] != row[c] else show(row[c], ranking.decimals) if c in scores
+                      else row[c] for c in columns])
     path = Path(path)
     with atomic_path(path) as staged:
         staged.file.write(text.getvalue().encode("utf-8-sig"))
@@ -342,6 +401,9 @@ COLUMNS = {
     "失分率": Column(7, "pct"), "扣分说明": Column(40),
     "文件": Column(48), "级别": Column(6), "代码": Column(7, "code"), "工作表": Column(10), "单元格": Column(8, "code"),
     "说明": Column(60), "处理结果": Column(20), "保存时间": Column(28, "code"),
+    "自评得分": Column(9, "num"), "核定得分": Column(9, "num"), "核定差额": Column(8, "num"), "核定情况": Column(11),
+    "指标": Column(36), "自评": Column(6, "num"), "核定": Column(6, "num"), "核定说明": Column(40), "核查人": Column(10),
+    "核定调整": Column(40),
     "得分": Column(6, "num"), "SHA-256（前12位）": Column(15, "code"), "SHA-256": Column(70, "code"), "原因": Column(50),
     "上年得分": Column(9, "num"), "上年名次": Column(8, "code"), "上年等次": Column(8), "得分变化": Column(8, "code"),
     "名次变化": Column(8, "code"),           # feedback.LAST_YEAR_COLUMNS: a round made --from the previous one
@@ -391,6 +453,8 @@ def _write_ranking(rk: Ranking, target, scratch: Path) -> None:
     notes = rk.notes if rk.notes is not None else pd.DataFrame(columns=["编号", "乡镇", "扣分说明"])
     table.write("扣分说明", notes, widths={"一级指标": Column(16), "二级指标": Column(40), "扣分说明": Column(50)},
                 empty="没有扣分说明。")
+    if rk.adjustments is not None:
+        table.write(ADJUSTMENT_SHEET, rk.adjustments, empty="核定分与自评分一致，没有调整。")
     table.write("问题清单", rk.issues, empty="没有问题。")
     files = rk.files.assign(**{"SHA-256（前12位）": rk.files["SHA-256"].str[:SHORT_HASH]})
     files = files[[c for c in files.columns if c != "SHA-256"] + ["SHA-256"]]     # the whole value last, hidden
@@ -399,7 +463,7 @@ def _write_ranking(rk: Ranking, target, scratch: Path) -> None:
     explained = pd.DataFrame(rk.explanation, columns=["项目", "说明"])
     table.write("排名说明", explained, widths={"项目": Column(14, "head"), "说明": Column(80)}, header=False)
     _notice_sheet(table, rk)
-    assert tuple(wb.sheetnames) == RANKING_SHEETS
+    assert tuple(wb.sheetnames) == (RANKING_SHEETS if rk.adjustments is None else REVIEWED_SHEETS)
     wb.close()
 
 
@@ -468,7 +532,8 @@ class _Table:
         from .layout import text_width
 
         h = self.rk.heading
-        title = h.title(dict(SHEETS)[name])
+        what = "初步排名" if name == "排名" and self.rk.preliminary else {**dict(SHEETS), ADJUSTMENT_SHEET: "核定调整"}[name]
+        title = h.title(what)
         byline = "　　".join(x for x in (f"制表单位：{h.office}" if h.office else "",
                                         f"制表日期：{local_date(self.rk.made)}" if self.rk.made else "",
                                         self.rk.coverage if name == RANK_SHEET else "") if x)

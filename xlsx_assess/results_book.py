@@ -163,7 +163,8 @@ def _head(ws, row: int, columns: tuple[Column, ...], f) -> int:
 
 
 def _board_row(n: int, line: TownshipLine, f) -> tuple:
-    return (n, line.township, (line.state_zh, f["state_" + line.state]), line.file,
+    state = line.state_zh + (f"·{line.review_zh}" if line.review else "")      # 已合格·待核定 once 核定 began
+    return (n, line.township, (state, f["state_" + line.state]), line.file,
             local_text(line.received) if line.received else "",
             float(line.score) if line.score is not None and line.state == "ok" else None,
             line.grade if line.state == "ok" else "", line.reporter, line.phone,

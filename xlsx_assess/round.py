@@ -5,6 +5,7 @@
       下发/               the forms `generate` writes
       收回/               where the clerk puts what townships send (files, folders, zips)
       结果/               核查结果.xlsx, 排名.xlsx, 排名.csv
+      核定/               the 核定表s `review` writes, filled in by the county's 考核组
       反馈/               the 反馈单s `feedback` writes; those townships send back are put here too
       .xlsx-assess/       the round's own: round.json (its marker), ledger.sqlite, files/ (every file
                           received, by content), rubrics/ (every rubric version forms were made from)
@@ -17,6 +18,7 @@ from pathlib import Path
 
 SETUP_BOOK = "考核设置.xlsx"
 SENT, RETURNED, RESULTS = "下发", "收回", "结果"
+REVIEWS = "核定"                      # the 核定表s (review.py)
 FEEDBACK = "反馈"                     # the 反馈单s `feedback` writes, and where the clerk puts those sent back
 RANKING_BOOK = "排名.xlsx"            # in 结果/
 STATE_DIR = ".xlsx-assess"
@@ -42,6 +44,10 @@ class Round:
     @property
     def results(self) -> Path:
         return self.root / RESULTS
+
+    @property
+    def reviews(self) -> Path:
+        return self.root / REVIEWS
 
     @property
     def feedback(self) -> Path:

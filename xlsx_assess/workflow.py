@@ -72,12 +72,12 @@ def rank_files(paths: Iterable[str | Path], out: str | Path, ctx: Context, progr
     return coll, ranking
 
 
-def _honest(coll: Collection, board: Board, ctx: Context, now, where: str) -> Ranking:
+def _honest(coll: Collection, board: Board, ctx: Context, now, where: str, reviews: dict | None = None) -> Ranking:
     """The ranking of a batch, saying which townships it leaves out; nothing accepted: AssessError (C508),
-    before anything is written."""
+    before anything is written. `reviews`: see `rank_townships`."""
     if not board.count("ok"):
         raise AssessError(Report([issue(Code.NOTHING_TO_RANK, file=where, detail=board.unranked_text())]))
-    ranking = rank_townships(coll, ctx, now)
+    ranking = rank_townships(coll, ctx, now, reviews=reviews)
     ranking.coverage, ranking.left_out = board.unranked_text(), len(board.unranked)
     return ranking
 
@@ -187,6 +187,8 @@ def check_round(rnd, ctx: Context, progress: Progress | None = None, workers: in
         coll = check_gathered(list(cands), skipped, ctx, progress, workers)
         ledger.record(_sightings(coll, kept, ctx, seen), seen)
         board = build_board(coll, ctx, ledger)
+        if rnd.reviews.is_dir():
+            board = _with_round_reviews(rnd, ctx, coll, board, ledger)
     coll.missing = [ctx.roster[line.code] for line in board.lines if line.state == "missing"]
     return coll, board
 
@@ -194,19 +196,124 @@ def check_round(rnd, ctx: Context, progress: Progress | None = None, workers: in
 def rank_round(rnd, ctx: Context, progress: Progress | None = None, workers: int | None = None,
                now: dt.datetime | None = None) -> tuple[Collection, Board, Ranking]:
     """Check the round (every file it holds, 收回/ or kept), rank the file of each township the board
-    accepts and write the ranking to 结果/排名.xlsx. Nothing accepted: AssessError (C508), nothing
-    written. The townships not ranked are `board.unranked` (`board.unranked_text()`)."""
+    accepts and write the ranking to 结果/排名.xlsx and 结果/排名.csv. A township with a valid, signed
+    核定表 is ranked on its 核定分, the others on their 自评分 (the ranking is then 初步排名). Nothing
+    accepted: AssessError (C508), nothing written. The townships not ranked are `board.unranked`."""
     out = rnd.results / RANKING_BOOK
     check_writable(out)
     coll, board = check_round(rnd, ctx, _importing_pandas(progress), workers, every_file=True)
     if board.count("ok"):
         align_collection(coll, board, ctx)
-    ranking = _honest(coll, board, ctx, now, where=str(rnd.returned))
+    ranking = _honest(coll, board, ctx, now, where=str(rnd.returned),
+                      reviews=board.reviews.done if board.reviews else None)
     add_last_year(ranking, last_year_results(rnd))      # when the round was made --from the previous one
     write_ranking(ranking, out)
     write_ranking_csv(ranking, out.with_suffix(".csv"))
     record_results(rnd, ranking)                        # next year's "last year"
     return coll, board, ranking
+
+
+# -- 核定: the county's verification -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReviewAction:
+    """What `review` did for one township: written, refreshed, kept (already made for its return),
+    filled (stale but filled in: kept, needs --refresh), or waiting (no accepted return yet)."""
+
+    code: str
+    township: str
+    action: str
+    path: Path | None = None
+
+
+def review_round(rnd, ctx: Context, refresh: bool = False, progress: Progress | None = None,
+                 workers: int | None = None) -> tuple["Board", list[ReviewAction]]:
+    """Write a 核定表 into 核定/ for every township whose line is 已合格: pre-filled from its accepted
+    return. One already made for that return is kept; one made from an earlier return (核定表已过期) is
+    rewritten if nobody filled it in, else only with `refresh` (its bytes stay kept in the ledger), its
+    核定分 and 核定说明 carried over on the lines whose 自评分 did not change (`review.carried`)."""
+    from .review import carried, review_file_name, review_layout, write_review
+
+    rnd.reviews.mkdir(parents=True, exist_ok=True)
+    check_writable(rnd.reviews, folder=True)
+    coll, board = check_round(rnd, ctx, progress, workers)
+    found = {r.name: r for r in board.reviews.results}
+    done = []
+    for line in board.lines:
+        own = board.reviews.accepted.get(line.code)
+        t = ctx.roster[line.code]
+        if line.state != "ok" or own is None:
+            done.append(ReviewAction(t.code, t.name, "waiting"))
+            continue
+        path = rnd.reviews / review_file_name(t, ctx.settings.year)
+        there = found.get(_round_name(str(path), rnd))
+        action = "written" if not path.exists() else _review_action(there, refresh)
+        if action in ("written", "refreshed"):
+            lay = review_layout(ctx.rubric, t, ctx.settings, own)
+            if there is not None and there.earlier:           # what still applies is carried over
+                lay = review_layout(ctx.rubric, t, ctx.settings, own, carried(lay, there.earlier))
+            write_review(lay, path)
+        done.append(ReviewAction(t.code, t.name, action, path))
+    _, board = check_round(rnd, ctx, None, workers)
+    return board, done
+
+
+def _review_action(there, refresh: bool) -> str:
+    """What to do with the 核定表 already at a township's path (`there`: its check, None if not read)."""
+    if there is not None and there.township is not None and not there.stale and there.decided is not None:
+        return "kept"
+    if refresh:
+        return "refreshed"
+    if there is not None and there.stale and not there.touched:
+        return "refreshed"
+    return "filled" if there is not None and there.stale else "kept"
+
+
+def _with_round_reviews(rnd, ctx: Context, coll: Collection, board: "Board", ledger) -> "Board":
+    """Check every 核定表 in 核定/ against the returns the board accepts, keep each by content in the
+    ledger, and give each 已合格 line its 核定 stage."""
+    from .board import Reviews, with_reviews
+    from .reader import read_returned
+    from .review import check_review, chosen_reviews, review_files
+
+    accepted = accepted_returns(coll, board, ctx, ledger)
+    results = []
+    for path in review_files(rnd.reviews):
+        name = _round_name(str(path), rnd)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        sha = ledger.keep(data) if data else ""
+        res = check_review(read_returned(path, name, data=data), ctx, accepted)
+        res.sha256 = res.sha256 or sha
+        if sha:
+            stage = "verified" if res.done else "stale" if res.stale else "pending" if res.valid else "error"
+            ledger.record_review(sha, name, res.township.code if res.township else "", res.return_sha256, stage)
+        results.append(res)
+    return with_reviews(board, Reviews(accepted, results, chosen_reviews(results)), ctx.settings.score_decimals)
+
+
+def accepted_returns(coll: Collection, board: "Board", ctx: Context, ledger) -> dict:
+    """Township code -> `review.SelfAssessed` of the return its 已合格 line rests on: from this batch, or
+    read again from the ledger's copy when the batch did not check it."""
+    from .checks import check_returned
+    from .ledger import kept_path
+    from .reader import read_returned
+    from .review import SelfAssessed
+
+    wanted = {line.sha256: line.code for line in board.lines if line.state == "ok" and line.sha256}
+    out = {}
+    for k, h in enumerate(coll.heads):
+        if h.sha256 in wanted and h.scored and wanted[h.sha256] not in out:
+            out[wanted[h.sha256]] = SelfAssessed.of(h.sha256, coll.results[k].entries)
+    for sha, code in wanted.items():
+        if code not in out:
+            path = kept_path(ledger.files, sha)
+            res = check_returned(read_returned(path, str(path)), ctx)
+            if res.entries is not None:
+                out[code] = SelfAssessed.of(sha, res.entries)
+    return out
 
 
 def align_collection(coll: Collection, board: Board, ctx: Context) -> None:
@@ -237,7 +344,28 @@ def round_status(rnd, ctx: Context) -> Board:
     from .ledger import Ledger
 
     with Ledger.of_round(rnd) as ledger:
-        return board_from_ledger(ledger, ctx)
+        board = board_from_ledger(ledger, ctx)
+        return _reviews_from_ledger(board, ledger) if rnd.reviews.is_dir() else board
+
+
+def _reviews_from_ledger(board: "Board", ledger) -> "Board":
+    """The 核定 stage of each 已合格 line as `check` last recorded it: the latest 核定表 seen for the return
+    the line rests on (待核定 when there is none), 核定表已过期 when only older returns have one."""
+    from dataclasses import replace
+
+    latest: dict[tuple[str, str], tuple[str, str]] = {}
+    any_for: set[str] = set()
+    for _sha, name, _seen, code, ret, status in ledger.reviews():
+        latest[code, ret] = (status, name)
+        any_for.add(code)
+    lines = []
+    for line in board.lines:
+        if line.state != "ok":
+            lines.append(line)
+            continue
+        status, name = latest.get((line.code, line.sha256), ("stale" if line.code in any_for else "pending", ""))
+        lines.append(replace(line, review=status if status in ("verified", "stale") else "pending", review_file=name))
+    return replace(board, lines=lines)
 
 
 def _round_name(name: str, rnd) -> str:

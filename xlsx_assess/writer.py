@@ -211,8 +211,8 @@ def _write(lay: FormLayout, target: BinaryIO, password: str | None) -> None:
     cached = _cached_values(lay)
 
     for cell in lay.cells:
-        _write_cell(sheets[cell.sheet], cell, formats[cell.style], cached)
-    _write_validations(lay, sheets)
+        write_cell(sheets[cell.sheet], cell, formats[cell.style], cached)
+    write_validations(lay, sheets)
 
     _setup_form(lay, form, formats, wb)
     guide.set_column(0, 0, 12)
@@ -292,7 +292,7 @@ def _scores_of(lay: FormLayout) -> scoring.Scores:
     return scoring.score(lay.rubric, values, zeroed, lay.settings, frozenset(invalid))
 
 
-def _write_cell(ws, cell: CellSpec, fmt, cached: Mapping[str, Any]) -> None:
+def write_cell(ws, cell: CellSpec, fmt, cached: Mapping[str, Any]) -> None:
     r, c = cell.row, cell.col
     if cell.merge_to:
         ws.merge_range(r, c, cell.merge_to[0], cell.merge_to[1], "", fmt)
@@ -309,7 +309,8 @@ def _write_cell(ws, cell: CellSpec, fmt, cached: Mapping[str, Any]) -> None:
         ws.write_blank(r, c, None, fmt)
 
 
-def _write_validations(lay: FormLayout, sheets: dict) -> None:
+def write_validations(lay: FormLayout, sheets: dict) -> None:
+    """The data validations of `lay`'s input cells (any layout with `inputs()` and `shared`: forms, 核定表)."""
     for sheet, row, col, options in _validation_rules(lay):
         sheets[sheet].data_validation(row, col, row, col, options)     # XlsxWriter copies the options
 
@@ -325,7 +326,7 @@ def _validation_rules(lay: FormLayout) -> list[tuple[str, int, int, dict]]:
             groups.setdefault((cell.sheet, cell.validation), []).append(cell)
         rules = []
         for (sheet, v), cells in groups.items():
-            options = _validation_options(v, cells[0].ref)
+            options = validation_options(v, cells[0].ref)
             if len(cells) > 1:
                 options["multi_range"] = " ".join(cell_ranges([c.ref for c in cells]))
             rules.append((sheet, cells[0].row, cells[0].col, options))
@@ -333,7 +334,7 @@ def _validation_rules(lay: FormLayout) -> list[tuple[str, int, int, dict]]:
     return lay.shared["validations"]
 
 
-def _validation_options(v: Validation, top_left: str) -> dict:
+def validation_options(v: Validation, top_left: str) -> dict:
     """XlsxWriter's options for a rule; a formula in it is relative to `top_left`, its first cell."""
     opts: dict[str, Any] = {"input_title": v.title[:32], "input_message": v.prompt[:255],
                             "error_title": "填写有误"[:32], "error_message": v.error[:255], "error_type": "stop"}
@@ -356,17 +357,23 @@ def _setup_form(lay: FormLayout, ws, formats, wb) -> None:
         ws.set_row(row, height)
     ws.freeze_panes(HEADER_ROW + 1, 0)
     ws.repeat_rows(HEADER_ROW)
+    print_setup(ws, lay.breaks, lay.last_row, COL_EVIDENCE, f"{lay.settings.county}政务公开办", lay.township.name)
+    _attention_rules(lay, ws, wb)
+
+
+def print_setup(ws, breaks: list[int], last_row: int, last_col: int, left: str, right: str) -> None:
+    """How a form (or a 核定表) prints: A4 landscape, one page wide, page breaks at `breaks`, `left` and
+    `right` in the page header, page numbers in the footer, rows 0..`last_row` and columns 0..`last_col`."""
     ws.set_landscape()
     ws.set_paper(9)
     ws.fit_to_pages(1, 0)                    # one page wide, as many tall as the breaks make
-    ws.set_h_pagebreaks(lay.breaks)
+    ws.set_h_pagebreaks(breaks)
     ws.center_horizontally()
     ws.set_margins(**MARGINS)
-    ws.set_header(f"&L&9{_hf(lay.settings.county)}政务公开办&R&9{_hf(lay.township.name)}")
+    ws.set_header(f"&L&9{_hf(left)}&R&9{_hf(right)}")
     ws.set_footer("&C&9第 &P 页，共 &N 页")
-    ws.print_area(0, 0, lay.last_row, COL_EVIDENCE)
+    ws.print_area(0, 0, last_row, last_col)
     ws.hide_gridlines(2)
-    _attention_rules(lay, ws, wb)
 
 
 def _attention_rules(lay: FormLayout, ws, wb) -> None:
