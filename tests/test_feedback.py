@@ -339,3 +339,39 @@ def test_a_deadline_is_a_date_cell_or_text_written_as_one():
     assert book.as_date(dt.datetime(2027, 3, 31, 0, 0)) == dt.date(2027, 3, 31)
     assert book.as_date("2027年3月31日") == book.as_date(" 2027-3-31 ") == dt.date(2027, 3, 31)
     assert book.as_date("2027-02-30") is None and book.as_date("下月底") is None and book.as_date(46477.0) is None
+
+
+# -- on 核定分: the round's 核定表s (review) ---------------------------------------------------------------
+
+def test_feedback_rests_on_the_核定分_and_gives_the_核定说明(tmp_path):
+    from test_review import expected_final, fill
+
+    from xlsx_assess.workflow import review_round
+
+    rnd = samples_round(tmp_path / "r")
+    ctx = load_round_context(rnd)
+    board, _ = review_round(rnd, ctx, workers=1)
+    A, B = ctx.townships[0].code, ctx.townships[1].code
+    entered = fill(rnd, ctx, board, A, {"A01": 1.0, "B02": 1.5}, {"A01": "无研究部署记录", "B02": "目录更新不及时"})
+    fill(rnd, ctx, board, B, {}, {})                                              # verified as is
+    own = board.reviews.accepted[A]
+    run = feedback_round(rnd, ctx, workers=1)
+    told = {fb.code: fb for fb, _ in run.written}
+    a = told[A]
+    assert Decimal(str(a.score)) == expected_final(ctx, entered)                # the ranking's, on 核定分, exactly
+    assert a.verified and a.adjusted == 2 and told[B].verified and told[B].adjusted == 0
+    assert not told[ctx.townships[2].code].verified
+    lost = {x.item_id: x for x in a.lost}
+    points = {i.id: i.points for i in ctx.rubric.items}
+    for item_id, new, why in (("A01", 1.0, "无研究部署记录"), ("B02", 1.5, "目录更新不及时")):
+        if new < points[item_id]:
+            assert (lost[item_id].self_score, lost[item_id].final_score, lost[item_id].reason) == (
+                own.values[item_id], new, why)
+            assert lost[item_id].lost == Decimal(str(points[item_id])) - Decimal(str(new))
+        else:
+            assert item_id not in lost
+    # the category table: 自评 from the return, 核定 as the ranking counts it
+    cats = {c.category: c for c in a.categories}
+    row = run.ranking.categories[run.ranking.categories["乡镇代码"] == A].iloc[0]
+    assert all(cats[c].final_score == row[c] for c in cats)
+    assert sum(Decimal(str(c.self_score)) for c in a.categories) != sum(Decimal(str(c.final_score)) for c in a.categories)

@@ -2,10 +2,10 @@
 year beside this year.
 
 The scores come from the ranking whatever it rests on: the final score, rank, grade and category
-scores from `Ranking` (self-assessed today, 核定分 once the county's verification is ranked), each
-line's self-assessed score and 扣分说明 from the township's accepted file, and, where the county
-verified a line, its `LineVerdict` (核定分 and 核定说明), supplied by the review step as
-`Verdicts` = {township code: {item id: LineVerdict}}.
+scores from `Ranking` (核定分 where the township's 核定表 is done, else 自评分), each line's
+self-assessed score and 扣分说明 from the township's accepted file, and, where the county verified it,
+its `LineVerdict` (自评分, 核定分, 核定说明, 核查人): `Verdicts` = {township code: {item id: LineVerdict}},
+made from the round's 核定表s by `verdicts_of`.
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ class TownshipFeedback:
     categories: tuple[CategoryLine, ...]
     lost: tuple[LostLine, ...]
     last: PastResult | None = None
-    verified: bool = False             # some line of it was verified by the county
+    verified: bool = False             # the county verified it (a done 核定表: its lines' LineVerdicts)
+    adjusted: int = 0                  # lines whose 核定分 differs from the 自评分
 
 
 # -- per township ---------------------------------------------------------------------------------
@@ -112,8 +113,8 @@ def township_feedback(ranking: "Ranking", coll: "Collection", ctx: "Context", ve
                                         float(stats["最高"].get(c, 0)))
                            for c in ctx.rubric.scored_categories)
         out.append(TownshipFeedback(code, str(row.乡镇), float(row.最终得分), int(row.排名), n, str(row.等次),
-                                    categories, tuple(lost_lines(ctx, res.entries, res.scores.zeroed, mine)),
-                                    last.get(code), any(v.verified_score is not None for v in mine.values())))
+                                    categories, tuple(lost_lines(ctx, res.entries, res.entries.zeroed, mine)),
+                                    last.get(code), bool(mine), sum(map(_changed, mine.values()))))
     return out
 
 
@@ -124,7 +125,16 @@ def self_scores(ctx: "Context", entries, verdicts: Mapping[str, LineVerdict]) ->
 
     values = {i.id: (verdicts[i.id].self_score if i.id in verdicts else entries.values.get(i.id))
               for i in ctx.rubric.items if i.kind != "zero"}
-    return score(ctx.rubric, values, entries.zeroed, ctx.settings).subtotals
+    zero = ctx.rubric.zero
+    zeroed = verdicts[zero.id].self_score == 1 if zero is not None and zero.id in verdicts else entries.zeroed
+    return score(ctx.rubric, values, zeroed, ctx.settings).subtotals
+
+
+def _changed(v: LineVerdict) -> bool:
+    from .scoring import exact
+
+    return v.verified_score is not None and exact(v.verified_score) != exact(v.self_score or 0.0) or (
+        v.verified_score is None and bool(v.self_score))
 
 
 def _category_rows(ranking: "Ranking") -> dict[str, dict]:
@@ -150,7 +160,7 @@ def lost_lines(ctx: "Context", entries, zeroed: bool, verdicts: Mapping[str, Lin
         reason = (v.reason if v is not None and v.reason else "") or entries.notes.get(item.id, "")
         label = line_label(item.indicator, item.criterion)
         if item.kind == "zero":
-            if zeroed:
+            if (v.verified_score == 1 if v is not None and v.verified_score is not None else zeroed):
                 out.append(LostLine(item.id, label, 0.0, None, None, Decimal(0), reason, zero=True))
             continue
         got = exact(final or 0)
@@ -350,10 +360,24 @@ def change_of(score: float, rank: int, past: PastResult | None) -> tuple:
 
 # -- the round's jobs: write the 反馈单s, collect the ones sent back ---------------------------------
 
-def round_verdicts(rnd: "Round", ctx: "Context", coll: "Collection") -> Verdicts:
-    """The county's verdicts per township and line (the review step's 核定表s): none yet, so the self
-    scores stand. The review step supplies them here."""
-    return {}
+def verdicts_of(reviews, rubric) -> Verdicts:
+    """The county's verdicts per township and line from the round's 核定表s (`board.Reviews`: the valid,
+    signed one of each township, `review.ReviewResult`, beside the return it was made from): every line's
+    自评分 and 核定分, with the 核定说明 and the 核查人. The zero-out line's answer is 1.0 (是) or 0.0 (否)."""
+    out: dict[str, dict[str, LineVerdict]] = {}
+    for code, rev in (reviews.done if reviews is not None else {}).items():
+        own, dec = reviews.accepted.get(code), rev.decided
+        if own is None or dec is None:
+            continue
+        lines = {}
+        for item in rubric.items:
+            if item.kind == "zero":
+                mine, theirs = float(own.zeroed), float(dec.zeroed)
+            else:
+                mine, theirs = own.values.get(item.id), dec.values.get(item.id)
+            lines[item.id] = LineVerdict(item.id, mine, theirs, dec.reasons.get(item.id, ""), dec.reviewer)
+        out[code] = lines
+    return out
 
 
 @dataclass
@@ -379,10 +403,10 @@ def feedback_round(rnd: "Round", ctx: "Context", progress=None, workers: int | N
     if not board.count("ok"):
         raise AssessError(Report([issue(Code.NOTHING_TO_RANK, file=str(rnd.returned), detail=board.unranked_text())]))
     align_collection(coll, board, ctx)
-    ranking = rank_townships(coll, ctx)
+    ranking = rank_townships(coll, ctx, reviews=board.reviews.done if board.reviews else None)   # as `rank` ranks
     last = last_year_results(rnd)
-    told = township_feedback(ranking, coll, ctx, verdicts if verdicts is not None else round_verdicts(rnd, ctx, coll),
-                             last)
+    told = township_feedback(ranking, coll, ctx, verdicts if verdicts is not None else verdicts_of(board.reviews,
+                                                                                                  ctx.rubric), last)
     rnd.feedback.mkdir(parents=True, exist_ok=True)
     written, latest, kept = [], {}, []
     issued = issued_sha256s(rnd)

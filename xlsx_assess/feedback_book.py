@@ -94,7 +94,8 @@ def feedback_layout(fb: TownshipFeedback, s: "Settings") -> FeedbackLayout:
     for col, head in ((0, "类别"), (2, "满分"), (3, "自评"), (4, "核定"), (5, "县平均"), (6, "县最高")):
         put(row, col, head, "head", merge_to=(row, 1) if col == 0 else None)
     put(row, 7, "说明", "head", merge_to=(row, LAST_COL))
-    note = "核定：县考核组核定后的得分" + ("" if fb.verified else "（本乡镇未作调整，同自评）")
+    note = "核定：县考核组核定后的得分" + (f"（{fb.adjusted} 项有调整，见下表失分原因）" if fb.adjusted
+                                     else "（核定未作调整）" if fb.verified else "（尚未核定，按自评分）")
     first = row + 1
     for c in fb.categories:
         row += 1
