@@ -10,7 +10,6 @@ made from the round's 核定表s by `verdicts_of`.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path

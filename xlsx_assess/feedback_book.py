@@ -20,10 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .feedback import TownshipFeedback
-from .checks import _same, _text          # a cell compared, and shown, exactly as the form's check does
+from .checks import _same, _text, check_sheets   # a cell compared and shown, sheets checked, as for the form
 from .issues import Code, Issue, issue
-from .layout import FEEDBACK_MARK, MARGINS, OTHER_BOOK_SHEETS, CellSpec, Validation, a1, position
-from .rubric import format_points
+from .layout import FEEDBACK_MARK, OTHER_BOOK_SHEETS, CellSpec, Validation, a1, position
 
 if TYPE_CHECKING:
     from .reader import Returned
@@ -190,7 +189,7 @@ def write_feedback(fb: TownshipFeedback, s: "Settings", path: Path, made: dt.dat
 def _write(lay: FeedbackLayout, fb: TownshipFeedback, s: "Settings", target, made: dt.datetime | None) -> None:
     import xlsxwriter
 
-    from .writer import FONT, FORMATS, PROTECT_OPTIONS, WORKBOOK_OPTIONS, _hf, row_height
+    from .writer import FONT, FORMATS, PROTECT_OPTIONS, WORKBOOK_OPTIONS, print_setup, row_height
 
     wb = xlsxwriter.Workbook(target, WORKBOOK_OPTIONS)
     wb.set_properties({"title": f"{s.county}{s.year}年度考核结果反馈单 — {fb.township}", "subject": s.title,
@@ -219,15 +218,7 @@ def _write(lay: FeedbackLayout, fb: TownshipFeedback, s: "Settings", target, mad
         ws.set_row(row, h)
     ws.set_row(lay.last_row, 30)
     ws.repeat_rows(lay.header_row)
-    ws.set_landscape()
-    ws.set_paper(9)
-    ws.fit_to_pages(1, 0)
-    ws.center_horizontally()
-    ws.set_margins(**MARGINS)                  # the form's
-    ws.set_header(f"&L&9{_hf(s.issuing_office)}&C&9{_hf(s.county)}{s.year}年度考核结果反馈单&R&9{_hf(fb.township)}")
-    ws.set_footer("&C&9第 &P 页，共 &N 页")
-    ws.print_area(0, 0, lay.last_row, LAST_COL)
-    ws.hide_gridlines(2)
+    print_setup(ws, [], lay.last_row, LAST_COL, s.issuing_office, fb.township)     # as the form prints
     meta.write_string(0, 0, "key")
     meta.write_string(0, 1, "value")
     for r, key in enumerate(IDENTITY_KEYS, start=1):
@@ -392,10 +383,7 @@ def check_feedback(rnd: "Round", path: Path, name: str, year: int) -> FeedbackCh
         return out
     if read_latest(rnd).get(out.code) != out.feedback_id:
         out.issues.append(issue(Code.FEEDBACK_STALE, file=name, sheet=SHEET))
-    for sheet in SHEETS:
-        if sheet not in ret.sheets:
-            out.issues.append(issue(Code.FEEDBACK_SHEET_MISSING, file=name, sheet=sheet, value=sheet))
-    if SHEET in ret.sheets:
+    if check_sheets(ret, lambda code, **fields: out.issues.append(issue(code, file=name, **fields)), SHEETS, SHEET):
         out.issues += _structure(ret, record, name) + _inputs(ret, record, name, year)
     return out
 

@@ -225,8 +225,6 @@ class Code(StrEnum):
                                  "“{label}”的整改时限“{value}”不是有效日期，请填写 {expected} 这样的日期。")
     FEEDBACK_OWNER_MISSING = ("V437", "error", "未填写整改责任人",
                               "“{label}”失分，未填写整改责任人，请补充。")
-    FEEDBACK_SHEET_MISSING = ("V438", "error", "反馈单缺少工作表",
-                              "缺少工作表“{value}”，请让乡镇在下发的反馈单上填写后报回。")
     FEEDBACK_AMONG_RETURNS = ("V439", "error", "反馈单放进了收回文件夹",
                               "这是{value}的考核结果反馈单，不是考核表：请把它放入本轮的 反馈/ 文件夹，再运行 xlsx-assess check。")
 
