@@ -4,6 +4,7 @@ the notice's counts; last year beside this year in a round made --from the previ
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -21,6 +22,7 @@ from typer.testing import CliRunner
 import lo
 from xlsx_assess import feedback_book as book
 from xlsx_assess.cli import app
+from xlsx_assess.ledger import kept_path
 from xlsx_assess.feedback import (LineVerdict, county_losses, draft_notice, feedback_round, last_year_results,
                                   lost_lines, previous_round, read_results, township_feedback)
 from xlsx_assess.feedback_book import SHEET, check_feedback, feedback_layout
@@ -269,6 +271,8 @@ def test_check_shows_rectified_for_the_filled_and_the_missing_cells_for_the_othe
     assert left == [("V434", SHEET, incomplete["measure"]), ("V435", SHEET, incomplete["blank"]),
                     ("V436", SHEET, incomplete["bad"])]
     assert towns[incomplete["code"]]["feedback_file"].startswith("反馈/报回/")
+    for back in (rnd.feedback / "报回").iterdir():           # every 反馈单 received is kept by content
+        assert kept_path(rnd.files, hashlib.sha256(back.read_bytes()).hexdigest()).is_file(), back.name
     shown = runner.invoke(app, ["check", "--round", str(rnd.root)]).output
     assert "已整改 8" in shown and "整改未完成 1" in shown and incomplete["measure"] in shown
     status = runner.invoke(app, ["status", "--round", str(rnd.root), "--json"])

@@ -445,6 +445,7 @@ def collect_feedback(rnd: "Round", ctx: "Context", board):
             path = Path(top) / f
             if f.startswith(("~$", ".")) or path.suffix.lower() not in WORKBOOK_SUFFIXES:
                 continue
+            _keep(rnd, path)
             got = check_feedback(rnd, path, str(path.relative_to(rnd.root)), ctx.settings.year)
             (found.setdefault(got.code, []) if got.code else strays).append(got)
     lines = []
@@ -454,6 +455,19 @@ def collect_feedback(rnd: "Round", ctx: "Context", board):
             continue
         lines.append(replace(line, **_feedback_state(found.get(line.code, []))))
     return replace(board, lines=lines), strays
+
+
+def _keep(rnd: "Round", path: Path) -> None:
+    """Keep a returned 反馈单 by content in the round, as every file received is kept (best effort: one
+    that cannot be read, or is larger than any workbook we read, is reported by its check instead)."""
+    from .container import MAX_FILE_BYTES
+    from .ledger import keep_bytes
+
+    try:
+        if path.stat().st_size <= MAX_FILE_BYTES:
+            keep_bytes(rnd.files, path.read_bytes())
+    except OSError:
+        pass
 
 
 def _feedback_state(checks: list) -> dict:
