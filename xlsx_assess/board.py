@@ -243,10 +243,11 @@ def _line(t, files: list[Kept], ctx: "Context") -> TownshipLine:
 
 
 def _when(f: Kept) -> tuple:
-    """The order files of a township arrived in: first seen by the round, then as the collection rules
-    order them (saved time, file time, name)."""
+    """The order files of a township arrived in: when the round last received each under a new name (a
+    good file resent after a wrong one is the latest again), then as the collection rules order them
+    (saved time, file time, name)."""
     v = f.verdict
-    return (f.first_seen or FLOOR, v.saved or FLOOR, v.mtime or FLOOR, f.name)
+    return (f.arrived or f.first_seen or FLOOR, v.saved or FLOOR, v.mtime or FLOOR, f.name)
 
 
 def _entry(f: Kept, role: str) -> FileEntry:
