@@ -29,7 +29,8 @@ def test_help_lists_every_command_and_each_is_in_the_readme():
     result = run("--help")
     assert result.exit_code == 0
     commands = [c.name or c.callback.__name__ for c in app.registered_commands]
-    assert set(commands) == {"generate", "check", "rank", "rubric", "codes", "status", "init", "serve", "review"}
+    assert set(commands) == {"generate", "check", "rank", "rubric", "codes", "status", "init", "serve", "review",
+                             "feedback"}
     for name in commands:
         assert name in result.output
         assert f"xlsx-assess {name}" in README, name

@@ -267,3 +267,15 @@ def test_render_a_核定表(samples_round, tmp_path):
     shutil.copy(page, tmp_path / "review.png")
     if not (DOCS / "review.png").exists():
         shutil.copy(page, DOCS / "review.png")
+
+
+@pytest.mark.parametrize("typed", ["1.5", "１.５", " 1 ", "1.5分"])
+def test_a_verified_score_typed_as_text_is_refused(typed):
+    """The 核定表's totals skip text, so a 核定分 held as text would make the signed total differ from the
+    published one: V421 at its cell, whatever the text says."""
+    from xlsx_assess.review import ReviewResult, _score
+    from xlsx_assess.rubric import Item
+
+    res = ReviewResult("x.xlsx", "0" * 64)
+    assert _score(typed, Item("A01", "类", "指标", "标准", "base", 2.0), 2, "I7", res) is None
+    assert [(i.code, i.cell) for i in res.issues] == [("V421", "I7")]

@@ -85,3 +85,27 @@ def test_rank_with_nothing_accepted_writes_nothing_and_exits_2(tmp_path):
     empty = xa(tmp_path, "rank", "收回", "--out", "排名.xlsx")
     assert empty.returncode == 2 and "C508" in empty.stderr + empty.stdout
     assert not (tmp_path / "排名.xlsx").exists()
+
+
+def test_a_good_file_resent_after_a_wrong_one_is_the_latest_again(small_ctx, tmp_path):
+    """The board follows what arrived last: a township that sent its good return, then by mistake the blank
+    form, then the good return again (same bytes, a new name), is 已合格 again."""
+    from xlsx_assess.round import generate_round, init_round
+    from xlsx_assess.setup_book import write_setup_book
+    from xlsx_assess.workflow import check_round
+
+    rnd = init_round(tmp_path / "r")
+    write_setup_book(small_ctx.rubric, small_ctx.townships, small_ctx.settings, rnd.setup)
+    generate_round(rnd)
+    ctx = load_round_context(rnd)
+    town = ctx.townships[0]
+    notes = {i.id: "说明" for i in ctx.rubric.items}
+    good = write_filled(ctx, town, rnd.returned, values=full_marks(ctx.rubric), zeroed=False, notes=notes,
+                        name="好.xlsx")
+    state = lambda: next(x for x in check_round(rnd, ctx)[1].lines if x.code == town.code).state  # noqa: E731
+    assert state() == "ok"
+    blank = next(rnd.sent.glob(f"*{town.name}*.xlsx"))
+    shutil.copy(blank, rnd.returned / "误发空表.xlsx")
+    assert state() == "fix"
+    shutil.copy(good, rnd.returned / "重发.xlsx")
+    assert state() == "ok"

@@ -27,6 +27,9 @@ STATE_ZH = {"ok": "已合格", "fix": "需改正", "missing": "未收到", "pend
 # Once the round has 核定表s (核定/), an 已合格 line is also 待核定 (no valid, signed 核定表 for its
 # accepted return yet), 已核定, or 核定表已过期 (its 核定表 was made from an earlier return): `review`.
 REVIEW_STAGES = ("pending", "verified", "stale")
+# After the results: a ranked township's 反馈单 (TownshipLine.feedback), beside its state.
+FEEDBACK_STATES = ("sent", "rectifying", "rectified")
+STATE_ZH.update({"sent": "待整改", "rectifying": "整改未完成", "rectified": "已整改"})
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,9 @@ class TownshipLine:
     reviewed_score: Decimal | None = None   # final score on 核定分 (review "verified")
     reviewer: str = ""                 # 核查人
     review_issues: tuple[Issue, ...] = ()   # what is wrong in its 核定表, located
+    feedback: str = ""                 # "" (no 反馈单 sent) or one of FEEDBACK_STATES
+    feedback_file: str = ""            # the 反馈单 that state rests on
+    feedback_issues: tuple[Issue, ...] = ()   # what is still missing in it (state "rectifying"), located
 
     @property
     def state_zh(self) -> str:
@@ -91,6 +97,9 @@ class TownshipLine:
             out.update(review=self.review, review_file=self.review_file,
                        reviewed_score=None if self.reviewed_score is None else str(self.reviewed_score),
                        reviewer=self.reviewer, review_issues=[dict(i.as_dict(), file=i.file) for i in self.review_issues])
+        if self.feedback:                # once 反馈单s were sent: the 整改 stage and what it rests on
+            out.update(feedback=self.feedback, feedback_file=self.feedback_file,
+                       feedback_issues=[dict(i.as_dict(), file=i.file) for i in self.feedback_issues])
         return out
 
 
@@ -234,10 +243,11 @@ def _line(t, files: list[Kept], ctx: "Context") -> TownshipLine:
 
 
 def _when(f: Kept) -> tuple:
-    """The order files of a township arrived in: first seen by the round, then as the collection rules
-    order them (saved time, file time, name)."""
+    """The order files of a township arrived in: when the round last received each under a new name (a
+    good file resent after a wrong one is the latest again), then as the collection rules order them
+    (saved time, file time, name)."""
     v = f.verdict
-    return (f.first_seen or FLOOR, v.saved or FLOOR, v.mtime or FLOOR, f.name)
+    return (f.arrived or f.first_seen or FLOOR, v.saved or FLOOR, v.mtime or FLOOR, f.name)
 
 
 def _entry(f: Kept, role: str) -> FileEntry:

@@ -20,7 +20,7 @@ from typing import Any
 from . import scoring
 from .changes import compatible, describe, diff_rubrics
 from .issues import Code, Issue, Report, issue, status_of
-from .layout import (COL_EVIDENCE, COL_NOTE, COL_SCORE, FORM_MARK, FORM_SHEET, GUIDE_SHEET, IDENTITY_KEYS, META_SHEET, SHEETS, CellSpec,
+from .layout import (COL_EVIDENCE, COL_NOTE, COL_SCORE, FEEDBACK_MARK, FORM_MARK, FORM_SHEET, GUIDE_SHEET, IDENTITY_KEYS, META_SHEET, SHEETS, CellSpec,
                      FormLayout, a1, computed_cells, form_id, form_layout, position)
 from .reader import Returned
 from .rubric import Rubric, format_points
@@ -298,6 +298,9 @@ def claimed_township(ret: Returned, ctx: Context, add, mark: str = FORM_MARK,
     `mark` (a form, a 核定表) or names no township on the roster. Properties and sheet must agree."""
     props, sheet = read_identity(ret, keys)
     ident = sheet or props
+    if ident.get("xa_form") == FEEDBACK_MARK and mark != FEEDBACK_MARK:   # a 反馈单 (feedback_book) in the wrong folder
+        add(Code.FEEDBACK_AMONG_RETURNS, value=ident.get("xa_township", ""))
+        return ident, None
     if ident.get("xa_form") != mark:
         add(Code.NO_IDENTITY)
         return ident, None

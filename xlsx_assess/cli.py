@@ -715,6 +715,7 @@ def _round_or_exit(round_dir: Optional[Path]):
 def _check_in_round(round_dir: Optional[Path], as_json: bool, workers: Optional[int]) -> None:
     """`check` inside a round: 收回/ checked, every file kept and recorded, the board printed, and
     结果/核查结果.xlsx written (the board with contacts, the issues, the 退回 and 催报 texts)."""
+    from .feedback import collect_feedback
     from .issues import AssessError
     from .results_book import RESULTS_NAME, write_results
     from .workflow import check_round, load_round_context
@@ -724,6 +725,7 @@ def _check_in_round(round_dir: Optional[Path], as_json: bool, workers: Optional[
         ctx = load_round_context(rnd)
         with _progress("核查文件", not as_json) as progress:
             coll, board = check_round(rnd, ctx, progress, workers)
+            board, strays = collect_feedback(rnd, ctx, board)        # the 反馈单s sent back into 反馈/
     results = rnd.results / RESULTS_NAME
     try:
         write_results(board, ctx, results)
@@ -735,9 +737,11 @@ def _check_in_round(round_dir: Optional[Path], as_json: bool, workers: Optional[
 
         _print_json(dict(collection_json(coll), townships=[line.as_dict() for line in board.lines],
                          setup_suspect=board.setup_suspect.as_dict() if board.setup_suspect else None,
-                         results=None if written else str(results)))
+                         results=None if written else str(results),
+                         **({"feedback_unassigned": [dict(i.as_dict(), file=i.file) for s in strays for i in s.issues]}
+                            if strays else {})))
     else:
-        _render_board(board, skipped=coll.skipped)
+        _render_board(board, skipped=coll.skipped, strays=strays)
         con = _console()
         if written is None:
             con.print(f"核查结果（含退回、催报通知文字）已写入 {_esc(str(results))}")
@@ -752,22 +756,24 @@ def status(round_dir: Optional[Path] = RoundOpt, as_json: bool = JsonOpt) -> Non
 
     退出码 exit code: 0 各乡镇均已合格 every township ok · 1 否则 otherwise · 2 不在考核轮次中 usage.
     """
+    from .feedback import collect_feedback
     from .workflow import load_round_context, round_status
 
     rnd = _round_or_exit(round_dir)
     with _guard():
-        board = round_status(rnd, load_round_context(rnd))
+        ctx = load_round_context(rnd)
+        board, strays = collect_feedback(rnd, ctx, round_status(rnd, ctx))    # and the 反馈单s in 反馈/
     if as_json:
         _print_json({"townships": [dict(line.as_dict(), history=[f.as_dict() for f in line.history])
                                    for line in board.lines],
                      "unassigned": [f.as_dict() for f in board.unassigned],
                      "setup_suspect": board.setup_suspect.as_dict() if board.setup_suspect else None})
     else:
-        _render_board(board, history=True)
+        _render_board(board, history=True, strays=strays)
     raise typer.Exit(0 if board.complete else 1)
 
 
-def _render_board(board, skipped=(), history: bool = False) -> None:
+def _render_board(board, skipped=(), history: bool = False, strays=()) -> None:
     """One line per township (state, file, score or what is wrong, 填报人 电话); its files when `history`."""
     from rich.text import Text
 
@@ -780,6 +786,9 @@ def _render_board(board, skipped=(), history: bool = False) -> None:
         out.append(f"? 无法确定所属乡镇：{_plain(f.name)}（{' '.join(f.issue_codes)}）\n", "yellow")
     for s in skipped:
         out.append(f"· {_plain(s.issue.render())}\n", "dim")
+    for stray in strays:
+        for i in stray.issues:
+            out.append(f"? {i.code} {_plain(i.render())}\n", "yellow")
     for r in (board.reviews.stray if board.reviews else ()):
         out.append(f"? 核定/ 中无法使用的文件：{_plain(r.name)}（{' '.join(i.code for i in r.issues)}）\n", "yellow")
     out.append(f"共 {len(board.lines)} 个乡镇：已合格 {board.count('ok')}，需改正 {board.count('fix')}，"
@@ -787,6 +796,11 @@ def _render_board(board, skipped=(), history: bool = False) -> None:
     if any(line.review for line in board.lines):
         out.append(f"\n核定：已核定 {board.count('verified')}，待核定 {board.count('pending')}，"
                    f"核定表已过期 {board.count('stale')}。")
+    told = [line.feedback for line in board.lines if line.feedback]
+    if told:
+        from .board import FEEDBACK_STATES, STATE_ZH
+
+        out.append("\n反馈单：" + "，".join(f"{STATE_ZH[k]} {told.count(k)}" for k in FEEDBACK_STATES) + "。")
     _console().print(out, soft_wrap=True)
 
 
@@ -813,11 +827,26 @@ def _render_line(out, line, detail: bool = True, history: bool = False) -> None:
         _render_review(out, line, detail)
     if history:
         _render_history(out, line)
+    if line.feedback:
+        _render_feedback(out, line)
     if detail and line.state == "fix":
         shown = [i for i in line.issues if i.severity != "info"] or list(line.issues)
         out.append_text(_grid(("代码", "工作表", "单元格", "说明"), [
             [(i.code, SEVERITY_STYLE[i.severity]), i.sheet, i.cell, i.message] for i in shown[:SHOWN_ISSUES]],
             indent="    "))
+
+
+def _render_feedback(out, line) -> None:
+    """The township's 反馈单 under its line: 已整改, 待整改, or 整改未完成 with what is missing, located."""
+    from .board import STATE_ZH
+
+    style = {"rectified": "green", "rectifying": "red", "sent": "yellow"}[line.feedback]
+    what = f"，{len(line.feedback_issues)} 处未完成" if line.feedback == "rectifying" else ""
+    out.append(f"    反馈单 {STATE_ZH[line.feedback]}{what}  {_plain(line.feedback_file)}\n", style)
+    if line.feedback_issues:
+        out.append_text(_grid(("代码", "工作表", "单元格", "说明"), [
+            [(i.code, SEVERITY_STYLE[i.severity]), i.sheet, i.cell, i.message] for i in line.feedback_issues[:SHOWN_ISSUES]],
+            indent="      "))
 
 
 REVIEW_STYLE = {"pending": ("…", "yellow"), "verified": ("✔", "green"), "stale": ("✖", "red")}
@@ -849,6 +878,35 @@ def _when_text(t) -> str:
 
 
 # -- a round: init, generate inside one, rubric diff ----------------------------------------------
+
+@app.command(cls=_Command)
+def feedback(round_dir: Optional[Path] = RoundOpt, workers: Optional[int] = WorkersOpt) -> None:
+    """写考核结果反馈单 Write each ranked township's 反馈单 into the round's 反馈/ (score, rank, grade, lost lines, 整改).
+
+    退出码 exit code: 0 每个乡镇都有反馈单 every township has one · 1 有乡镇未纳入排名 some not ranked ·
+    2 不在考核轮次中或没有可排名的乡镇 usage or nothing ranked.
+    """
+    from .feedback import feedback_round
+    from .round import FEEDBACK
+    from .workflow import load_round_context
+
+    rnd = _round_or_exit(round_dir)
+    with _guard():
+        ctx = load_round_context(rnd)
+        with _progress("生成反馈单") as progress:
+            run = feedback_round(rnd, ctx, progress, workers)
+    con = _console()
+    for fb, path in run.written:
+        last = f"  上年 {fb.last.score} 第 {fb.last.rank} 名" if fb.last else ""
+        con.print(f"  {_esc(fb.township)}  第 {fb.rank} 名  {fb.grade}  失分 {len(fb.lost)} 项{last}  "
+                  f"{_esc(FEEDBACK + '/' + path.name)}", soft_wrap=True)
+    for moved in run.kept:
+        con.print(f"  [yellow]已报回的反馈单移到 {_esc(str(moved.relative_to(rnd.root)))}，未被覆盖[/]", soft_wrap=True)
+    con.print(f"[green]✔[/] 已写入 {len(run.written)} 份反馈单到 {FEEDBACK}/。{_esc(run.board.unranked_text())}"
+              f"\n乡镇填好整改措施、整改时限和责任人后，把报回的反馈单放入 {FEEDBACK}/（可覆盖原文件），再运行 xlsx-assess check。",
+              soft_wrap=True)
+    raise typer.Exit(0 if not run.board.unranked else 1)
+
 
 @app.command(cls=_Command)
 def init(

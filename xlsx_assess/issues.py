@@ -209,6 +209,24 @@ class Code(StrEnum):
                     "编号 {value} 一行{detail}，但“扣分说明”为空。请在此单元格写明{expected}。")
     ZERO_ANSWER_BLANK = ("V418", "warning", "直接归零项未选择",
                          "编号 {value}（直接归零项）未选择“是”或“否”，已按“否”计分。请在此单元格选择“是”或“否”。")
+    FEEDBACK_NOT_OURS = ("V430", "error", "反馈单身份不明或被改动",
+                         "这不是本轮下发的反馈单，或其身份信息被改动（{detail}）。请让乡镇在下发的反馈单上填写后报回。")
+    FEEDBACK_STALE = ("V431", "error", "反馈单已过期",
+                      "这份反馈单是按较早的考核结果生成的，之后已重新下发。请让乡镇在最新下发的反馈单上填写。")
+    FEEDBACK_LOCKED_CHANGED = ("V432", "error", "反馈单的锁定内容被改动",
+                               "此单元格应为“{expected}”，实际为“{value}”。反馈单中只能填写浅黄色单元格，请让乡镇在下发的反馈单上重新填写。")
+    FEEDBACK_PROTECTION_REMOVED = ("V433", "error", "反馈单的保护或有效性被取消",
+                                   "{detail}。请让乡镇在下发的反馈单上重新填写。")
+    FEEDBACK_MEASURE_MISSING = ("V434", "error", "未填写整改措施",
+                                "“{label}”失分，未填写整改措施，请补充。")
+    FEEDBACK_DEADLINE_MISSING = ("V435", "error", "未填写整改时限",
+                                 "“{label}”失分，未填写整改时限，请填写完成整改的日期，如 {expected}。")
+    FEEDBACK_DEADLINE_INVALID = ("V436", "error", "整改时限不是有效日期",
+                                 "“{label}”的整改时限“{value}”不是有效日期，请填写 {expected} 这样的日期。")
+    FEEDBACK_OWNER_MISSING = ("V437", "error", "未填写整改责任人",
+                              "“{label}”失分，未填写整改责任人，请补充。")
+    FEEDBACK_AMONG_RETURNS = ("V439", "error", "反馈单放进了收回文件夹",
+                              "这是{value}的考核结果反馈单，不是考核表：请把它放入本轮的 反馈/ 文件夹，再运行 xlsx-assess check。")
 
     REVIEW_REASON_MISSING = ("V420", "error", "核定分改动而未写核定说明",
                              "编号 {value} 的核定分为 {detail}，与自评分 {expected} 不同，但“核定说明”为空。请写明核定理由（扣分原因）。")

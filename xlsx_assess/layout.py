@@ -24,9 +24,12 @@ FORM_SHEET = "评分表"
 META_SHEET = "_identity"
 SHEETS = (GUIDE_SHEET, FORM_SHEET, META_SHEET)
 REVIEW_SHEET = "核定表"            # the 核定表 (review.py), sent out and read back like a form
+FEEDBACK_SHEET = "反馈单"          # the 反馈单 (feedback_book.py), sent out and read back like a form
+FEEDBACK_MARK = "feedback"        # xa_form of a 反馈单 (FORM_MARK is the form's)
+OTHER_BOOK_SHEETS = (FEEDBACK_SHEET,)
 # Every sheet the reader reads the values and the structure of: the form's and those of the other
 # workbooks the tool sends out and reads back (add a new one here).
-READ_SHEETS = (*SHEETS, REVIEW_SHEET)
+READ_SHEETS = (*SHEETS, REVIEW_SHEET, FEEDBACK_SHEET)
 
 # Columns of the form sheet (0-based).
 COL_ID, COL_CATEGORY, COL_INDICATOR, COL_CRITERION, COL_GUIDE, COL_POINTS, COL_SCORE, COL_NOTE, COL_EVIDENCE = range(9)

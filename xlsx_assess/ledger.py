@@ -129,6 +129,7 @@ class Kept:
     name: str                            # the name first seen under
     names: tuple[str, ...]
     verdict: Verdict | None
+    arrived: dt.datetime | None = None  # when it last came under a name not seen before: a resend's time
 
 
 def now() -> dt.datetime:
@@ -271,14 +272,17 @@ class Ledger:
         latest verdict under any setup (None if it was never checked to the end)."""
         db = self._db
         names: dict[str, list[str]] = {}
-        for sha, name in db.execute("SELECT sha256, name FROM names ORDER BY first_seen, name"):
+        arrived: dict[str, str] = {}
+        for sha, name, seen in db.execute("SELECT sha256, name, first_seen FROM names ORDER BY first_seen, name"):
             names.setdefault(sha, []).append(name)
+            arrived[sha] = seen                             # text in UTC: order is time order
         verdicts: dict[str, Verdict] = {}
         for row in db.execute("SELECT * FROM verdicts ORDER BY checked"):
             v = _verdict_of(row[1:])
             if context is None or row[0] not in verdicts or v.context == context or verdicts[row[0]].context != context:
                 verdicts[row[0]] = v
-        return [Kept(sha, size, _parse_time(first), name, tuple(names.get(sha, (name,))), verdicts.get(sha))
+        return [Kept(sha, size, _parse_time(first), name, tuple(names.get(sha, (name,))), verdicts.get(sha),
+                     _parse_time(arrived.get(sha, first)))
                 for sha, size, first, name in db.execute(
                     "SELECT sha256, size, first_seen, first_name FROM files ORDER BY first_seen, first_name")]
 

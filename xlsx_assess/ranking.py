@@ -69,6 +69,7 @@ class Ranking:
     left_out: int = 0                  # how many roster townships it does not rank
     adjustments: "pd.DataFrame | None" = None   # 核定调整: every line whose 核定分 differs (None: no 核定 yet)
     unverified: tuple[str, ...] = ()     # townships ranked on 自评分 while others are on 核定分 (初步排名)
+    grades: tuple[str, ...] = ()       # the county's grades, best first (the 考核结果通报 counts each)
 
     @property
     def preliminary(self) -> bool:
@@ -146,7 +147,7 @@ def rank_townships(coll: Collection, ctx: Context, now: dt.datetime | None = Non
                                                        + "、".join(unverified) if unverified else "") + "。"))
     return Ranking(ranking, categories, details.frame(), issues, files, missing, explained, now,
                    s.score_decimals, heading_of(s), details.notes_frame(), adjustments=adjustments,
-                   unverified=unverified)
+                   unverified=unverified, grades=tuple(g.name for g in s.grades))
 
 
 COMPARED = ("自评得分", "核定得分", "核定差额", "核定情况")     # 排名's columns once the round has 核定表s
@@ -316,8 +317,10 @@ def explanation(ctx: Context, coll: Collection, now: dt.datetime) -> list[tuple[
 # The sheets, in order, each with what its title calls it.
 RANK_SHEET = "排名"
 SHEETS = (("排名", "排名"), ("分类得分", "分类得分"), ("明细", "得分明细"), ("扣分说明", "扣分说明"),
-          ("问题清单", "问题清单"), ("文件处理结果", "收到文件处理结果"), ("未提交", "未提交乡镇"), ("排名说明", "排名说明"))
+          ("问题清单", "问题清单"), ("文件处理结果", "收到文件处理结果"), ("未提交", "未提交乡镇"), ("排名说明", "排名说明"),
+          ("考核结果通报", "结果通报"))
 RANKING_SHEETS = tuple(name for name, _ in SHEETS)          # as `_write_ranking` writes them
+ISSUE12_SHEETS = RANKING_SHEETS[:-1]                         # rankings written before the 考核结果通报
 ADJUSTMENT_SHEET = "核定调整"                               # after 扣分说明, once the round has 核定表s
 REVIEWED_SHEETS = (*RANKING_SHEETS[:4], ADJUSTMENT_SHEET, *RANKING_SHEETS[4:])
 SHEET_NAMES = RANKING_SHEETS
@@ -341,7 +344,7 @@ def is_ranking_workbook(path: str | Path) -> bool:
     except Exception:             # not a zip, no workbook part, encrypted, damaged: not a ranking of ours
         return False
     return tuple(re.findall(r'<(?:\w+:)?sheet\b[^>]*?\bname="([^"]*)"', text)) in (RANKING_SHEETS, REVIEWED_SHEETS,
-                                                                                 EARLIER_SHEETS)
+                                                                                  ISSUE12_SHEETS, EARLIER_SHEETS)
 
 
 def write_ranking(ranking: Ranking, path: str | Path) -> Path:
@@ -402,6 +405,8 @@ COLUMNS = {
     "指标": Column(36), "自评": Column(6, "num"), "核定": Column(6, "num"), "核定说明": Column(40), "核查人": Column(10),
     "核定调整": Column(40),
     "得分": Column(6, "num"), "SHA-256（前12位）": Column(15, "code"), "SHA-256": Column(70, "code"), "原因": Column(50),
+    "上年得分": Column(9, "num"), "上年名次": Column(8, "code"), "上年等次": Column(8), "得分变化": Column(8, "code"),
+    "名次变化": Column(8, "code"),           # feedback.LAST_YEAR_COLUMNS: a round made --from the previous one
 }
 SHORT_HASH = 12                 # hex characters of a file's SHA-256 shown; the whole value stays, hidden
 MAX_ROW_HEIGHT = 409.0          # points: the tallest row Excel allows
@@ -457,8 +462,20 @@ def _write_ranking(rk: Ranking, target, scratch: Path) -> None:
     table.write("未提交", rk.missing, empty="各乡镇均已提交。")
     explained = pd.DataFrame(rk.explanation, columns=["项目", "说明"])
     table.write("排名说明", explained, widths={"项目": Column(14, "head"), "说明": Column(80)}, header=False)
+    _notice_sheet(table, rk)
     assert tuple(wb.sheetnames) == (RANKING_SHEETS if rk.adjustments is None else REVIEWED_SHEETS)
     wb.close()
+
+
+def _notice_sheet(table: "_Table", rk: Ranking) -> None:
+    """考核结果通报: the draft of the county's notice, a heading and its text a row (see `feedback.draft_notice`)."""
+    import pandas as pd
+
+    from .feedback import NOTICE_SHEET, draft_notice
+
+    notice = draft_notice(rk, rk.grades or None)
+    table.write(NOTICE_SHEET, pd.DataFrame(list(notice.paragraphs), columns=["项目", "说明"]),
+                widths={"项目": Column(16, "head"), "说明": Column(78)}, header=False)
 
 
 def _formats(wb, font: str, decimals: int) -> dict:

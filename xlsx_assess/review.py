@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -662,11 +661,12 @@ def _score(raw: Any, item: Item, decimals: int, ref: str, res: ReviewResult) -> 
             if item.kind == "base":
                 res.add(Code.REVIEW_SCORE_INVALID, detail="（空）", expected=why + "；不得分请填 0", **where)
             return None
-        typed = TYPED_NUMBER.fullmatch(text)
-        if typed is None:
+        if TYPED_NUMBER.fullmatch(text):            # the sheet's totals skip text: the signed total would not be ours
+            res.add(Code.REVIEW_SCORE_INVALID, detail=f"“{str(raw)[:40]}”（文字形式的数字，表内合计不计入）",
+                    expected=why + "，请重新输入为数字", **where)
+        else:
             res.add(Code.REVIEW_SCORE_INVALID, detail=str(raw)[:40], expected=why, **where)
-            return None
-        value = Decimal(typed.group(1))
+        return None
     if not value.is_finite() or value < 0 or value > scoring.exact(item.points) or scoring.has_more_decimals(value, decimals):
         res.add(Code.REVIEW_SCORE_INVALID, detail=format_points(float(value)), expected=why, **where)
         return None

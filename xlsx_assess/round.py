@@ -6,6 +6,7 @@
       收回/               where the clerk puts what townships send (files, folders, zips)
       结果/               核查结果.xlsx, 排名.xlsx, 排名.csv
       核定/               the 核定表s `review` writes, filled in by the county's 考核组
+      反馈/               the 反馈单s `feedback` writes; those townships send back are put here too
       .xlsx-assess/       the round's own: round.json (its marker), ledger.sqlite, files/ (every file
                           received, by content), rubrics/ (every rubric version forms were made from)
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 SETUP_BOOK = "考核设置.xlsx"
 SENT, RETURNED, RESULTS = "下发", "收回", "结果"
 REVIEWS = "核定"                      # the 核定表s (review.py)
+FEEDBACK = "反馈"                     # the 反馈单s `feedback` writes, and where the clerk puts those sent back
 RANKING_BOOK = "排名.xlsx"            # in 结果/
 STATE_DIR = ".xlsx-assess"
 MARKER = "round.json"
@@ -46,6 +48,10 @@ class Round:
     @property
     def reviews(self) -> Path:
         return self.root / REVIEWS
+
+    @property
+    def feedback(self) -> Path:
+        return self.root / FEEDBACK
 
     @property
     def state(self) -> Path:
@@ -115,7 +121,7 @@ def init_round(folder: str | Path, year: int | None = None, from_round: str | Pa
     for sub in (rnd.sent, rnd.returned, rnd.results, rnd.rubrics):
         sub.mkdir(parents=True, exist_ok=True)
     write_setup_book(ctx.rubric, ctx.townships, ctx.settings, rnd.setup)
-    _write_marker(rnd, ctx.settings.year)
+    _write_marker(rnd, ctx.settings.year, from_round)
     return rnd
 
 
@@ -143,15 +149,23 @@ def _starting_context(from_round, rubric, townships, settings):
                    load_townships(townships) if townships else prev.townships)
 
 
-def _write_marker(rnd: Round, year: int) -> None:
+def _write_marker(rnd: Round, year: int, from_round: str | Path | None = None) -> None:
     import datetime as dt
     import json
+    import os
 
     from . import __version__
     from .writer import atomic_path
 
     marker = {"tool": "xlsx-assess", "version": __version__, "year": year,
               "created": dt.datetime.now().astimezone().isoformat(timespec="seconds")}
+    if from_round is not None:                  # the previous round: by path, and relative to this one
+        prev = open_round(from_round).root
+        marker["from"] = str(prev)
+        try:
+            marker["from_relative"] = os.path.relpath(prev, rnd.root)
+        except ValueError:                      # another drive (Windows): the path alone
+            pass
     with atomic_path(rnd.marker) as staged:
         staged.file.write(json.dumps(marker, ensure_ascii=False, indent=2).encode("utf-8"))
 

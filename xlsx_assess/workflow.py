@@ -18,6 +18,7 @@ from .board import Board, build_board
 from .checks import Context
 from .collect import Collection, check_paths
 from .issues import AssessError, Code, Report, issue
+from .feedback import add_last_year, last_year_results, record_results
 from .round import RANKING_BOOK
 from .ranking import Ranking, is_ranking_workbook, rank_townships, write_ranking, write_ranking_csv
 from .rubric import load_rubric
@@ -205,8 +206,10 @@ def rank_round(rnd, ctx: Context, progress: Progress | None = None, workers: int
         align_collection(coll, board, ctx)
     ranking = _honest(coll, board, ctx, now, where=str(rnd.returned),
                       reviews=board.reviews.done if board.reviews else None)
+    add_last_year(ranking, last_year_results(rnd))      # when the round was made --from the previous one
     write_ranking(ranking, out)
     write_ranking_csv(ranking, out.with_suffix(".csv"))
+    record_results(rnd, ranking)                        # next year's "last year"
     return coll, board, ranking
 
 
