@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+import lo
+from conftest import ROOT, needs_libreoffice
 from fills import filled_review
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -101,9 +102,25 @@ def drop(page, paths: list[Path]) -> None:
     }""", files)
 
 
+def rectified(rnd, path: Path) -> list:
+    """The cells LibreOffice sets to fill in a 反馈单's 整改措施, 整改时限 and 责任人 (from the record `feedback`
+    kept of it)."""
+    from xlsx_assess.feedback_book import SHEET, read_record
+    from xlsx_assess.reader import read_returned
+    from xlsx_assess.feedback_book import read_feedback_identity
+
+    record = read_record(rnd, read_feedback_identity(read_returned(path, path.name))["xa_feedback_id"])
+    sets = []
+    for item_id, _, measure, deadline, owner in record["lines"]:
+        sets += [[SHEET, measure, f"完善{item_id}相关制度并落实"], [SHEET, deadline, {"date": "2027-03-31"}],
+                 [SHEET, owner, "李四"]]
+    return sets
+
+
 def test_a_whole_round_in_chromium(browser, server, tmp_path):
     from python_calamine import CalamineWorkbook
 
+    needs_libreoffice()
     url, rnd = server
     shots = Path(os.environ.get("XLSX_ASSESS_SCREENSHOTS") or tmp_path / "shots")
     if not shots.is_absolute():
@@ -197,9 +214,36 @@ def test_a_whole_round_in_chromium(browser, server, tmp_path):
     text = "\n".join(" ".join(str(c) for c in row) for row in rows)
     assert all(name in text for name in ("城关镇", "清水河乡", "夹河乡", "打渔陈镇"))
 
-    # 反馈: its place in the navigation
+    # 反馈: generate the 反馈单s, download them, one comes back with 整改 filled in (by LibreOffice): 已整改
     page.goto(url + "/feedback")
-    assert "将在核定功能完成后提供" in page.inner_text("main")
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="生成反馈单").click()
+    page.wait_for_selector("text=已生成 9 份反馈单")
+    with page.expect_download() as info:
+        page.get_by_role("link", name="下载全部反馈单（zip）").click()
+    zipped = tmp_path / "反馈单.zip"
+    info.value.save_as(zipped)
+    with zipfile.ZipFile(zipped) as zf:
+        assert len(zf.namelist()) == 9
+        first, second = sorted(zf.namelist())[:2]
+        zf.extract(first, tmp_path / "fb")
+        zf.extract(second, tmp_path / "fb")
+    done, partly = tmp_path / "fb" / "城关镇报回.xlsx", tmp_path / "fb" / "侯庙镇报回.xlsx"
+    sets = rectified(rnd, tmp_path / "fb" / second)
+    blank = sets[0][1]                                        # its first 整改措施 left blank
+    results = lo.run_jobs([{"in": tmp_path / "fb" / first, "out": done, "format": "xlsx",
+                            "set": rectified(rnd, tmp_path / "fb" / first)},
+                           {"in": tmp_path / "fb" / second, "out": partly, "format": "xlsx", "set": sets[1:]}])
+    assert all(r["ok"] for r in results), results
+    page.set_input_files("#files", [str(done), str(partly)])
+    page.wait_for_selector("text=已核查 2 个文件")
+    assert "已整改" in page.locator("ul.verdicts > li.verdict.ok").inner_text()
+    assert f"反馈单 › {blank}" in page.locator("ul.verdicts > li.verdict.error").inner_text()
+    assert page.locator("#feedback tbody tr.state-rectified").count() == 1
+    assert page.locator("#feedback tbody tr.state-rectifying").count() == 1
+    assert f"反馈单 › {blank}" in page.locator("#feedback tbody tr.state-rectifying").inner_text()
+    assert page.locator("#feedback tbody tr.state-sent").count() == 7
+    page.screenshot(path=str(shots / "web-feedback.png"), full_page=True)
     assert errors == []
     ctx.close()
 

@@ -68,7 +68,7 @@ def test_every_page_is_chinese_utf8_and_names_every_page(client):
         for label in ("本轮概况", "下发", "收回", "核定", "排名", "反馈"):
             assert label in r.text
     assert "生成核定表" in client.get("/review").text
-    assert "将在核定功能完成后提供" in client.get("/feedback").text
+    assert "生成反馈单" in client.get("/feedback").text
     assert client.get("/static/htmx.min.js").status_code == 200
     r = client.get("/")
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"] and r.headers["x-frame-options"] == "DENY"
@@ -219,7 +219,11 @@ def test_cross_site_requests_cannot_change_anything(client, rnd):
     assert client.post("/review/upload", files=samples()[:1]).status_code == 403
     assert client.post("/review/upload", files=samples()[:1],
                        headers=dict(SCRIPT, Origin="http://evil.example")).status_code == 403
+    assert client.post("/feedback/generate").status_code == 403
+    assert client.post("/feedback/upload", files=samples()[:1],
+                       headers=dict(SCRIPT, Origin="http://evil.example")).status_code == 403
     assert not rnd.reviews.exists() or not any(rnd.reviews.rglob("*.xlsx"))
+    assert not rnd.feedback.exists() or not any(rnd.feedback.rglob("*.xlsx"))
     assert not any(rnd.returned.rglob("*.xlsx"))
     r = client.post("/api/upload", files=samples()[:1], headers=dict(SCRIPT, Origin=LOCAL))
     assert r.status_code == 200
@@ -352,6 +356,41 @@ def test_a_resend_makes_the_filled_review_stale_and_refresh_asks_first(client, r
     r = client.post("/review/generate?refresh=1", headers=PAGE)
     assert "已生成 1 个核定表" in r.text and (rnd.reviews / filled.name).read_bytes() != before
     assert {t["code"]: t.get("review") for t in client.get("/api/status").json()["townships"]}[code] == "pending"
+
+
+# -- 反馈 ----------------------------------------------------------------------------------------------
+
+def test_feedback_through_the_page_generate_download_upload(client, rnd, tmp_path):
+    from python_calamine import CalamineWorkbook
+
+    r = client.post("/feedback/generate", headers=PAGE)
+    assert r.status_code == 200 and Code.NOTHING_TO_RANK in r.text           # nothing received yet
+    assert client.get("/feedback/feedback.zip").status_code == 404
+    client.post("/api/upload", files=samples(), headers=SCRIPT)
+    r = client.post("/feedback/generate", headers=PAGE)
+    assert r.status_code == 200 and "已生成 9 份反馈单" in r.text and "待整改 9" in r.text
+    z = client.get("/feedback/feedback.zip")
+    assert z.status_code == 200 and "filename*=UTF-8''" in z.headers["content-disposition"]
+    with zipfile.ZipFile(__import__("io").BytesIO(z.content)) as zf:
+        names = sorted(zf.namelist())
+        assert names == sorted(p.name for p in rnd.feedback.glob("*.xlsx")) and len(names) == 9
+        member = tmp_path / "member.xlsx"
+        member.write_bytes(zf.read(names[0]))
+    assert "反馈单" in CalamineWorkbook.from_path(str(member)).sheet_names
+    form = next(rnd.sent.glob("*.xlsx"))
+    files = [("files", (names[0], member.read_bytes())), ("files", (form.name, form.read_bytes())),
+             ("files", ("说明.txt", b"text"))]
+    got = client.post("/feedback/upload", files=files, headers=SCRIPT).json()
+    untouched, other, text = got["files"]
+    assert untouched["status"] == "warning" and untouched["township"] and untouched["stored_as"].startswith("反馈/网页上传/")
+    assert (rnd.root / untouched["stored_as"]).is_file() and (rnd.files / untouched["sha256"][:2] / untouched["sha256"]).is_file()
+    assert other["status"] == "error" and Code.FEEDBACK_NOT_OURS in codes(other)
+    assert text["status"] == "skipped"
+    assert {t.get("feedback") for t in got["townships"]} == {"sent"}
+    assert {t.get("feedback") for t in client.get("/api/status").json()["townships"]} == {"sent"}
+    page = client.get("/feedback").text
+    assert "待整改 9" in page and Code.FEEDBACK_NOT_OURS in page           # the stray form in 反馈/, located
+    assert "待整改" in client.get("/").text
 
 
 # -- the command -------------------------------------------------------------------------------------

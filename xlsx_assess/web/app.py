@@ -100,7 +100,10 @@ def create_app(rnd: Round, token: str | None = None, limits: Limits | None = Non
         Route("/review/generate", _endpoint(review_generate, web), methods=["POST"]),
         Route("/review/reviews.zip", _endpoint(reviews_zip, web)),
         Route("/review/upload", _endpoint(review_upload, web), methods=["POST"]),
-        Route("/feedback", _endpoint(pending_page, web, title="反馈")),
+        Route("/feedback", _endpoint(feedback_page, web)),
+        Route("/feedback/generate", _endpoint(feedback_generate, web), methods=["POST"]),
+        Route("/feedback/feedback.zip", _endpoint(feedback_zip, web)),
+        Route("/feedback/upload", _endpoint(feedback_upload, web), methods=["POST"]),
         Route("/api/status", _endpoint(api_status, web)),
         Route("/api/upload", _endpoint(api_upload, web), methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
@@ -202,9 +205,13 @@ def _assess_error(web: _Web, request: Request, exc: AssessError) -> Response:
 def board_page(web: _Web, request: Request) -> Response:
     from ..workflow import round_status
 
+    from ..board import STATE_ZH
+    from ..feedback import collect_feedback
+
     ctx = web.context()
-    board = round_status(web.rnd, ctx)
-    return web.page(request, "board.html", board=board, ctx=ctx, counts=_counts(board), when=_when, roles=ROLE_ZH)
+    board, _ = collect_feedback(web.rnd, ctx, round_status(web.rnd, ctx))
+    return web.page(request, "board.html", board=board, ctx=ctx, counts=_counts(board), when=_when, roles=ROLE_ZH,
+                    feedback_zh=STATE_ZH)
 
 
 def send_page(web: _Web, request: Request) -> Response:
@@ -234,8 +241,15 @@ def review_page(web: _Web, request: Request) -> Response:
     return web.page(request, "review.html", limits=web.limits, **_review_view(web, board))
 
 
-def pending_page(web: _Web, request: Request, title: str = "") -> Response:
-    return web.page(request, "pending.html", title=title)
+def feedback_page(web: _Web, request: Request) -> Response:
+    from ..feedback import collect_feedback
+    from ..workflow import check_round
+
+    ctx = web.context()
+    with web.lock:                              # what `check` says now: the 反馈单s sent back included
+        _, board = check_round(web.rnd, ctx, workers=web.workers)
+        board, strays = collect_feedback(web.rnd, ctx, board)
+    return web.page(request, "feedback.html", limits=web.limits, **_feedback_view(web, board, strays))
 
 
 # -- actions (POST: the guard has checked where they come from) ----------------------------------------
@@ -276,6 +290,45 @@ def review_generate(web: _Web, request: Request) -> Response:
     message = f"已生成 {made} 个核定表，保存在 核定/ 文件夹。" + (f"另有 {waiting} 个乡镇尚无合格的考核表，暂不能核定。"
                                                             if waiting else "")
     return web.page(request, "_review.html", **_review_view(web, board), message=message, ok=True)
+
+
+def feedback_generate(web: _Web, request: Request) -> Response:
+    """`feedback` from the page: rank as `rank` does and write a 反馈单 per ranked township into 反馈/."""
+    from ..feedback import collect_feedback, feedback_round
+    from ..workflow import round_status
+
+    ctx = web.context()
+    with web.lock:
+        try:
+            run = feedback_round(web.rnd, ctx, workers=web.workers)
+        except AssessError as exc:
+            board, strays = collect_feedback(web.rnd, ctx, round_status(web.rnd, ctx))
+            return web.page(request, "_feedback.html", **_feedback_view(web, board, strays), message=_said(exc),
+                            ok=False)
+        board, strays = collect_feedback(web.rnd, ctx, run.board)
+    moved = "".join(f"已报回的反馈单 {m.relative_to(web.rnd.root).as_posix()} 已移到旁边，未被覆盖。" for m in run.kept)
+    message = f"已生成 {len(run.written)} 份反馈单，保存在 反馈/ 文件夹。{run.board.unranked_text()}{moved}"
+    return web.page(request, "_feedback.html", **_feedback_view(web, board, strays), message=message, ok=True)
+
+
+async def feedback_upload(web: _Web, request: Request) -> Response:
+    """反馈单s sent back: kept by content, placed in 反馈/网页上传/…, collected as `check` does, each answered."""
+    from starlette.concurrency import run_in_threadpool
+
+    got = await _uploaded(web, request)
+    if isinstance(got, Response):
+        return got
+
+    def work():
+        ctx = web.context()
+        with web.lock:
+            return up.receive_feedback(web.rnd, ctx, got, web.workers)
+
+    answers, board, strays = await run_in_threadpool(work)
+    if request.headers.get("hx-request") == "true":
+        return web.page(request, "_feedback_verdicts.html", answers=answers, **_feedback_view(web, board, strays))
+    return JSONResponse({"files": [a.as_dict() for a in answers], "counts": _counts(board),
+                         "townships": [line.as_dict() for line in board.lines]})
 
 
 async def review_upload(web: _Web, request: Request) -> Response:
@@ -405,6 +458,11 @@ def reviews_zip(web: _Web, request: Request) -> Response:
                          "核定/ 中还没有核定表，请先生成。")
 
 
+def feedback_zip(web: _Web, request: Request) -> Response:
+    return _zip_download(_workbooks(web.rnd.feedback), f"{web.context().settings.year}年反馈单.zip",
+                         "反馈/ 中还没有反馈单，请先生成。")
+
+
 def _zip_download(paths: list[Path], name: str, none: str) -> Response:
     """The workbooks of one of the round's folders as one zip named `name` (`none`: what 404 says)."""
     if not paths:
@@ -450,7 +508,10 @@ def _attachment(name: str) -> str:
 def api_status(web: _Web, request: Request) -> Response:
     from ..workflow import round_status
 
-    board = round_status(web.rnd, web.context())
+    from ..feedback import collect_feedback
+
+    ctx = web.context()
+    board, _ = collect_feedback(web.rnd, ctx, round_status(web.rnd, ctx))
     return JSONResponse({"townships": [line.as_dict() for line in board.lines], "counts": _counts(board),
                          "setup_suspect": board.setup_suspect.as_dict() if board.setup_suspect else None})
 
@@ -473,6 +534,17 @@ def _workbooks(folder: Path) -> list[Path]:
         return []
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".xlsx"
                   and not p.name.startswith(("~$", ".")))
+
+
+def _feedback_view(web: _Web, board, strays) -> dict:
+    """The 整改 stage per township (`collect_feedback`'s board), for feedback.html and its parts."""
+    from ..board import STATE_ZH
+
+    stages = {"rectified": 0, "rectifying": 0, "sent": 0, "none": 0}
+    for line in board.lines:
+        stages[line.feedback or "none"] += 1
+    return {"lines": board.lines, "stages": stages, "strays": strays, "sheets": _workbooks(web.rnd.feedback),
+            "zh": STATE_ZH}
 
 
 def _review_view(web: _Web, board) -> dict:

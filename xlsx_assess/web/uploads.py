@@ -145,6 +145,38 @@ def receive_reviews(rnd, ctx, uploads: list[Upload], workers: int | None = None)
     return review_answers(uploads, board, ctx), board
 
 
+def receive_feedback(rnd, ctx, uploads: list[Upload], workers: int | None = None):
+    """Place 反馈单s sent back in 反馈/网页上传/…, check the round and collect 反馈/ as `check` does, and
+    answer each upload with its `feedback_book.check_feedback`. Returns (answers, board, strays)."""
+    from ..board import STATE_ZH
+    from ..feedback import WORKBOOK_SUFFIXES, collect_feedback
+    from ..feedback_book import check_feedback
+    from ..issues import Code, issue
+    from ..workflow import check_round
+
+    rnd.feedback.mkdir(parents=True, exist_ok=True)
+    place(rnd, uploads, into=rnd.feedback)
+    _, board = check_round(rnd, ctx, workers=workers)
+    board, strays = collect_feedback(rnd, ctx, board)
+    out = []
+    for up in uploads:
+        if Path(up.stored_as).suffix.lower() not in WORKBOOK_SUFFIXES:
+            out.append(Answer(up.given, up.stored_as, up.sha256, "skipped",
+                              issues=[_issue(issue(Code.SKIPPED, file=up.stored_as, detail="反馈单应为 .xlsx 文件"))]))
+            continue
+        got = check_feedback(rnd, rnd.root / up.stored_as, up.stored_as, ctx.settings.year)
+        town = ctx.roster[got.code].name if got.code and got.code in ctx.roster else ""
+        if got.complete:
+            status, label = "ok", STATE_ZH["rectified"]
+        elif got.untouched:
+            status, label = "warning", "未填写（与下发的相同）"
+        else:
+            status, label = "error", STATE_ZH["rectifying"] if got.code else ""
+        out.append(Answer(up.given, up.stored_as, up.sha256, status, town, "", got.complete,
+                          [_issue(i) for i in got.issues if i.severity != "info"], label=label))
+    return out, board, strays
+
+
 def review_answers(uploads: list[Upload], board, ctx) -> list[Answer]:
     """Each uploaded 核定表's verdict from the board's 核定 results (`board.reviews`): 已核定 (valid and
     signed: "ok"), 待核定 (valid, not signed yet: "warning"), made from another return ("warning", its
