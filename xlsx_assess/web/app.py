@@ -2,7 +2,9 @@
 
 Every rule is the library's: the board is `workflow.round_status`/`check_round`, uploads go through
 `web.uploads` (kept by content, placed in 收回/, checked by `check_round`), the forms are
-`round.generate_round`, the ranking `workflow.rank_round`, the 通知 texts `notices.notices`.
+`round.generate_round`, the ranking `workflow.rank_round`, the 通知 texts `notices.notices`, the 核定表s
+`workflow.review_round` (returned ones placed by `web.uploads` in 核定/网页上传/ and judged by `check_round`), the
+反馈单s `feedback.feedback_round` (returned ones placed in 反馈/网页上传/, judged by `feedback.collect_feedback`).
 
 Safety: requests must name this server (Host 127.0.0.1/localhost:port) unless a token is set (any
 other listening host), in which case every request needs the token (?token=… once, then a cookie);
