@@ -378,3 +378,9 @@ def test_a_changed_rubric_is_not_regenerated_without_asking(client, rnd):
     assert "force=1" in r.text and {p.name: p.read_bytes() for p in rnd.sent.iterdir()} == before
     r = client.post("/send/generate?force=1", headers=PAGE)
     assert "已生成 9 个乡镇的考核表" in r.text and {p.name: p.read_bytes() for p in rnd.sent.iterdir()} != before
+
+
+def test_an_upload_the_round_cannot_take_is_said_in_chinese(client, rnd):
+    (rnd.returned / "网页上传").write_text("not a folder")      # a read-only share, say
+    got = client.post("/api/upload", files=[("files", ("a.xlsx", b"x"))], headers=SCRIPT)
+    assert got.status_code == 507 and "R302" in got.json()["error"]

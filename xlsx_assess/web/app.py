@@ -266,7 +266,10 @@ async def api_upload(web: _Web, request: Request) -> Response:
         await form.close()
     if sum(len(u.data) for u in got) > web.limits.bytes:
         return _upload_refused(request, 413, "上传被拒绝：文件总大小超过上限，请分几次上传。")
-    answers, board, ctx, unwritten = await run_in_threadpool(_receive, web, got)
+    try:
+        answers, board, ctx, unwritten = await run_in_threadpool(_receive, web, got)
+    except AssessError as exc:                                # the round cannot be written (R302)
+        return _upload_refused(request, 507, "上传未完成：" + _said(exc))
     if request.headers.get("hx-request") == "true":
         return web.page(request, "_verdicts.html", answers=answers, notices=_notices(board, ctx),
                         counts=_counts(board), unwritten=unwritten)

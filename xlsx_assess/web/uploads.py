@@ -95,17 +95,22 @@ def place(rnd, uploads: list[Upload], now: dt.datetime | None = None) -> Path:
     with Ledger.of_round(rnd) as ledger:
         for up in uploads:
             up.sha256 = ledger.keep(up.data)
-    folder = batch_folder(rnd.returned, now)
-    root = folder.resolve()
-    taken: set[str] = set()
-    for up in uploads:
-        name = _unique(safe_name(up.given), taken)
-        target = folder / name
-        if target.resolve().parent != root:          # cannot happen with safe_name; never write elsewhere
-            raise ValueError(f"unsafe upload name: {up.given!r}")
-        with open(target, "xb") as fh:
-            fh.write(up.data)
-        up.stored_as = target.relative_to(rnd.root).as_posix()
+    try:
+        folder = batch_folder(rnd.returned, now)
+        root = folder.resolve()
+        taken: set[str] = set()
+        for up in uploads:
+            name = _unique(safe_name(up.given), taken)
+            target = folder / name
+            if target.resolve().parent != root:      # cannot happen with safe_name; never write elsewhere
+                raise ValueError(f"unsafe upload name: {up.given!r}")
+            with open(target, "xb") as fh:
+                fh.write(up.data)
+            up.stored_as = target.relative_to(rnd.root).as_posix()
+    except OSError as exc:                           # a read-only share, a full disk: kept already, said as R302
+        from ..writer import unwritable
+
+        raise unwritable(rnd.returned, exc) from None
     return folder
 
 
