@@ -180,6 +180,8 @@ def test_safe_names_are_never_paths():
     assert safe_name("城关镇 (1).xlsx") == "城关镇 (1).xlsx"
     assert "/" not in safe_name("a/b\x00c<>|:*?.xlsx") and "\x00" not in safe_name("a\x00b.xlsx")
     assert len(safe_name("长" * 300 + ".xlsx")) <= 80 and safe_name("长" * 300 + ".xlsx").endswith(".xlsx")
+    assert safe_name("a.xlsx. ") == "a.xlsx"                    # Windows would drop the dot: one name, not two
+    assert safe_name("CON.xlsx") == "_CON.xlsx" and safe_name("nul") == "_nul" and safe_name("com1.x.xlsx") == "_com1.x.xlsx"
 
 
 # -- safety ------------------------------------------------------------------------------------------

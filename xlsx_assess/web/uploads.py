@@ -59,13 +59,18 @@ class Answer:
 STATUS_ZH = {"ok": "合格", "warning": "有警告", "error": "有错误", "skipped": "已跳过"}
 
 
+WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{k}" for k in range(1, 10)), *(f"LPT{k}" for k in range(1, 10))}
+
+
 def safe_name(given: str) -> str:
     """The shown part of a name for an uploaded file: its last path part, unsafe characters as "_", never
     empty, "." or "..", at most MAX_NAME_CHARS characters (the suffix kept when it is a plain one)."""
     base = re.split(r"[\\/]", given or "")[-1].strip()
-    base = _UNSAFE.sub("_", base)
+    base = _UNSAFE.sub("_", base).rstrip(". ")      # Windows drops trailing dots and spaces: two names, one file
     if base.strip(".") == "":
         base = "未命名"
+    if base.split(".")[0].upper() in WINDOWS_DEVICES:  # CON.xlsx is the console on Windows, not a file
+        base = "_" + base
     stem, dot, suffix = base.rpartition(".")
     if not dot or not stem or not _SUFFIX.match("." + suffix.lower()):
         stem, suffix = base, ""
