@@ -379,3 +379,17 @@ def test_feedback_rests_on_the_核定分_and_gives_the_核定说明(tmp_path):
     row = run.ranking.categories[run.ranking.categories["乡镇代码"] == A].iloc[0]
     assert all(cats[c].final_score == row[c] for c in cats)
     assert sum(Decimal(str(c.self_score)) for c in a.categories) != sum(Decimal(str(c.final_score)) for c in a.categories)
+
+
+def test_a_returned_form_that_cannot_be_moved_aside_is_r302_not_a_traceback(tmp_path):
+    from conftest import patch_zip
+
+    rnd = samples_round(tmp_path / "r")
+    ctx = load_round_context(rnd)
+    fb, path = feedback_round(rnd, ctx, workers=1).written[0]
+    patch_zip(path, "xl/worksheets/sheet1.xml", lambda t: t + " ")
+    returned_bytes = path.read_bytes()
+    (rnd.feedback / "报回").write_text("not a folder")       # where it would go: as if locked on Windows
+    got = runner.invoke(app, ["feedback", "--round", str(rnd.root)])
+    assert got.exit_code == 2 and "R302" in got.output and "Traceback" not in got.output
+    assert path.read_bytes() == returned_bytes                  # the township's file untouched

@@ -349,3 +349,20 @@ def test_the_marker_is_json_with_the_year(tmp_path):
     rnd = init_round(tmp_path / "r", year=2031)
     assert json.loads(rnd.marker.read_text(encoding="utf-8"))["year"] == 2031
     assert load_round_context(rnd).settings.year == 2031
+
+
+def test_a_setting_changed_after_the_forms_went_out_is_r209_naming_it(small_ctx, tmp_path):
+    rnd = init_round(tmp_path / "r")
+    write(small_ctx, rnd.setup)
+    generate_round(rnd)
+    generate_round(rnd)                                      # the same setup again: fine
+    before = {p: p.read_bytes() for p in rnd.sent.iterdir()}
+    edit(rnd.setup, {(SETTINGS_SHEET, f"B{ROW['bonus_cap']}"): 6})
+    with pytest.raises(AssessError) as exc:
+        generate_round(rnd)
+    [bad] = exc.value.report.issues
+    assert bad.code == "R209" and "加分上限 5 → 6" in bad.message
+    assert {p: p.read_bytes() for p in rnd.sent.iterdir()} == before
+    generate_round(rnd, force=True)
+    assert {p: p.read_bytes() for p in rnd.sent.iterdir()} != before
+    generate_round(rnd)                                      # what was sent is now the new setup

@@ -287,3 +287,8 @@ def test_the_form_refuses_more_places_and_rounds_its_totals(small, tmp_path, dec
     for ref in [*lay.total_cells.values(), *(lay.subtotal_cell(c) for c in lay.subtotal_rows)]:
         assert ws[ref].value.startswith(("=ROUND(", "=IF(")) and f",{decimals})" in ws[ref].value, ref
         assert ws[ref].number_format == number_format, ref
+
+
+def test_a_note_of_a_full_width_space_is_a_note_as_trim_sees_it():
+    """The form's TRIM takes ASCII spaces only; check must agree (no V417 the form does not show)."""
+    assert scoring.note_missing("base", 1.0, 2.0, "  ") and not scoring.note_missing("base", 1.0, 2.0, "\u3000")

@@ -181,6 +181,8 @@ def test_safe_names_are_never_paths():
     assert safe_name("城关镇 (1).xlsx") == "城关镇 (1).xlsx"
     assert "/" not in safe_name("a/b\x00c<>|:*?.xlsx") and "\x00" not in safe_name("a\x00b.xlsx")
     assert len(safe_name("长" * 300 + ".xlsx")) <= 80 and safe_name("长" * 300 + ".xlsx").endswith(".xlsx")
+    assert safe_name("a.xlsx. ") == "a.xlsx"                    # Windows would drop the dot: one name, not two
+    assert safe_name("CON.xlsx") == "_CON.xlsx" and safe_name("nul") == "_nul" and safe_name("com1.x.xlsx") == "_com1.x.xlsx"
 
 
 # -- safety ------------------------------------------------------------------------------------------
@@ -516,3 +518,9 @@ def test_a_changed_rubric_is_not_regenerated_without_asking(client, rnd):
     assert "force=1" in r.text and {p.name: p.read_bytes() for p in rnd.sent.iterdir()} == before
     r = client.post("/send/generate?force=1", headers=PAGE)
     assert "已生成 9 个乡镇的考核表" in r.text and {p.name: p.read_bytes() for p in rnd.sent.iterdir()} != before
+
+
+def test_an_upload_the_round_cannot_take_is_said_in_chinese(client, rnd):
+    (rnd.returned / "网页上传").write_text("not a folder")      # a read-only share, say
+    got = client.post("/api/upload", files=[("files", ("a.xlsx", b"x"))], headers=SCRIPT)
+    assert got.status_code == 507 and "R302" in got.json()["error"]

@@ -298,13 +298,18 @@ def keep_aside(rnd: "Round", path: Path, issued: set[str]) -> Path | None:
     or None when there was nothing to keep."""
     if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() in issued:
         return None
+    from .writer import unwritable
+
     folder = rnd.feedback / KEPT_FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    target, n = folder / path.name, 1
-    while target.exists():
-        n += 1
-        target = folder / f"{path.stem}（{n}）{path.suffix}"
-    path.rename(target)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        target, n = folder / path.name, 1
+        while target.exists():
+            n += 1
+            target = folder / f"{path.stem}（{n}）{path.suffix}"
+        path.rename(target)                          # held open in WPS, say: R302, nothing overwritten
+    except OSError as exc:
+        raise unwritable(path, exc) from None
     return target
 
 

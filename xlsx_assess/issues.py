@@ -97,6 +97,10 @@ class Code(StrEnum):
     FORMS_FROM_OTHER_RUBRIC = ("R208", "error", "下发的考核表来自另一版评分细则",
                                "下发/ 中已有 {value} 个考核表按另一版评分细则生成，与当前评分细则相比：{detail}。"
                                "没有覆盖。确需按当前细则重新生成，请加 --force（已收回的旧表仍按其原版本核对）。")
+    SETTINGS_CHANGED_AFTER_SENT = ("R209", "error", "考核表下发后考核参数有改动",
+                                   "下发/ 中已有 {value} 个考核表按原来的考核参数生成，之后考核参数有改动：{detail}。"
+                                   "没有覆盖。这些参数印在考核表上，已按原表填回的文件会与新表不符：若确需重新下发，"
+                                   "请加 --force，并通知乡镇改用新表；否则请把考核设置.xlsx 改回原值。")
     OUTPUT_IS_INPUT = ("R301", "error", "输出文件会覆盖收回的文件或被当作收回的文件",
                        "输出文件{detail}“{value}”。收回的文件从不改动：请用 --out 另选收回文件夹以外的文件名，例如 排名.xlsx。")
     OUTPUT_UNWRITABLE = ("R302", "error", "输出文件无法写入",

@@ -251,8 +251,62 @@ def generate_round(rnd: Round, force: bool = False, only: list[str] | None = Non
     others = _forms_of_other_versions(rnd, ctx, chosen)
     if others and not force:
         raise _other_version_error(rnd, ctx.rubric, others)
+    changed = _settings_changed(rnd, ctx, chosen)
+    if changed and not force:
+        raise changed
     store_rubric(rnd, ctx.rubric)
-    return generate_workbooks(rnd.sent, ctx, only, password, progress)
+    done = generate_workbooks(rnd.sent, ctx, only, password, progress)
+    _record_settings(rnd, ctx.settings)
+    return done
+
+
+SENT_SETTINGS = "sent-settings.json"     # in .xlsx-assess/: the settings the forms in 下发/ were made with
+NOT_ON_THE_FORM = ("missing_note_severity",)
+
+
+def _shown_settings(settings) -> dict[str, tuple[str, str]]:
+    """Every setting printed on a form: key -> (its 考核参数 label, its value as the sheet shows it)."""
+    from .setup_book import SETTING_ROWS, show_setting
+
+    return {r.key: (r.label, show_setting(r, getattr(settings, r.key))) for r in SETTING_ROWS
+            if r.key not in NOT_ON_THE_FORM}
+
+
+def _settings_changed(rnd: Round, ctx, chosen):
+    """AssessError (R209) naming every setting changed since forms now in 下发/ were made; None if none."""
+    import json
+
+    from .writer import file_name
+
+    sent = [t for t in chosen if (rnd.sent / file_name(t, ctx.settings.year)).is_file()]
+    try:
+        before = json.loads((rnd.state / SENT_SETTINGS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    now = _shown_settings(ctx.settings)
+    diffs = [f"{label} {_short(str(before.get(key, '')))} → {_short(value)}" for key, (label, value) in now.items()
+             if key in before and before[key] != value]
+    if not sent or not diffs:
+        return None
+    from .issues import AssessError, Code, Report, issue
+
+    return AssessError(Report([issue(Code.SETTINGS_CHANGED_AFTER_SENT, file=str(rnd.setup), value=len(sent),
+                                     detail="；".join(diffs))]))
+
+
+def _short(text: str, most: int = 24) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= most else text[:most - 1] + "…"
+
+
+def _record_settings(rnd: Round, settings) -> None:
+    import json
+
+    from .writer import atomic_path
+
+    shown = {key: value for key, (_, value) in _shown_settings(settings).items()}
+    with atomic_path(rnd.state / SENT_SETTINGS) as staged:
+        staged.file.write(json.dumps(shown, ensure_ascii=False, indent=1).encode("utf-8"))
 
 
 def _forms_of_other_versions(rnd: Round, ctx, chosen) -> dict[str, list[Path]]:

@@ -255,7 +255,7 @@ def note_missing_formula(kind: str, score: str, points: str, note: str) -> str:
 
 def note_missing(kind: str, value: float | None, points: float, note: str) -> bool:
     """`note_missing_formula` in Python, on a score as read (None: blank or unusable)."""
-    if value is None or note.strip():
+    if value is None or note.strip(" "):            # TRIM takes ASCII spaces only: a full-width one is text
         return False
     return value < points if kind == "base" else value > 0
 

@@ -106,10 +106,15 @@ def load_settings(path: str | Path | None = None, year: int | None = None) -> Se
     return settings.with_year(year)
 
 
-def settings_from_data(data: dict, report: Report, where) -> Settings | None:
+def settings_from_data(data: dict, report: Report, where, named=None) -> Settings | None:
     """Settings from their values by key (as TOML gives them, or the setup workbook's 考核参数 sheet);
-    every value that cannot be right is an R201 in `report`, located by `where(key)` (issue fields)."""
+    every value that cannot be right is an R201 in `report`, located by `where(key)` (issue fields).
+    `named(key)`: how the messages name a setting where the clerk does not see its key (the workbook's
+    label, 加分上限, instead of bonus_cap)."""
     for key, message in setting_problems(data):
+        if named is not None:
+            message = re.sub(rf"^{re.escape(key)}(（[^）]*）)?", named(key), message)
+            message = message.replace('"warning"（警告）或 "error"（错误）', "“警告”或“错误”")
         report.add(issue(Code.SETTINGS_INVALID, detail=message, **where(key)))
     return Settings(**_converted(data)) if report.ok else None
 

@@ -373,7 +373,8 @@ def _settings_from_table(records: Table, report: Report, file: str) -> Settings 
                              detail=f"缺少“{row.label}”这一行，请补上（参数写“{row.label}”，值写在右边）"))
     return settings_from_data(data, report, lambda key: {"file": file, "sheet": SETTINGS_SHEET,
                                                          "line": rows.get(key, (None, ""))[0],
-                                                         "column": rows.get(key, (None, ""))[1]})
+                                                         "column": rows.get(key, (None, ""))[1]},
+                              named=lambda key: by_label[key].label if key in by_label else key)
 
 
 def setting_value(row: SettingRow, text: str) -> Any:

@@ -201,6 +201,7 @@ def rank_round(rnd, ctx: Context, progress: Progress | None = None, workers: int
     accepted: AssessError (C508), nothing written. The townships not ranked are `board.unranked`."""
     out = rnd.results / RANKING_BOOK
     check_writable(out)
+    check_writable(out.with_suffix(".csv"))             # both, before either is written
     coll, board = check_round(rnd, ctx, _importing_pandas(progress), workers, every_file=True)
     if board.count("ok"):
         align_collection(coll, board, ctx)

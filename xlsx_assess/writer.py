@@ -121,7 +121,7 @@ def check_writable(path: str | Path, folder: bool = False) -> None:
     tell (a file held open, a full disk) is caught there, by `atomic_path`."""
     path = Path(path)
     if not folder and path.is_dir():
-        raise _refusal(path, "这是一个文件夹，请在 --out 中写出文件名，例如 排名.xlsx")
+        raise _refusal(path, "这是一个文件夹，不是文件：请移走或改名这个文件夹，或（用 --out 时）写出文件名，例如 排名.xlsx")
     if folder and path.exists() and not path.is_dir():
         raise _refusal(path, "这是一个文件，不是文件夹，请在 --out 中写一个文件夹")
     for parent in reversed(path.parents):
@@ -136,7 +136,7 @@ def check_writable(path: str | Path, folder: bool = False) -> None:
 def unwritable(path: Path, exc: OSError, replacing: bool = False) -> AssessError:
     """The `AssessError` (R302) for an OSError met while writing `path`: what happened and what to do."""
     if isinstance(exc, IsADirectoryError) or path.is_dir():
-        why = "这是一个文件夹，请在 --out 中写出文件名，例如 排名.xlsx"
+        why = "这是一个文件夹，不是文件：请移走或改名这个文件夹，或（用 --out 时）写出文件名，例如 排名.xlsx"
     elif isinstance(exc, (NotADirectoryError, FileExistsError)):
         why = "路径中有一级是文件而不是文件夹，请换一个位置"
     elif isinstance(exc, PermissionError) and replacing and path.exists():

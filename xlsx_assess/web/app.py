@@ -326,7 +326,10 @@ async def feedback_upload(web: _Web, request: Request) -> Response:
         with web.lock:
             return up.receive_feedback(web.rnd, ctx, got, web.workers)
 
-    answers, board, strays = await run_in_threadpool(work)
+    try:
+        answers, board, strays = await run_in_threadpool(work)
+    except AssessError as exc:                                # the round cannot be written (R302)
+        return _upload_refused(request, 507, "上传未完成：" + _said(exc))
     if request.headers.get("hx-request") == "true":
         return web.page(request, "_feedback_verdicts.html", answers=answers, **_feedback_view(web, board, strays))
     return JSONResponse({"files": [a.as_dict() for a in answers], "counts": _counts(board),
@@ -347,7 +350,10 @@ async def review_upload(web: _Web, request: Request) -> Response:
             answers, board = up.receive_reviews(web.rnd, ctx, got, web.workers)
         return answers, board
 
-    answers, board = await run_in_threadpool(work)
+    try:
+        answers, board = await run_in_threadpool(work)
+    except AssessError as exc:                                # the round cannot be written (R302)
+        return _upload_refused(request, 507, "上传未完成：" + _said(exc))
     if request.headers.get("hx-request") == "true":
         return web.page(request, "_review_verdicts.html", answers=answers, **_review_view(web, board))
     return JSONResponse({"files": [a.as_dict() for a in answers], "counts": _counts(board),
@@ -360,7 +366,10 @@ async def api_upload(web: _Web, request: Request) -> Response:
     got = await _uploaded(web, request)
     if isinstance(got, Response):
         return got
-    answers, board, ctx, unwritten = await run_in_threadpool(_receive, web, got)
+    try:
+        answers, board, ctx, unwritten = await run_in_threadpool(_receive, web, got)
+    except AssessError as exc:                                # the round cannot be written (R302)
+        return _upload_refused(request, 507, "上传未完成：" + _said(exc))
     if request.headers.get("hx-request") == "true":
         return web.page(request, "_verdicts.html", answers=answers, notices=_notices(board, ctx),
                         counts=_counts(board), unwritten=unwritten)

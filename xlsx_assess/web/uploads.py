@@ -60,13 +60,18 @@ class Answer:
 STATUS_ZH = {"ok": "合格", "warning": "有警告", "error": "有错误", "skipped": "已跳过"}
 
 
+WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{k}" for k in range(1, 10)), *(f"LPT{k}" for k in range(1, 10))}
+
+
 def safe_name(given: str) -> str:
     """The shown part of a name for an uploaded file: its last path part, unsafe characters as "_", never
     empty, "." or "..", at most MAX_NAME_CHARS characters (the suffix kept when it is a plain one)."""
     base = re.split(r"[\\/]", given or "")[-1].strip()
-    base = _UNSAFE.sub("_", base)
+    base = _UNSAFE.sub("_", base).rstrip(". ")      # Windows drops trailing dots and spaces: two names, one file
     if base.strip(".") == "":
         base = "未命名"
+    if base.split(".")[0].upper() in WINDOWS_DEVICES:  # CON.xlsx is the console on Windows, not a file
+        base = "_" + base
     stem, dot, suffix = base.rpartition(".")
     if not dot or not stem or not _SUFFIX.match("." + suffix.lower()):
         stem, suffix = base, ""
@@ -98,17 +103,22 @@ def place(rnd, uploads: list[Upload], now: dt.datetime | None = None, into: Path
     with Ledger.of_round(rnd) as ledger:
         for up in uploads:
             up.sha256 = ledger.keep(up.data)
-    folder = batch_folder(rnd.returned if into is None else into, now)
-    root = folder.resolve()
-    taken: set[str] = set()
-    for up in uploads:
-        name = _unique(safe_name(up.given), taken)
-        target = folder / name
-        if target.resolve().parent != root:          # cannot happen with safe_name; never write elsewhere
-            raise ValueError(f"unsafe upload name: {up.given!r}")
-        with open(target, "xb") as fh:
-            fh.write(up.data)
-        up.stored_as = target.relative_to(rnd.root).as_posix()
+    try:
+        folder = batch_folder(rnd.returned if into is None else into, now)
+        root = folder.resolve()
+        taken: set[str] = set()
+        for up in uploads:
+            name = _unique(safe_name(up.given), taken)
+            target = folder / name
+            if target.resolve().parent != root:      # cannot happen with safe_name; never write elsewhere
+                raise ValueError(f"unsafe upload name: {up.given!r}")
+            with open(target, "xb") as fh:
+                fh.write(up.data)
+            up.stored_as = target.relative_to(rnd.root).as_posix()
+    except OSError as exc:                           # a read-only share, a full disk: kept already, said as R302
+        from ..writer import unwritable
+
+        raise unwritable(rnd.returned if into is None else into, exc) from None
     return folder
 
 
@@ -139,7 +149,6 @@ def receive_reviews(rnd, ctx, uploads: list[Upload], workers: int | None = None)
     answer each upload from the board's 核定 results. Returns (answers, board)."""
     from ..workflow import check_round
 
-    rnd.reviews.mkdir(parents=True, exist_ok=True)
     place(rnd, uploads, into=rnd.reviews)
     _, board = check_round(rnd, ctx, workers=workers)
     return review_answers(uploads, board, ctx), board
@@ -154,7 +163,6 @@ def receive_feedback(rnd, ctx, uploads: list[Upload], workers: int | None = None
     from ..issues import Code, issue
     from ..workflow import check_round
 
-    rnd.feedback.mkdir(parents=True, exist_ok=True)
     place(rnd, uploads, into=rnd.feedback)
     _, board = check_round(rnd, ctx, workers=workers)
     board, strays = collect_feedback(rnd, ctx, board)
