@@ -524,3 +524,11 @@ def test_an_upload_the_round_cannot_take_is_said_in_chinese(client, rnd):
     (rnd.returned / "网页上传").write_text("not a folder")      # a read-only share, say
     got = client.post("/api/upload", files=[("files", ("a.xlsx", b"x"))], headers=SCRIPT)
     assert got.status_code == 507 and "R302" in got.json()["error"]
+
+
+def test_a_review_or_feedback_upload_the_round_cannot_take_is_said_in_chinese(client, rnd):
+    for folder, route in ((rnd.reviews, "/review/upload"), (rnd.feedback, "/feedback/upload")):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "网页上传").write_text("not a folder")             # a read-only share, say
+        got = client.post(route, files=[("files", ("a.xlsx", b"x"))], headers=SCRIPT)
+        assert got.status_code == 507 and "R302" in got.json()["error"], route
