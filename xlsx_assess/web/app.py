@@ -315,29 +315,19 @@ def feedback_generate(web: _Web, request: Request) -> Response:
 
 async def feedback_upload(web: _Web, request: Request) -> Response:
     """反馈单s sent back: kept by content, placed in 反馈/网页上传/…, collected as `check` does, each answered."""
-    from starlette.concurrency import run_in_threadpool
-
-    got = await _uploaded(web, request)
-    if isinstance(got, Response):
-        return got
-
-    def work():
-        ctx = web.context()
-        with web.lock:
-            return up.receive_feedback(web.rnd, ctx, got, web.workers)
-
-    try:
-        answers, board, strays = await run_in_threadpool(work)
-    except AssessError as exc:                                # the round cannot be written (R302)
-        return _upload_refused(request, 507, "上传未完成：" + _said(exc))
-    if request.headers.get("hx-request") == "true":
-        return web.page(request, "_feedback_verdicts.html", answers=answers, **_feedback_view(web, board, strays))
-    return JSONResponse({"files": [a.as_dict() for a in answers], "counts": _counts(board),
-                         "townships": [line.as_dict() for line in board.lines]})
+    return await _answer_upload(web, request, up.receive_feedback, "_feedback_verdicts.html",
+                                lambda answers, board, strays: _feedback_view(web, board, strays))
 
 
 async def review_upload(web: _Web, request: Request) -> Response:
     """Filled 核定表s: kept by content, placed in 核定/网页上传/…, the round checked again, each answered."""
+    return await _answer_upload(web, request, up.receive_reviews, "_review_verdicts.html",
+                                lambda answers, board: _review_view(web, board))
+
+
+async def _answer_upload(web: _Web, request: Request, receive, template: str, view) -> Response:
+    """An upload of 核定表s or 反馈单s: `receive` (from web/uploads.py) keeps, places and checks them under
+    the page's lock; the page gets `template` with `view(*received)`, a script the files, counts and board."""
     from starlette.concurrency import run_in_threadpool
 
     got = await _uploaded(web, request)
@@ -347,15 +337,15 @@ async def review_upload(web: _Web, request: Request) -> Response:
     def work():
         ctx = web.context()
         with web.lock:
-            answers, board = up.receive_reviews(web.rnd, ctx, got, web.workers)
-        return answers, board
+            return receive(web.rnd, ctx, got, web.workers)
 
     try:
-        answers, board = await run_in_threadpool(work)
+        received = await run_in_threadpool(work)
     except AssessError as exc:                                # the round cannot be written (R302)
         return _upload_refused(request, 507, "上传未完成：" + _said(exc))
+    answers, board = received[0], received[1]
     if request.headers.get("hx-request") == "true":
-        return web.page(request, "_review_verdicts.html", answers=answers, **_review_view(web, board))
+        return web.page(request, template, answers=answers, **view(*received))
     return JSONResponse({"files": [a.as_dict() for a in answers], "counts": _counts(board),
                          "townships": [line.as_dict() for line in board.lines]})
 
