@@ -287,7 +287,7 @@ def read_identity(ret: Returned, keys: tuple[str, ...] = IDENTITY_KEYS) -> tuple
     sheet: dict[str, str] = {}
     for row in ret.values.get(META_SHEET, [])[1:]:
         if len(row) >= 2 and str(row[0]) in keys:
-            sheet[str(row[0])] = _text(row[1])
+            sheet[str(row[0])] = cell_text(row[1])
     return props, sheet
 
 
@@ -457,7 +457,7 @@ def _locked_intact(ret: Returned, lay: FormLayout) -> bool:
                 return False
     for k in lay.personal:
         cell = lay.cells[k]
-        if cell.sheet != META_SHEET and cell.sheet in ret.sheets and not _same(
+        if cell.sheet != META_SHEET and cell.sheet in ret.sheets and not same_value(
                 cell.value, ret.value(cell.sheet, cell.row, cell.col)):
             return False
     if ret.xml is not None:
@@ -494,7 +494,7 @@ def locked_changes(ret: Returned, cells: Iterable[CellSpec], name: str) -> list[
         if cell.value is None:
             continue
         actual = ret.value(cell.sheet, cell.row, cell.col)
-        if not _same(cell.value, actual):
+        if not same_value(cell.value, actual):
             changed.append(issue(Code.LOCKED_CELL_CHANGED, file=name, sheet=cell.sheet, cell=cell.ref,
                                  expected=_show(cell.value), value=_show(actual)))
         elif ret.is_locked(cell.sheet, cell.ref) is False:
@@ -556,7 +556,7 @@ def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
         if scoring.line_state(item.kind, raw, item.points, d) == 2:
             invalid.add(item.id)
         if item.kind == "zero":
-            answer = _text(raw).strip()
+            answer = cell_text(raw).strip()
             if answer not in ("", scoring.YES, scoring.NO):
                 res.add(Code.ZERO_ANSWER_INVALID, value=_show(raw), **where)
             elif answer == "":
@@ -567,7 +567,7 @@ def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
                 res.add(Code.ZERO_OUT_MARKED, **where)
             continue
         value = _number(raw, item.points, res, where, lay.settings.score_decimals)
-        if value is None and item.kind == "base" and _text(raw).strip() == "":
+        if value is None and item.kind == "base" and cell_text(raw).strip() == "":
             res.add(Code.SCORE_MISSING, limit=format_points(item.points), **where)
         entries.values[item.id] = value
         for col, ref, texts in ((COL_NOTE, note, entries.notes), (COL_EVIDENCE, evidence, entries.evidence)):
@@ -576,8 +576,8 @@ def _read_entries(ret: Returned, lay: FormLayout, res: FileResult) -> Entries:
         if scoring.note_missing(item.kind, value, item.points, entries.notes.get(item.id, "")):
             _note_missing(item, value, note, res, lay.settings.missing_note_severity)
     entries.invalid = frozenset(invalid)
-    entries.reporter = _text(ret.value(FORM_SHEET, *position(lay.reporter_cell))).strip()
-    entries.phone = _text(ret.value(FORM_SHEET, *position(lay.phone_cell))).strip()
+    entries.reporter = cell_text(ret.value(FORM_SHEET, *position(lay.reporter_cell))).strip()
+    entries.phone = cell_text(ret.value(FORM_SHEET, *position(lay.phone_cell))).strip()
     entries.values = ItemScores.of(lay.rubric.ids, entries.values)
     if not entries.reporter:
         res.add(Code.REPORTER_MISSING, sheet=FORM_SHEET, cell=lay.reporter_cell)
@@ -657,7 +657,7 @@ MAX_SHARED_SCORES = 10_000
 
 def _note(raw: Any, ref: str, res: FileResult, item, into: dict[str, str]) -> None:
     """A 扣分说明 or 佐证材料 text of the line `item`, kept under its id unless blank."""
-    text = _text(raw)
+    text = cell_text(raw)
     if not text.strip():
         return
     if len(text) > MAX_NOTE:
@@ -680,7 +680,7 @@ def _check_cached(ret: Returned, lay: FormLayout, res: FileResult, explained: fr
             continue
         actual = ret.value(FORM_SHEET, *position(ref))
         if isinstance(expected, str):
-            same = _text(actual) == expected
+            same = cell_text(actual) == expected
         else:                               # what the cell shows, at d places, is what we computed
             same = isinstance(actual, (int, float)) and not isinstance(actual, bool) and scoring.round_half_up(
                 scoring.exact(actual), d) == scoring.exact(expected)
@@ -718,14 +718,15 @@ def _totals_over(lay: FormLayout, item) -> list[str]:
 
 # -- small helpers --------------------------------------------------------------------------------
 
-def _same(expected: Any, actual: Any) -> bool:
+def same_value(expected: Any, actual: Any) -> bool:
     if isinstance(expected, (int, float)):
         return isinstance(actual, (int, float)) and not isinstance(actual, bool) and math.isclose(
             float(actual), float(expected), abs_tol=1e-9)
-    return _text(actual) == str(expected)
+    return cell_text(actual) == str(expected)
 
 
-def _text(value: Any) -> str:
+def cell_text(value: Any) -> str:
+    """A cell's value as its text: blank for none, 2.0 as "2" (what a returned file is compared and shown by)."""
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
@@ -734,7 +735,7 @@ def _text(value: Any) -> str:
 
 
 def _show(value: Any, width: int = 40) -> str:
-    text = ("TRUE" if value else "FALSE") if isinstance(value, bool) else _text(value)
+    text = ("TRUE" if value else "FALSE") if isinstance(value, bool) else cell_text(value)
     if text == "":
         return "（空）"
     return text if len(text) <= width else text[:width] + "…"

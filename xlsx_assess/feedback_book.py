@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .scoring import number_format
 from .feedback import TownshipFeedback
-from .checks import _same, _text, check_sheets   # a cell compared and shown, sheets checked, as for the form
+from .checks import cell_text, same_value, check_sheets   # a cell compared and shown, sheets checked, as for the form
 from .issues import Code, Issue, issue
 from .layout import FEEDBACK_MARK, OTHER_BOOK_SHEETS, CellSpec, Validation, a1, position
 
@@ -198,7 +199,7 @@ def _write(lay: FeedbackLayout, fb: TownshipFeedback, s: "Settings", target, mad
                        "comments": "由 xlsx-assess 生成，请只填写浅黄色单元格。"})
     for key, value in lay.identity.items():
         wb.set_custom_property(key, value)
-    number = "0." + "0" * s.score_decimals if s.score_decimals else "0"
+    number = number_format(s.score_decimals)
     styles = {**FORMATS, **{k: {"font_name": FONT, "font_size": 10.5, **v} for k, v in FEEDBACK_STYLES.items()}}
     formats = {k: wb.add_format({**v, "num_format": number} if k in ("total_value", "final_value") else v)
                for k, v in styles.items()}
@@ -353,7 +354,7 @@ def is_feedback(ret: "Returned") -> bool:
 
 
 def read_feedback_identity(ret: "Returned") -> dict[str, str]:
-    sheet = {str(r[0]): _text(r[1]) for r in ret.values.get(META_SHEET, [])[1:] if len(r) >= 2}
+    sheet = {str(r[0]): cell_text(r[1]) for r in ret.values.get(META_SHEET, [])[1:] if len(r) >= 2}
     props = {k: v for k, v in ret.properties.items() if k in IDENTITY_KEYS}
     return sheet or props
 
@@ -397,12 +398,12 @@ def _structure(ret: "Returned", record: dict, name: str) -> list[Issue]:
     found = []
     for ref, expected in record["locked"].items():
         actual = ret.value(SHEET, *position(ref))
-        if not _same(expected, actual):
-            found.append(issue(Code.FEEDBACK_LOCKED_CHANGED, file=name, sheet=SHEET, cell=ref, expected=_text(expected),
-                               value=_text(actual) or "（空）"))
+        if not same_value(expected, actual):
+            found.append(issue(Code.FEEDBACK_LOCKED_CHANGED, file=name, sheet=SHEET, cell=ref, expected=cell_text(expected),
+                               value=cell_text(actual) or "（空）"))
         elif ret.is_locked(SHEET, ref) is False:
-            found.append(issue(Code.FEEDBACK_LOCKED_CHANGED, file=name, sheet=SHEET, cell=ref, expected=_text(expected),
-                               value=_text(actual) + "（已解除锁定）"))
+            found.append(issue(Code.FEEDBACK_LOCKED_CHANGED, file=name, sheet=SHEET, cell=ref, expected=cell_text(expected),
+                               value=cell_text(actual) + "（已解除锁定）"))
     xml = (ret.xml or {}).get(SHEET)
     if xml is not None:
         if not xml.protected:
@@ -420,15 +421,15 @@ def _inputs(ret: "Returned", record: dict, name: str, year: int) -> list[Issue]:
     example = f"{year + 1}-03-31"
     for item_id, label, measure, deadline, owner in record["lines"]:
         where = {"file": name, "sheet": SHEET, "label": f"{item_id} {label}"}
-        if not _text(ret.value(SHEET, *position(measure))).strip():
+        if not cell_text(ret.value(SHEET, *position(measure))).strip():
             found.append(issue(Code.FEEDBACK_MEASURE_MISSING, cell=measure, **where))
         when = ret.value(SHEET, *position(deadline))
-        if _text(when).strip() == "":
+        if cell_text(when).strip() == "":
             found.append(issue(Code.FEEDBACK_DEADLINE_MISSING, cell=deadline, expected=example, **where))
         elif not dt.date(year, 1, 1) <= (as_date(when) or dt.date.min) <= dt.date(year + 3, 12, 31):   # as validated
-            found.append(issue(Code.FEEDBACK_DEADLINE_INVALID, cell=deadline, value=_text(when)[:40], expected=example,
+            found.append(issue(Code.FEEDBACK_DEADLINE_INVALID, cell=deadline, value=cell_text(when)[:40], expected=example,
                                **where))
-        if not _text(ret.value(SHEET, *position(owner))).strip():
+        if not cell_text(ret.value(SHEET, *position(owner))).strip():
             found.append(issue(Code.FEEDBACK_OWNER_MISSING, cell=owner, **where))
     return found
 

@@ -576,7 +576,7 @@ def _structure(ret, lay: ReviewLayout, res: ReviewResult) -> None:
 
 
 def _read_decided(ret, lay: ReviewLayout, own: SelfAssessed, res: ReviewResult) -> Decided:
-    from .checks import MAX_NOTE, _text
+    from .checks import MAX_NOTE, cell_text
 
     formulas = ret.xml[REVIEW_SHEET].formulas if ret.xml and REVIEW_SHEET in ret.xml else {}
     dec = Decided()
@@ -585,14 +585,14 @@ def _read_decided(ret, lay: ReviewLayout, own: SelfAssessed, res: ReviewResult) 
         row = lay.item_rows[item.id]
         ref, reason_ref = lay.score_cell(item.id), lay.reason_cell(item.id)
         raw = ret.value(REVIEW_SHEET, row, C_SCORE)
-        reason = _text(ret.value(REVIEW_SHEET, row, C_REASON)).strip()
+        reason = cell_text(ret.value(REVIEW_SHEET, row, C_REASON)).strip()
         if reason:
             dec.reasons[item.id] = reason[:MAX_NOTE]
         if ref in formulas:
             res.add(Code.FORMULA_IN_INPUT, sheet=REVIEW_SHEET, cell=ref, label=item.label, value="=" + formulas[ref][:40])
             continue
         if item.kind == "zero":
-            answer = _text(raw).strip()
+            answer = cell_text(raw).strip()
             if answer not in (scoring.YES, scoring.NO):
                 res.add(Code.REVIEW_SCORE_INVALID, sheet=REVIEW_SHEET, cell=ref, value=item.id, detail=answer or "（空）",
                         expected="请选择“是”或“否”")
@@ -604,9 +604,9 @@ def _read_decided(ret, lay: ReviewLayout, own: SelfAssessed, res: ReviewResult) 
             if not reason:
                 res.add(Code.REVIEW_REASON_MISSING, sheet=REVIEW_SHEET, cell=reason_ref, value=item.id,
                         detail=_shown_text(_decided_shown(item, dec)), expected=_shown_text(own.shown(item)))
-    dec.reviewer = _text(ret.value(REVIEW_SHEET, *position(lay.reviewer_cell))).strip()
+    dec.reviewer = cell_text(ret.value(REVIEW_SHEET, *position(lay.reviewer_cell))).strip()
     date = ret.value(REVIEW_SHEET, *position(lay.date_cell))
-    dec.date = date.isoformat()[:10] if isinstance(date, (dt.date, dt.datetime)) else _text(date).strip()
+    dec.date = date.isoformat()[:10] if isinstance(date, (dt.date, dt.datetime)) else cell_text(date).strip()
     missing = [w for w, v in (("核查人", dec.reviewer), ("核定日期", dec.date)) if not v]
     if missing:
         res.add(Code.REVIEW_UNSIGNED, sheet=REVIEW_SHEET, cell=lay.reviewer_cell if not dec.reviewer else lay.date_cell,
@@ -676,21 +676,21 @@ def _score(raw: Any, item: Item, decimals: int, ref: str, res: ReviewResult) -> 
 def _stale_lines(ret, rubric: Rubric) -> dict[str, tuple[Any, Any, str]]:
     """What a 核定表 whose layout we cannot rebuild (a stale one) holds per rubric line, found by its 编号:
     line id -> (自评分, 核定分, 核定说明) as the file shows them."""
-    from .checks import _text
+    from .checks import cell_text
 
     ids = set(rubric.ids)
     out = {}
     for line in ret.values.get(REVIEW_SHEET, [])[FIRST_ROW:]:
         if len(line) > C_REASON and isinstance(line[C_ID], str) and line[C_ID] in ids:
-            out[line[C_ID]] = (line[C_SELF], line[C_SCORE], _text(line[C_REASON]).strip())
+            out[line[C_ID]] = (line[C_SELF], line[C_SCORE], cell_text(line[C_REASON]).strip())
     return out
 
 
 def _touched_anyway(ret, lines: Mapping[str, tuple[Any, Any, str]]) -> bool:
     """Whether a stale 核定表 was filled in: a 核查人, a 核定说明, or a 核定分 unlike the 自评分 beside it."""
-    from .checks import _text
+    from .checks import cell_text
 
-    if _text(ret.value(REVIEW_SHEET, INFO_ROW, C_NOTE)).strip():
+    if cell_text(ret.value(REVIEW_SHEET, INFO_ROW, C_NOTE)).strip():
         return True
     return any(reason or own != decided for own, decided, reason in lines.values())
 
