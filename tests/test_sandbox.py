@@ -173,31 +173,3 @@ def test_the_size_rule_is_one_function():
     assert (stop.value.code, stop.value.fields["value"]) == ("F114", "评分表")
     assert "ALM1000" in stop.value.fields["detail"]
     assert sandbox.rows_extent([[1], [1, 2, 3], []]) == (3, 3)
-
-
-def test_a_helper_started_by_a_thread_that_ends_lives_on(helper, monkeypatch):
-    """Linux's parent-death signal fires when the forking *thread* ends: the web page checks in pool
-    threads that end when idle, and a file being read just then was reported damaged (F104)."""
-    import threading
-
-    def slow(data: bytes):
-        if data == b"slow":
-            time.sleep(1.0)
-            data = b"ok"
-        return stand_in(data)
-
-    monkeypatch.setattr(sandbox, "_calamine_values", slow)
-    go = threading.Event()
-
-    def starter() -> None:                        # starts the helper, then ends while it reads
-        helper.submit(b"ok").outcome()
-        go.wait()
-
-    first = threading.Thread(target=starter)
-    first.start()
-    while helper.pid is None:
-        time.sleep(0.01)
-    pending = helper.submit(b"slow")
-    go.set()
-    first.join()
-    assert pending.outcome() == Values(*READ)

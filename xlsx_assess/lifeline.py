@@ -5,10 +5,9 @@ siblings still hold open, and would wait for ever. So each child, first thing, t
 parent's: on Linux through the parent-death signal (SIGKILL when the parent goes), elsewhere through a
 thread that watches the parent and ends the child when it is gone.
 
-The Linux signal is sent when the *thread* that forked the child ends, not the process. Pool workers are
-forked by the thread that runs the pool, which outlives them; the python-calamine helper is kept for the
-whole process and may be forked from a thread that ends first (the web page checks in a thread pool whose
-threads end when idle), so a helper forked from any thread but the main one is watched, not signalled.
+The Linux signal is sent when the *thread* that forked the child ends: children are forked from the
+main thread here (the pool starts its workers on `submit`, the helper on a read), never from a thread
+that ends before the command does.
 """
 
 from __future__ import annotations
@@ -22,10 +21,9 @@ PR_SET_PDEATHSIG = 1                   # <linux/prctl.h>
 WATCH_SECONDS = 0.5                    # how often the watching thread looks, where there is no signal
 
 
-def die_with_parent(parent: int, by_signal: bool = True) -> None:
-    """End this process when `parent` (the process that forked it) ends, however it ends. `by_signal`:
-    the forking thread lives as long as `parent` (else the signal would come when that thread ends)."""
-    if not (by_signal and _parent_death_signal()):
+def die_with_parent(parent: int) -> None:
+    """End this process when `parent` (the process that forked it) ends, however it ends."""
+    if not _parent_death_signal():
         _watch(parent)
     if os.getppid() != parent:         # the parent went before the signal was set: it will never come
         os._exit(1)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import os
-import threading
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, NoReturn
@@ -303,9 +302,8 @@ class Helper:
 
             ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
             self._conn, theirs = ctx.Pipe()
-            main = threading.current_thread() is threading.main_thread()   # see lifeline: who forks matters
-            self._proc = ctx.Process(target=_serve, args=(theirs, self._conn, os.getpid(), main),
-                                     name="xlsx-assess-reader", daemon=True)
+            self._proc = ctx.Process(target=_serve, args=(theirs, self._conn, os.getpid()), name="xlsx-assess-reader",
+                                     daemon=True)
             self._proc.start()
             theirs.close()
             self._owner = os.getpid()
@@ -340,12 +338,12 @@ def _explain(guard: Callable[[], None] | None) -> Refusal | None:
 _SANDBOX = Helper()
 
 
-def _serve(conn, ours, parent: int, from_main: bool = True) -> None:
+def _serve(conn, ours, parent: int) -> None:
     """The helper's loop: bytes in, a `ReadOutcome` out, until the pipe closes or the process that
     started it is gone (killed: then other processes may still hold the pipe open)."""
     from .lifeline import die_with_parent
 
-    die_with_parent(parent, by_signal=from_main)  # killed with it, even while python-calamine reads
+    die_with_parent(parent)                     # killed with it, even while python-calamine reads
     ours.close()                                # the parent's end, inherited through fork
     _limit_memory()
     try:                                        # a crash here is reported as an issue: no backtrace on the console
