@@ -173,3 +173,49 @@ def test_the_size_rule_is_one_function():
     assert (stop.value.code, stop.value.fields["value"]) == ("F114", "评分表")
     assert "ALM1000" in stop.value.fields["detail"]
     assert sandbox.rows_extent([[1], [1, 2, 3], []]) == (3, 3)
+
+
+def test_a_helper_started_by_a_thread_that_ends_lives_on(helper, monkeypatch):
+    """Linux's parent-death signal fires when the forking *thread* ends: the web page checks in pool
+    threads that end when idle, and a file being read just then was reported damaged (F104)."""
+    import threading
+
+    def slow(data: bytes):
+        if data == b"slow":
+            time.sleep(1.0)
+            data = b"ok"
+        return stand_in(data)
+
+    monkeypatch.setattr(sandbox, "_calamine_values", slow)
+    sent = []
+
+    def starter() -> None:                        # starts the helper, hands it a slow read, and ends
+        assert helper.submit(b"ok").outcome() == Values(*READ)
+        sent.append(helper.submit(b"slow"))
+
+    first = threading.Thread(target=starter)
+    first.start()
+    first.join()
+    assert sent[0].outcome() == Values(*READ)
+
+
+def test_the_lasting_thread_hands_back_what_went_wrong():
+    import threading
+
+    from xlsx_assess import lifeline
+
+    def fails() -> None:
+        raise OSError("no fork here")
+
+    caught = []
+
+    def other() -> None:
+        try:
+            lifeline.start_lasting(fails)
+        except OSError as exc:
+            caught.append(str(exc))
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    assert caught == ["no fork here"]

@@ -5,17 +5,21 @@ siblings still hold open, and would wait for ever. So each child, first thing, t
 parent's: on Linux through the parent-death signal (SIGKILL when the parent goes), elsewhere through a
 thread that watches the parent and ends the child when it is gone.
 
-The Linux signal is sent when the *thread* that forked the child ends: children are forked from the
-main thread here (the pool starts its workers on `submit`, the helper on a read), never from a thread
-that ends before the command does.
+The Linux signal is sent when the *thread* that forked the child ends, not the process. A pool's
+workers are forked by the thread that uses the pool and lets it go before it ends. The helper outlives
+the read that started it, so `start_lasting` forks it from the main thread, or, where the caller is
+another thread (the web page checks files in a pool of threads that end when idle), from one thread
+that lasts as long as the process: a helper forked off a passing thread was killed mid-read (F104).
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import sys
 import threading
 import time
+from typing import Callable
 
 PR_SET_PDEATHSIG = 1                   # <linux/prctl.h>
 WATCH_SECONDS = 0.5                    # how often the watching thread looks, where there is no signal
@@ -27,6 +31,53 @@ def die_with_parent(parent: int) -> None:
         _watch(parent)
     if os.getppid() != parent:         # the parent went before the signal was set: it will never come
         os._exit(1)
+
+
+def start_lasting(start: Callable[[], None]) -> None:
+    """Run `start` (which forks a child that calls `die_with_parent`) on a thread that lasts as long as
+    this process: this one if it is the main thread, else the process's forking thread. Its exceptions
+    are raised here."""
+    if threading.current_thread() is threading.main_thread():
+        start()
+    else:
+        _Forker.here().run(start)
+
+
+class _Forker:
+    """A daemon thread that runs what it is given, one at a time, until the process ends."""
+
+    _lock = threading.Lock()
+    _current: "_Forker | None" = None
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._loop, name="xlsx-assess-forker", daemon=True).start()
+
+    @classmethod
+    def here(cls) -> "_Forker":
+        """This process's forker (one inherited through a fork has no thread here: a new one is started)."""
+        with cls._lock:
+            if cls._current is None or cls._current.pid != os.getpid():
+                cls._current = cls()
+            return cls._current
+
+    def run(self, job: Callable[[], None]) -> None:
+        done = threading.Event()
+        failure: list[BaseException] = []
+        self.jobs.put((job, done, failure))
+        done.wait()
+        if failure:
+            raise failure[0]
+
+    def _loop(self) -> None:
+        while True:
+            job, done, failure = self.jobs.get()
+            try:
+                job()
+            except BaseException as exc:       # handed to the caller
+                failure.append(exc)
+            done.set()
 
 
 def _parent_death_signal() -> bool:

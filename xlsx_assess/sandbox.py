@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping, NoReturn
 
 from .issues import Code, Refused
 from .layout import READ_SHEETS, a1
+from .lifeline import start_lasting
 
 Sheets = dict[str, str]                        # sheet -> visible | hidden | veryhidden
 Rows = dict[str, list[list[Any]]]              # sheet -> rows of values
@@ -304,7 +305,7 @@ class Helper:
             self._conn, theirs = ctx.Pipe()
             self._proc = ctx.Process(target=_serve, args=(theirs, self._conn, os.getpid()), name="xlsx-assess-reader",
                                      daemon=True)
-            self._proc.start()
+            start_lasting(self._proc.start)              # not from a thread that may end before the helper
             theirs.close()
             self._owner = os.getpid()
             return True
