@@ -37,6 +37,22 @@ def test_help_lists_every_command_and_each_is_in_the_readme():
         assert run(name, "--help").exit_code == 0
 
 
+def test_every_help_speaks_chinese_beside_clicks_english():
+    """click's words come through gettext and stay English: each is said in Chinese beside it."""
+    top = run("--help").output
+    assert "用法 Usage:" in top and "命令 Commands:" in top and "选项 Options:" in top
+    for command in app.registered_commands:
+        name = command.name or command.callback.__name__
+        assert command.cls is not None, name              # the Chinese help and usage errors are the class's
+        text = run(name, "--help").output
+        assert "用法 Usage:" in text and "选项 Options:" in text and "显示本帮助并退出" in text, name
+        assert "\nOptions:" not in text and "\nArguments:" not in text, name
+        assert "[required" not in text and "[default:" not in text, name
+    assert "参数 Arguments:" in run("rank", "--help").output
+    assert "[必填 required]" in run("init", "--help").output
+    assert "[默认 default: 8765]" in run("serve", "--help").output
+
+
 def test_readme_codes_table_is_the_catalogue():
     table = README.split("<!-- codes:start -->")[1].split("<!-- codes:end -->")[0].strip()
     assert table == catalogue_markdown()

@@ -23,8 +23,37 @@ HELP_ZH = "显示本帮助并退出 Show this message and exit."
 ABORTS = (typer.Abort, getattr(CLICK_ERRORS, "Abort", typer.Abort))    # click's own, where typer uses click
 
 
+CLICK_CORE = sys.modules[CLICK_ERRORS.__name__.rsplit(".", 1)[0] + ".core"]
+# click's help words, which come through gettext and so stay English, said in Chinese beside them
+HELP_WORDS = {"Arguments": "参数 Arguments", "Options": "选项 Options", "Commands": "命令 Commands"}
+HELP_MARKS = (("[required]", "[必填 required]"), ("[default: ", "[默认 default: "), ("; required]", "; 必填 required]"))
+
+
+class _Formatter(CLICK_CORE.HelpFormatter):
+    """click's help layout with its headings and marks in Chinese and English."""
+
+    def write_heading(self, heading: str) -> None:
+        super().write_heading(HELP_WORDS.get(heading, heading))
+
+    def write_dl(self, rows, *args, **kwargs) -> None:
+        super().write_dl([(first, _marked(second)) for first, second in rows], *args, **kwargs)
+
+
+def _marked(text: str) -> str:
+    for english, both in HELP_MARKS:
+        text = text.replace(english, both)
+    return text
+
+
+class _Context(CLICK_CORE.Context):
+    formatter_class = _Formatter
+
+
 class _Help:
-    """The help's usage line and the --help option's own text in Chinese (the section headings stay click's)."""
+    """The help in Chinese beside click's English: the usage line, the section headings, the required and
+    default marks, and the --help option's own text."""
+
+    context_class = _Context
 
     def format_usage(self, ctx, formatter) -> None:
         formatter.write_usage(ctx.command_path, " ".join(self.collect_usage_pieces(ctx)), "用法 Usage: ")
@@ -1015,7 +1044,7 @@ def review(
 
 # -- a round in the browser -----------------------------------------------------------------------------
 
-@app.command()
+@app.command(cls=_Command)
 def serve(
     round_dir: Optional[Path] = RoundOpt,
     port: int = typer.Option(8765, "--port", help="端口"),
