@@ -228,6 +228,33 @@ def test_a_ledger_from_a_newer_version_is_refused(tmp_path):
     assert err.value.report.issues[0].code == "C507"
 
 
+def test_a_ledger_held_too_long_by_another_command_is_reported_not_a_traceback(tmp_path, monkeypatch):
+    from xlsx_assess import ledger as ledger_mod
+    from xlsx_assess.issues import AssessError
+
+    rnd = make_round(tmp_path / "round")
+    with Ledger.of_round(rnd) as ledger:
+        sha = ledger.keep(b"data")
+    monkeypatch.setattr(ledger_mod, "BUSY_MS", 200)
+    other = sqlite3.connect(rnd.ledger, isolation_level=None)
+    try:
+        with Ledger.of_round(rnd) as ledger:
+            other.execute("BEGIN IMMEDIATE")               # another command in the middle of a write
+            with pytest.raises(AssessError) as err:
+                ledger.record([ledger_mod.Sighting(sha, 4, "收回/a.xlsx", None)])
+        issue = err.value.report.issues[0]
+        assert issue.code == "C510" and "0.2 秒" in issue.message and "没有丢失" in issue.message
+        with pytest.raises(AssessError) as err:              # opening it then is the same report
+            Ledger.of_round(rnd)
+        assert err.value.report.issues[0].code == "C510"
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    with Ledger.of_round(rnd) as ledger:                     # once it is free, the same record goes in
+        ledger.record([ledger_mod.Sighting(sha, 4, "收回/a.xlsx", None)])
+        assert [k.sha256 for k in ledger.kept()] == [sha]
+
+
 # -- two commands at once, and kill -9 --------------------------------------------------------------------
 
 def cli_script(*args: str) -> list[str]:

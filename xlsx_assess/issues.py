@@ -255,6 +255,9 @@ class Code(StrEnum):
                             "很可能是考核设置中的评分细则被改动过或选错了。请先核对评分细则，不要逐一通知乡镇。")
     LEDGER_UNREADABLE = ("C507", "error", "本轮收件记录无法打开",
                          "本轮的收件记录无法打开：{detail}。")
+    LEDGER_BUSY = ("C510", "error", "本轮收件记录被占用",
+                   "本轮的收件记录在 {value} 秒内一直被另一个 xlsx-assess 命令或网页占用，本次结果未能记录。"
+                   "收到的文件都还在，没有丢失：请等另一个命令结束后重新运行。")
     NOTHING_TO_RANK = ("C508", "error", "没有可排名的乡镇",
                        "没有一个乡镇的考核表已合格，未生成排名。{detail}")
     REVIEW_STALE = ("C509", "warning", "核定表已过期",

@@ -18,6 +18,7 @@ Deleting or renaming a file in 收回/ loses nothing: `Ledger.kept` still lists 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -159,8 +160,28 @@ def keep_bytes(files: Path, data: bytes) -> str:
     return sha
 
 
+def _guarded(method):
+    """A Ledger method whose SQLite errors are reported (C510 busy past BUSY_MS, C507 otherwise: a full
+    disk, a damaged file), never a traceback; a transaction it began is rolled back by `_Transaction`."""
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise _failure(self.path, exc) from exc
+    return guarded
+
+
+def _failure(path: Path, exc: sqlite3.Error) -> AssessError:
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return AssessError(Report([issue(Code.LEDGER_BUSY, file=str(path), value=f"{BUSY_MS / 1000:g}")]))
+    return _unreadable(path, text)
+
+
 class Ledger:
-    """The ledger of one round: `Ledger(path, files)`, used as a context manager (or closed)."""
+    """The ledger of one round: `Ledger(path, files)`, used as a context manager (or closed). Its SQLite
+    errors are AssessErrors (`_guarded`)."""
 
     def __init__(self, path: Path, files: Path) -> None:
         self.path, self.files = Path(path), Path(files)
@@ -168,11 +189,19 @@ class Ledger:
         self.files.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(self.path, timeout=BUSY_MS / 1000, isolation_level=None)
-            self._db.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
-            self._wal()
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise _unreadable(self.path, str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise _failure(self.path, exc) from exc
+        try:
+            self._open()
+        except BaseException:
+            self._db.close()
+            raise
+
+    @_guarded
+    def _open(self) -> None:
+        self._db.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
+        self._wal()
+        self._migrate()
 
     @classmethod
     def of_round(cls, rnd) -> "Ledger":
@@ -222,6 +251,7 @@ class Ledger:
         """Keep a file's bytes by content (before any row names it); its sha256."""
         return keep_bytes(self.files, data)
 
+    @_guarded
     def record(self, sightings: Iterable[Sighting], seen: dt.datetime | None = None) -> None:
         """Record what a run saw, a few rows per transaction; each row's file must be kept already."""
         seen_text = _time_text(seen or now())
@@ -249,6 +279,7 @@ class Ledger:
                                      "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                      (s.sha256, *_verdict_row(s.verdict)))
 
+    @_guarded
     def record_review(self, sha256: str, name: str, township_code: str, return_sha256: str, status: str,
                       seen: dt.datetime | None = None) -> None:
         """Record a 核定表 seen in 核定/ (its bytes kept already, by `keep`)."""
@@ -260,6 +291,7 @@ class Ledger:
                              "SET last_seen = excluded.last_seen, status = excluded.status",
                              (sha256, name, when, when, township_code, return_sha256, status))
 
+    @_guarded
     def reviews(self) -> list[tuple[str, str, dt.datetime, str, str, str]]:
         """Every 核定表 recorded, oldest first: (sha256, name, last seen, township code, return sha256, status)."""
         return [(sha, name, _parse_time(last), code, ret, status) for sha, name, last, code, ret, status in self._db.execute(
@@ -267,6 +299,7 @@ class Ledger:
 
     # -- reading --------------------------------------------------------------------------------------
 
+    @_guarded
     def kept(self, context: str | None = None) -> list[Kept]:
         """Every file kept, oldest first, each with its verdict under `context` if there is one, else its
         latest verdict under any setup (None if it was never checked to the end)."""
@@ -289,6 +322,7 @@ class Ledger:
     def bytes_of(self, sha256: str) -> bytes:
         return kept_path(self.files, sha256).read_bytes()
 
+    @_guarded
     def integrity(self) -> list[str]:
         """What is wrong with the ledger: SQLite's own check, then every row whose file is not kept."""
         problems = [r[0] for r in self._db.execute("PRAGMA integrity_check") if r[0] != "ok"]
