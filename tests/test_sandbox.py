@@ -219,3 +219,18 @@ def test_the_lasting_thread_hands_back_what_went_wrong():
     t.start()
     t.join()
     assert caught == ["no fork here"]
+
+
+def test_the_helper_holds_none_of_this_process_s_pipes_or_sockets(helper):
+    """The helper lives as long as the process: had it kept the copies a fork gives it, a pipe closed here
+    would never end for its reader (Playwright's driver waited for ever) nor a connection the page closed."""
+    import select
+
+    r, w = os.pipe()
+    assert helper.submit(b"ok").outcome() == Values(*READ)     # the helper, forked now, got a copy of both
+    os.close(w)
+    try:
+        assert select.select([r], [], [], 5)[0] == [r], "the helper still holds the pipe open"
+        assert os.read(r, 1) == b""
+    finally:
+        os.close(r)

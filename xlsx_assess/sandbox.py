@@ -346,6 +346,7 @@ def _serve(conn, ours, parent: int) -> None:
 
     die_with_parent(parent)                     # killed with it, even while python-calamine reads
     ours.close()                                # the parent's end, inherited through fork
+    _close_inherited(conn.fileno())
     _limit_memory()
     try:                                        # a crash here is reported as an issue: no backtrace on the console
         import faulthandler
@@ -367,6 +368,23 @@ def _serve(conn, ours, parent: int) -> None:
         except BaseException as exc:
             outcome = Failed(f"{type(exc).__name__}: {exc}"[:120])
         conn.send(outcome)
+
+
+def _close_inherited(keep: int) -> None:
+    """Close every descriptor a fork copied into the helper but its pipe and the standard streams. The
+    helper lives as long as the process: a copy it held of another pipe or socket kept that open after
+    its owner closed it (a program waiting for end-of-file on it waited for ever, a closed connection
+    never ended). Where the helper was spawned, not forked, there is nothing to close."""
+    if os.name == "posix":
+        os.closerange(3, keep)
+        os.closerange(keep + 1, _max_fd())
+
+
+def _max_fd() -> int:
+    try:
+        return max(os.sysconf("SC_OPEN_MAX"), 256)
+    except (OSError, ValueError):
+        return 65536
 
 
 def _limit_memory() -> None:
