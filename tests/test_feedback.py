@@ -393,3 +393,52 @@ def test_a_returned_form_that_cannot_be_moved_aside_is_r302_not_a_traceback(tmp_
     got = runner.invoke(app, ["feedback", "--round", str(rnd.root)])
     assert got.exit_code == 2 and "R302" in got.output and "Traceback" not in got.output
     assert path.read_bytes() == returned_bytes                  # the township's file untouched
+
+
+def test_feedback_stopped_part_way_keeps_the_forms_it_wrote_current(tmp_path, monkeypatch):
+    """A run stopped by a file it cannot write (held open in WPS): the 反馈单s written before it are the
+    ones `check` expects back, the rest stay the earlier run's."""
+    from xlsx_assess import feedback_book
+    from xlsx_assess.feedback_book import read_latest
+    from xlsx_assess.issues import AssessError
+    from xlsx_assess.writer import unwritable
+
+    rnd = samples_round(tmp_path / "r")
+    ctx = load_round_context(rnd)
+    first = read_latest(rnd) if feedback_round(rnd, ctx, workers=1) else None
+    real, calls = feedback_book.write_feedback, []
+
+    def held_open_at_the_fourth(fb, s, path, *args):
+        calls.append(fb.code)
+        if len(calls) == 4:
+            raise unwritable(path, PermissionError("held open"), replacing=True)
+        return real(fb, s, path, *args)
+
+    monkeypatch.setattr(feedback_book, "write_feedback", held_open_at_the_fourth)
+    layout = feedback_book.feedback_layout
+
+    def revised(*args, **kwargs):                              # every 反馈单 differs from the first run's
+        lay = layout(*args, **kwargs)
+        lay.identity["xa_feedback_id"] = lay.identity["xa_feedback_id"][::-1]
+        return lay
+
+    monkeypatch.setattr(feedback_book, "feedback_layout", revised)
+    with pytest.raises(AssessError) as stop:
+        feedback_round(rnd, ctx, workers=1)
+    assert len(calls) == 4 and stop.value.report.issues[0].code == "R302"
+    now = read_latest(rnd)
+    assert set(now) == set(first)
+    changed = {code for code in now if now[code] != first[code]}
+    assert changed == set(calls[:3])
+
+
+def test_feedback_refuses_before_writing_when_one_form_cannot_be_written(tmp_path):
+    rnd = samples_round(tmp_path / "r")
+    ctx = load_round_context(rnd)
+    fb, path = feedback_round(rnd, ctx, workers=1).written[-1]
+    path.unlink()
+    path.mkdir()                                      # where the last one goes: a folder
+    before = {p.name: p.stat().st_mtime_ns for p in rnd.feedback.glob("*.xlsx") if p.is_file()}
+    got = runner.invoke(app, ["feedback", "--round", str(rnd.root)])
+    assert got.exit_code == 2 and "R302" in got.output and "夹河乡" in got.output
+    assert {p.name: p.stat().st_mtime_ns for p in rnd.feedback.glob("*.xlsx") if p.is_file()} == before   # none rewritten

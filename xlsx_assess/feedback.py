@@ -392,8 +392,9 @@ def feedback_round(rnd: "Round", ctx: "Context", progress=None, workers: int | N
                    verdicts: Verdicts | None = None) -> FeedbackRun:
     """Rank the round as `rank` does (its ranking, whatever it rests on) and write a 反馈单 per ranked
     township into 反馈/, recording each (for `check`) and the results told (for next year's round)."""
-    from .feedback_book import (feedback_file_name, issued_sha256s, keep_aside, record_feedback, record_latest,
-                                write_feedback)
+    from .feedback_book import (feedback_file_name, issued_sha256s, keep_aside, read_latest, record_feedback,
+                                record_latest, write_feedback)
+    from .writer import check_writable
     from .issues import AssessError, Code, Report, issue
     from .ranking import rank_townships
     from .workflow import align_collection, check_round
@@ -406,19 +407,24 @@ def feedback_round(rnd: "Round", ctx: "Context", progress=None, workers: int | N
     last = last_year_results(rnd)
     told = township_feedback(ranking, coll, ctx, verdicts if verdicts is not None else verdicts_of(board.reviews,
                                                                                                   ctx.rubric), last)
+    check_writable(rnd.feedback, folder=True)
+    paths = [rnd.feedback / feedback_file_name(fb, ctx.settings.year) for fb in told]
+    for path in paths:
+        check_writable(path)                           # every one, before any is written
     rnd.feedback.mkdir(parents=True, exist_ok=True)
     written, latest, kept = [], {}, []
     issued = issued_sha256s(rnd)
-    for fb in told:
-        path = rnd.feedback / feedback_file_name(fb, ctx.settings.year)
-        moved = keep_aside(rnd, path, issued)          # a township's return put over the one sent: kept
-        if moved is not None:
-            kept.append(moved)
-        lay = write_feedback(fb, ctx.settings, path)
-        record_feedback(rnd, lay, path)
-        latest[fb.code] = lay.identity["xa_feedback_id"]
-        written.append((fb, path))
-    record_latest(rnd, latest)
+    try:
+        for fb, path in zip(told, paths):
+            moved = keep_aside(rnd, path, issued)      # a township's return put over the one sent: kept
+            if moved is not None:
+                kept.append(moved)
+            lay = write_feedback(fb, ctx.settings, path)
+            record_feedback(rnd, lay, path)
+            latest[fb.code] = lay.identity["xa_feedback_id"]
+            written.append((fb, path))
+    finally:                                           # stopped part way (a file held open): the ones written
+        record_latest(rnd, latest if len(written) == len(told) else {**read_latest(rnd), **latest})   # count
     record_results(rnd, ranking)
     return FeedbackRun(written, ranking, board, last, kept)
 
