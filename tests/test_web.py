@@ -174,6 +174,30 @@ def test_too_many_files_and_too_many_bytes_are_refused_in_chinese(rnd):
     assert not any((rnd.returned).rglob("*.xlsx"))
 
 
+def test_the_limits_are_the_rounds_settings_as_they_are_now(rnd):
+    """考核参数 网页上传文件数上限 / 网页上传大小上限, read at each upload: a change needs no restart."""
+    import openpyxl
+
+    from xlsx_assess.setup_book import SETTING_ROWS, SETTINGS_SHEET
+
+    client = TestClient(create_app(rnd), base_url=LOCAL)
+    assert "一次最多 2000 个文件、200 MB" in client.get("/receive").text
+    row = {r.key: n for n, r in enumerate(SETTING_ROWS, start=2)}
+    wb = openpyxl.load_workbook(rnd.setup)
+    wb[SETTINGS_SHEET][f"B{row['upload_max_files']}"].value = 3
+    wb[SETTINGS_SHEET][f"B{row['upload_max_mb']}"].value = "1"
+    wb.save(rnd.setup)
+    r = client.post("/api/upload", files=[("files", (f"{k}.xlsx", b"x")) for k in range(4)], headers=SCRIPT)
+    assert r.status_code == 400 and "最多上传 3 个文件" in r.json()["error"]
+    r = client.post("/api/upload", files=[("files", ("大.xlsx", b"x" * (1024 * 1024 + 1)))], headers=SCRIPT)
+    assert r.status_code == 413 and "最多上传 1 MB" in r.json()["error"]
+    assert "一次最多 3 个文件、1 MB" in client.get("/receive").text
+    wb[SETTINGS_SHEET][f"B{row['upload_max_files']}"].value = "很多"
+    wb.save(rnd.setup)
+    r = client.post("/api/upload", files=[("files", ("a.xlsx", b"x"))], headers=SCRIPT)
+    assert r.status_code >= 400 and "R201" in r.text and "网页上传文件数上限" in r.text
+
+
 def test_safe_names_are_never_paths():
     assert safe_name("../../x.xlsx") == "x.xlsx"
     assert safe_name("..\\..\\windows\\x.xlsx") == "x.xlsx"

@@ -261,7 +261,7 @@ def generate_round(rnd: Round, force: bool = False, only: list[str] | None = Non
 
 
 SENT_SETTINGS = "sent-settings.json"     # in .xlsx-assess/: the settings the forms in 下发/ were made with
-NOT_ON_THE_FORM = ("missing_note_severity",)
+NOT_ON_THE_FORM = ("missing_note_severity", "upload_max_files", "upload_max_mb")
 
 
 def _shown_settings(settings) -> dict[str, tuple[str, str]]:

@@ -45,6 +45,10 @@ class Settings:
         Grade("优秀", 90), Grade("良好", 80), Grade("一般", 60), Grade("较差", 0)))
     instructions: str = ""
     missing_note_severity: str = "warning"   # a claimed deduction without 扣分说明 (V417): "warning" | "error"
+    # The page's upload limits: files in one upload (a request), and their size together in MB. Not in the
+    # repr, which is part of what a verdict rests on (ledger.context_key): a new limit re-checks nothing.
+    upload_max_files: int = field(default=2000, repr=False)
+    upload_max_mb: int = field(default=200, repr=False)
 
     def with_year(self, year: int | None) -> "Settings":
         return self if year is None else replace(self, year=int(year))
@@ -161,7 +165,8 @@ def setting_problems(data: dict) -> list[tuple[str, str]]:
     problems = [(key, f"不认识的设置项 {key}") for key in data if key not in known]
     checks = {**{k: _text_problem for k in TEXT_LIMITS}, "year": lambda k, v, d: _year_problem(v),
               "bonus_cap": _cap_problem, "deduction_cap": _cap_problem, "grades": _grades_problem,
-              "score_decimals": lambda k, v, d: _decimals_problem(v), "missing_note_severity": _severity_problem}
+              "score_decimals": lambda k, v, d: _decimals_problem(v), "missing_note_severity": _severity_problem,
+              **{k: _whole_problem for k in WHOLE_LIMITS}}
     for key, value in data.items():
         message = checks[key](key, value, data) if key in checks else None
         if message:
@@ -200,6 +205,16 @@ def _cap_problem(key: str, value, data: dict) -> str | None:
 
 
 SEVERITIES = ("warning", "error")
+# whole-number settings: key -> (what it is, lowest, highest)
+WHOLE_LIMITS = {"upload_max_files": ("网页每次最多上传的文件数", 1, 100_000),
+                "upload_max_mb": ("网页每次最多上传的大小（MB）", 1, 4096)}
+
+
+def _whole_problem(key: str, value, data: dict) -> str | None:
+    what, low, high = WHOLE_LIMITS[key]
+    if type(value) is not int or not low <= value <= high:
+        return f"{key}（{what}）应为 {low} 到 {high} 之间的整数，实际为 {value!r}"
+    return None
 
 
 def _severity_problem(key: str, value, data: dict) -> str | None:

@@ -50,6 +50,8 @@ SETTING_ROWS: tuple[SettingRow, ...] = (
     SettingRow("score_decimals", "得分小数位数", "0 到 4：得分最多几位小数，各项合计四舍五入到同样位数", "int"),
     SettingRow("missing_note_severity", "缺扣分说明时", "有扣分（或加分、减分）却没写扣分说明时，核查报“警告”还是“错误”"
                "（错误的表不予采用）", "severity"),
+    SettingRow("upload_max_files", "网页上传文件数上限", "在网页上一次最多上传几个文件（超过时请分几次上传）", "int"),
+    SettingRow("upload_max_mb", "网页上传大小上限", "在网页上一次上传的文件合计最多多少 MB", "int"),
     SettingRow("grades", "等次划分", "从高到低写“等次 分数线”，用分号隔开，如：优秀 90；良好 80；一般 60；较差 0。"
                                    "最后一个等次收其余分数", "grades"),
     SettingRow("instructions", "填表说明", "印在考核表“填报说明”页，每条一行"),

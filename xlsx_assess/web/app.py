@@ -37,6 +37,7 @@ from .. import __version__
 from ..issues import AssessError, Code
 from ..results_book import RESULTS_NAME as RESULTS_BOOK
 from ..round import RANKING_BOOK, RESULTS as RESULTS_DIR, Round
+from ..settings import WHOLE_LIMITS, Settings
 from . import uploads as up
 
 HERE = Path(__file__).parent
@@ -51,22 +52,30 @@ HEADERS = ((b"content-security-policy", b"default-src 'self'; style-src 'self' '
                                         b"img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"),
            (b"x-frame-options", b"DENY"), (b"x-content-type-options", b"nosniff"),
            (b"referrer-policy", b"same-origin"))
-# Uploaded files stay in memory up to the request's limit (never spooled to the system's temp folder).
-MultiPartParser.spool_max_size = up.MAX_UPLOAD_BYTES
+MB = 1024 * 1024
+# Uploaded files stay in memory up to the highest limit the settings allow (never spooled to the system's temp
+# folder): a request over the round's own limit is refused before its body is read.
+MultiPartParser.spool_max_size = WHOLE_LIMITS["upload_max_mb"][2] * MB
 
 
-@dataclass
+@dataclass(frozen=True)
 class Limits:
-    files: int = up.MAX_UPLOAD_FILES
-    bytes: int = up.MAX_UPLOAD_BYTES
+    """What one upload may hold: files, and their bytes together (the round's settings, `Limits.of`)."""
+
+    files: int
+    bytes: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> "Limits":
+        return cls(settings.upload_max_files, settings.upload_max_mb * MB)
 
 
 class _Web:
     """What the routes share: the round, the limits, the token, one lock for the work that checks files
     (two uploads at once wait for each other; the ledger also guards against the CLI running alongside)."""
 
-    def __init__(self, rnd: Round, token: str | None, limits: Limits, port: int | None, workers: int | None):
-        self.rnd, self.token, self.limits, self.port, self.workers = rnd, token, limits, port, workers
+    def __init__(self, rnd: Round, token: str | None, limits: Limits | None, port: int | None, workers: int | None):
+        self.rnd, self.token, self.fixed_limits, self.port, self.workers = rnd, token, limits, port, workers
         self.lock = threading.Lock()
         self.last_ranking = None
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
@@ -75,6 +84,11 @@ class _Web:
         from ..workflow import load_round_context
 
         return load_round_context(self.rnd)
+
+    @property
+    def limits(self) -> Limits:
+        """The upload limits: the round's settings as they are now (考核参数), unless the app was given its own."""
+        return self.fixed_limits or Limits.of(self.context().settings)
 
     def page(self, request: Request, name: str, status: int = 200, **values) -> HTMLResponse:
         html = self.env.get_template(name).render(pages=PAGES, here=request.url.path, version=__version__,
@@ -85,8 +99,9 @@ class _Web:
 def create_app(rnd: Round, token: str | None = None, limits: Limits | None = None, port: int | None = None,
                workers: int | None = None) -> Starlette:
     """The app for `rnd`. `token`: required on every request (use for any host but 127.0.0.1);
-    `port`: the port served on, for the Host check (None: any port of 127.0.0.1/localhost)."""
-    web = _Web(rnd, token, limits or Limits(), port, workers)
+    `limits`: an upload's (None: the round's settings); `port`: the port served on, for the Host check (None:
+    any port of 127.0.0.1/localhost)."""
+    web = _Web(rnd, token, limits, port, workers)
     routes = [
         Route("/", _endpoint(board_page, web)),
         Route("/send", _endpoint(send_page, web)),
@@ -374,13 +389,15 @@ async def _uploaded(web: _Web, request: Request) -> "list[up.Upload] | Response"
     size = request.headers.get("content-length")
     if size is None or not size.isdigit():
         return _upload_refused(request, 411, "上传被拒绝：请求未说明大小。")
-    if int(size) > web.limits.bytes:
-        return _upload_refused(request, 413, f"上传被拒绝：一次最多上传 {web.limits.bytes // (1024 * 1024)} MB，"
-                                             "请分几次上传。")
+    limits = web.limits
+    if int(size) > limits.bytes:
+        return _upload_refused(request, 413, f"上传被拒绝：一次最多上传 {limits.bytes // MB} MB，请分几次上传"
+                                             "（上限可在考核设置.xlsx 的考核参数中修改）。")
     try:
-        form = await request.form(max_files=web.limits.files, max_fields=10)
+        form = await request.form(max_files=limits.files, max_fields=10)
     except (MultiPartException, HTTPException):              # Starlette turns the first into the second
-        return _upload_refused(request, 400, f"上传被拒绝：一次最多上传 {web.limits.files} 个文件，请分几次上传。")
+        return _upload_refused(request, 400, f"上传被拒绝：一次最多上传 {limits.files} 个文件，请分几次上传"
+                                             "（上限可在考核设置.xlsx 的考核参数中修改）。")
     try:
         files = [f for f in form.getlist("files") if hasattr(f, "read")]
         if not files:
@@ -388,7 +405,7 @@ async def _uploaded(web: _Web, request: Request) -> "list[up.Upload] | Response"
         got = [up.Upload(f.filename or "", await f.read()) for f in files]
     finally:
         await form.close()
-    if sum(len(u.data) for u in got) > web.limits.bytes:
+    if sum(len(u.data) for u in got) > limits.bytes:
         return _upload_refused(request, 413, "上传被拒绝：文件总大小超过上限，请分几次上传。")
     return got
 

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 UPLOAD_DIR = "网页上传"                   # inside 收回/
-MAX_UPLOAD_FILES = 2000                  # files in one request
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024     # one request, every file together
 MAX_NAME_CHARS = 80                      # of a name we make (an ext4 name holds 255 bytes: 80 CJK are 240)
 _UNSAFE = re.compile(r"[^\w.\-()（）\[\]【】 ~$&+,，、]")
 _SUFFIX = re.compile(r"^\.[a-z0-9]{1,5}$")
