@@ -312,8 +312,11 @@ for path in sys.argv[1:]:
     out.append([path, [i.code for i in ret.issues], time.monotonic() - t])
 # This process's own peak (VmHWM): ru_maxrss would include the peak of the process that started it (pytest,
 # 250 MB late in a whole run), which Linux carries over an exec after a vfork.
-with open("/proc/self/status", encoding="ascii") as fh:
-    own = next(int(line.split()[1]) / 1024 for line in fh if line.startswith("VmHWM:"))
+try:
+    with open("/proc/self/status", encoding="ascii") as fh:
+        own = next(int(line.split()[1]) / 1024 for line in fh if line.startswith("VmHWM:"))
+except OSError:                                  # not Linux: the wider figure
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 helper = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 print(json.dumps({"files": out, "rss_mb": own, "helper_rss_mb": helper}))
 """

@@ -7,9 +7,11 @@ cancelled, and read in this process where no helper may run.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import signal
+import threading
 import time
 
 import pytest
@@ -178,8 +180,6 @@ def test_the_size_rule_is_one_function():
 def test_a_helper_started_by_a_thread_that_ends_lives_on(helper, monkeypatch):
     """Linux's parent-death signal fires when the forking *thread* ends: the web page checks in pool
     threads that end when idle, and a file being read just then was reported damaged (F104)."""
-    import threading
-
     def slow(data: bytes):
         if data == b"slow":
             time.sleep(1.0)
@@ -200,8 +200,6 @@ def test_a_helper_started_by_a_thread_that_ends_lives_on(helper, monkeypatch):
 
 
 def test_the_lasting_thread_hands_back_what_went_wrong():
-    import threading
-
     from xlsx_assess import lifeline
 
     def fails() -> None:
@@ -234,3 +232,40 @@ def test_the_helper_holds_none_of_this_process_s_pipes_or_sockets(helper):
         assert os.read(r, 1) == b""
     finally:
         os.close(r)
+
+
+def _book(sheet: str) -> bytes:
+    import xlsxwriter
+
+    buf = io.BytesIO()
+    wb = xlsxwriter.Workbook(buf)
+    wb.add_worksheet(sheet)
+    wb.close()
+    return buf.getvalue()
+
+
+def test_threads_reading_through_one_helper_each_get_their_own_file():
+    """The page reads through one helper from several threads (its board and a check at once): without
+    the helper's lock, 196 of 240 reads came back with another file's sheets."""
+    box = Helper()
+    books = {n: _book(f"S{n}") for n in range(3)}
+    wrong: list = []
+
+    def reader(n: int) -> None:
+        for _ in range(20):
+            try:
+                sheets = list(box.submit(books[n]).result()[0])
+            except Exception as exc:               # a read damaged by the other thread: wrong too
+                sheets = [repr(exc)]
+            if sheets != [f"S{n}"]:
+                wrong.append((n, sheets))
+
+    threads = [threading.Thread(target=reader, args=(n,)) for n in books]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    finally:
+        box.stop()
+    assert wrong == []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, NoReturn
@@ -201,11 +202,21 @@ class Helper:
         self._owner = 0
         self._inflight: Pending | None = None
         self._queue: deque[Pending] = deque()
+        self._lock, self._lock_owner = threading.RLock(), os.getpid()
+
+    def _locked(self) -> "threading.RLock":
+        """The lock every public method holds: the page reads through one helper from several threads (a
+        read answered to another thread's file was another file's values). A lock inherited through a fork
+        may be held by a thread the child does not have: the child makes its own."""
+        if self._lock_owner != os.getpid():
+            self._lock, self._lock_owner = threading.RLock(), os.getpid()
+        return self._lock
 
     @property
     def pid(self) -> int | None:
         """The helper process's id, if one is running for this process."""
-        return self._proc.pid if self._proc is not None and self._owner == os.getpid() else None
+        with self._locked():
+            return self._proc.pid if self._proc is not None and self._owner == os.getpid() else None
 
     def read(self, data: bytes) -> tuple[Sheets, Rows]:
         return self.submit(data).result()
@@ -215,46 +226,50 @@ class Helper:
 
         `guard()` raises Refused for a file python-calamine must not read: it runs before a read in this
         process, and after the helper died on the file, to tell why."""
-        self._forget_if_forked()
-        pending = Pending(self, data, guard)
-        self._queue.append(pending)
-        self._send_next()
-        return pending
+        with self._locked():
+            self._forget_if_forked()
+            pending = Pending(self, data, guard)
+            self._queue.append(pending)
+            self._send_next()
+            return pending
 
     def wait(self, pending: Pending) -> None:
         """Settle `pending` (and, on the way, the read sent before it, kept for its owner)."""
-        self._forget_if_forked()
-        while not pending.done():
-            if self._inflight is not None:
-                self._collect()
-            elif pending in self._queue:
-                self._send_next()
-            else:                                        # never sent: read here
-                pending._settle(_read_here(pending.data, pending.guard))
+        with self._locked():
+            self._forget_if_forked()
+            while not pending.done():
+                if self._inflight is not None:
+                    self._collect()
+                elif pending in self._queue:
+                    self._send_next()
+                else:                                    # never sent: read here
+                    pending._settle(_read_here(pending.data, pending.guard))
 
     def cancel(self, pending: Pending) -> None:
-        self._forget_if_forked()
-        if pending is self._inflight:
-            self._inflight = None
-            self.stop()
-            self._send_next()
-        elif pending in self._queue:
-            self._queue.remove(pending)
-        pending._settle(Cancelled())                     # whatever it held is let go of
+        with self._locked():
+            self._forget_if_forked()
+            if pending is self._inflight:
+                self._inflight = None
+                self.stop()
+                self._send_next()
+            elif pending in self._queue:
+                self._queue.remove(pending)
+            pending._settle(Cancelled())                 # whatever it held is let go of
 
     def stop(self) -> None:
         """End the helper; a read in flight is settled as failed (its owner cancelled it, or it is reported)."""
-        self._forget_if_forked()
-        if self._conn is not None:
-            self._conn.close()
-        if self._proc is not None:
-            if self._proc.is_alive():
-                self._proc.kill()
-            self._proc.join()
-        self._proc = self._conn = None
-        if self._inflight is not None:
-            pending, self._inflight = self._inflight, None
-            pending._settle(Failed("读取程序已停止"))
+        with self._locked():
+            self._forget_if_forked()
+            if self._conn is not None:
+                self._conn.close()
+            if self._proc is not None:
+                if self._proc.is_alive():
+                    self._proc.kill()
+                self._proc.join()                        # no timeout: the helper closed its sentinel
+            self._proc = self._conn = None
+            if self._inflight is not None:
+                pending, self._inflight = self._inflight, None
+                pending._settle(Failed("读取程序已停止"))
 
     def _send_next(self) -> None:
         """Send queued reads while the helper is idle (a read that cannot be sent is read here, later)."""
@@ -374,17 +389,28 @@ def _close_inherited(keep: int) -> None:
     """Close every descriptor a fork copied into the helper but its pipe and the standard streams. The
     helper lives as long as the process: a copy it held of another pipe or socket kept that open after
     its owner closed it (a program waiting for end-of-file on it waited for ever, a closed connection
-    never ended). Where the helper was spawned, not forked, there is nothing to close."""
-    if os.name == "posix":
-        os.closerange(3, keep)
-        os.closerange(keep + 1, _max_fd())
+    never ended). Where the helper was spawned, not forked, there is nothing to close.
 
-
-def _max_fd() -> int:
-    try:
-        return max(os.sysconf("SC_OPEN_MAX"), 256)
-    except (OSError, ValueError):
-        return 65536
+    The open ones are listed and closed, not every number up to the limit: without Linux's close_range
+    (kernels before 5.9) that would be a call per possible descriptor, minutes where the limit is 2**30.
+    This closes multiprocessing's sentinel too, so `Process.sentinel` and `join(timeout)` cannot tell
+    when the helper ends: `Helper.stop` kills it and joins without a timeout, `is_alive` asks waitpid."""
+    if os.name != "posix":
+        return
+    for folder in ("/proc/self/fd", "/dev/fd"):
+        try:
+            open_fds = [int(name) for name in os.listdir(folder)]
+        except (OSError, ValueError):
+            continue
+        for fd in open_fds:
+            if fd > 2 and fd != keep:
+                try:
+                    os.close(fd)
+                except OSError:                 # the listing's own, already closed
+                    pass
+        return
+    os.closerange(3, keep)
+    os.closerange(keep + 1, 65536)
 
 
 def _limit_memory() -> None:
