@@ -228,6 +228,23 @@ def test_a_round_not_made_from_another_has_no_last_year(told):
 
 # -- sent back: filled in by LibreOffice, collected by check ------------------------------------------------
 
+def fill_job(fb, path: Path, ctx, into: Path, complete: bool = True) -> tuple[dict, dict]:
+    """A LibreOffice job filling a 反馈单 as the township would (整改措施, 整改时限 as a date, 责任人 on every
+    line) and saving it into `into`; not `complete`: the first 整改措施 and the second 整改时限 left blank, the
+    third 整改时限 "下月底" (then also where, by cell, and whose)."""
+    lay = feedback_layout(fb, ctx.settings)
+    sets = []
+    for item_id, _, measure, deadline, owner in lay.lines:
+        sets += [[SHEET, measure, f"完善{item_id}相关制度并落实"], [SHEET, deadline, {"date": "2027-03-31"}],
+                 [SHEET, owner, "李四"]]
+    left = {}
+    if not complete:
+        (_, _, m0, _, _), (_, _, _, d1, _), (_, _, _, d2, _) = lay.lines[:3]
+        sets = [s for s in sets if s[1] not in (m0, d1, d2)] + [[SHEET, d2, "下月底"]]
+        left = {"measure": m0, "blank": d1, "bad": d2, "code": fb.code}
+    return {"in": path, "out": into / path.name, "format": "xlsx", "set": sets}, left
+
+
 @pytest.fixture(scope="module")
 def returned(told, tmp_path_factory):
     """Every 反馈单 filled in and saved by LibreOffice into 反馈/报回/; the last one left incomplete
@@ -240,16 +257,9 @@ def returned(told, tmp_path_factory):
     apart = tmp_path_factory.mktemp("apart")
     jobs, incomplete = [], {}
     for n, (fb, path) in enumerate(run.written):
-        lay = feedback_layout(fb, ctx.settings)
-        sets = []
-        for k, (item_id, _, measure, deadline, owner) in enumerate(lay.lines):
-            sets += [[SHEET, measure, f"完善{item_id}相关制度并落实"], [SHEET, deadline, {"date": "2027-03-31"}],
-                     [SHEET, owner, "李四"]]
-        if n == len(run.written) - 1:
-            (_, _, m0, _, _), (_, _, _, d1, _), (_, _, _, d2, _) = lay.lines[:3]
-            sets = [s for s in sets if s[1] not in (m0, d1, d2)] + [[SHEET, d2, "下月底"]]
-            incomplete = {"measure": m0, "blank": d1, "bad": d2, "code": fb.code}
-        jobs.append({"in": path, "out": back / path.name, "format": "xlsx", "set": sets})
+        job, left = fill_job(fb, path, ctx, back, complete=n < len(run.written) - 1)
+        jobs.append(job)
+        incomplete = left or incomplete
     fb0, path0 = run.written[0]
     jobs.append({"in": path0, "out": apart / path0.name, "format": "xlsx",
                  "ops": [["unprotect", SHEET]], "set": [[SHEET, "A6", 100]]})
@@ -278,6 +288,71 @@ def test_check_shows_rectified_for_the_filled_and_the_missing_cells_for_the_othe
     status = runner.invoke(app, ["status", "--round", str(rnd.root), "--json"])
     assert {t["code"]: t["feedback"] for t in json.loads(status.output)["townships"]} == {
         c: t["feedback"] for c, t in towns.items()}
+
+
+def test_the_results_book_shows_the_核定_and_整改_state_check_shows(tmp_path):
+    """A round through 核定 and 反馈 (one township never sent; 核定表s filled, one change left unexplained,
+    one made stale by a resend; 反馈单s filled by LibreOffice, one incomplete, the rest not back): 核查结果.xlsx,
+    as `check` writes it, shows per township the board's state, 核定 stage and 整改 stage, and lists the
+    stale 核定表 (C509) and the 反馈单's missing cells (V434-V436) where they are."""
+    needs_libreoffice()
+    from python_calamine import CalamineWorkbook
+    from test_review import fill
+
+    from xlsx_assess.board import STATE_ZH
+    from xlsx_assess.results_book import RESULTS_NAME
+    from xlsx_assess.workflow import review_round
+
+    rnd = samples_round(tmp_path / "2026考核")
+    (rnd.returned / "吴坝镇.xlsx").unlink()                                    # 未收到
+    ctx = load_round_context(rnd)
+    board, _ = review_round(rnd, ctx, workers=1)
+    A, B, C, D = [line.code for line in board.lines if line.state == "ok"][:4]
+    fill(rnd, ctx, board, A, {"A01": 1.0}, {"A01": "无研究部署记录"})             # 已核定
+    fill(rnd, ctx, board, B, {"C01": 2.0}, {})                                  # a change with no reason
+    fill(rnd, ctx, board, D, {}, {})                                            # made stale below
+    run = feedback_round(rnd, ctx, workers=1)
+    sent = {fb.code: (fb, path) for fb, path in run.written}
+    back = rnd.feedback / "报回"
+    back.mkdir()
+    (done, _), (half, left) = (fill_job(*sent[code], ctx, back, complete=code == A) for code in (A, B))
+    assert all(r["ok"] for r in lo.run_jobs([done, half]))
+    write_filled(ctx, ctx.roster[D], rnd.returned, {i.id: i.points if i.kind == "base" else None
+                                                    for i in ctx.rubric.items if i.kind != "zero"},
+                 zeroed=False, name="重报.xlsx")
+    got = runner.invoke(app, ["check", "--round", str(rnd.root), "--json"])
+    assert got.exit_code == 1, got.output                                       # 吴坝镇 未收到
+    towns = {t["township"]: t for t in json.loads(got.output)["townships"]}
+    by_code = {t["code"]: t for t in towns.values()}
+    assert (by_code[A]["review"], by_code[A]["feedback"]) == ("verified", "rectified")
+    assert (by_code[B]["review"], by_code[B]["feedback"]) == ("pending", "rectifying")
+    assert (by_code[C]["review"], by_code[C]["feedback"]) == ("pending", "sent")
+    assert (by_code[D]["review"], by_code[D]["feedback"]) == ("stale", "sent")
+    assert towns["吴坝镇"]["state"] == "missing"
+
+    wb = CalamineWorkbook.from_path(str(rnd.results / RESULTS_NAME))
+    sheet = wb.get_sheet_by_name("核查情况").to_python()
+    head = next(k for k, row in enumerate(sheet) if row[0] == "序号")
+    rows = {r["乡镇"]: r for r in (dict(zip(sheet[head], row)) for row in sheet[head + 1:])}
+    assert set(rows) == set(towns)
+    for name, t in towns.items():                                               # the board's words, line by line
+        r = rows[name]
+        assert (r["状态"], r["核定"].split("\n")[0], r["整改"].split("\n")[0]) == (
+            STATE_ZH[t["state"]], STATE_ZH.get(t.get("review", ""), ""), STATE_ZH.get(t.get("feedback", ""), ""))
+    b = by_code[B]["township"]
+    assert "1 处错误" in rows[b]["核定"] and "3 处未完成" in rows[b]["整改"]
+    assert rows[by_code[A]["township"]]["核定得分"] == float(by_code[A]["reviewed_score"])
+    top = "\n".join(str(row[0]) for row in sheet[:head])
+    assert "核定：已核定 1，待核定 6，核定表已过期 1。" in top and "反馈单：待整改 6，整改未完成 1，已整改 1。" in top
+
+    issues = wb.get_sheet_by_name("问题清单").to_python()
+    listed = issues[next(k for k, row in enumerate(issues) if row[0] == "乡镇") + 1:]
+    missing = [(r[1], r[2], r[4]) for r in listed if r[0] == b and r[4].startswith("V43")]
+    assert missing == [(by_code[B]["feedback_file"], f"{SHEET} › {left[k]}", code)
+                       for k, code in (("measure", "V434"), ("blank", "V435"), ("bad", "V436"))]
+    assert [(r[1], r[2]) for r in listed if r[0] == by_code[D]["township"] and r[4] == "C509"] == [
+        (by_code[D]["review_file"], "整个文件")]
+    assert any(r[0] == b and r[4] == "V420" and r[1] == by_code[B]["review_file"] for r in listed)
 
 
 def test_a_tampered_feedback_form_is_reported_at_its_cells(returned):

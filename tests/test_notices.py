@@ -1,4 +1,5 @@
-"""What the clerk sends: the notices per township and 核查结果.xlsx, from boards built by hand."""
+"""What the clerk sends: the notices per township and 核查结果.xlsx, from boards built by hand (a round's
+own 核查结果.xlsx after 核定 and 反馈: tests/test_feedback.py)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from conftest import needs_libreoffice
 
 from xlsx_assess.board import Board, FileEntry, TownshipLine
 from xlsx_assess.checks import Context
-from xlsx_assess.layout import META_SHEET
+from xlsx_assess.feedback_book import SHEET as FEEDBACK_SHEET
+from xlsx_assess.layout import META_SHEET, REVIEW_SHEET
 from xlsx_assess.issues import AssessError, Code, issue
-from xlsx_assess.notices import MAX_ITEMS, item_rows, notice_for, notices
+from xlsx_assess.notices import MAX_ITEMS, item_rows, listed, notice_for, notices
 from xlsx_assess.results_book import RESULTS_NAME, SHEETS, write_results
 from xlsx_assess.settings import Township
 
@@ -66,6 +68,43 @@ def _board(ctx: Context, suspect: bool = False) -> Board:
     setup = issue(Code.WRONG_YEAR, value=2027, expected=2026) if suspect else None
     return Board(lines, setup_suspect=setup,
                  unassigned=[FileEntry("cd" * 32, "新建 Microsoft Excel 工作表.xlsx", NOW, "error")])
+
+
+# After 核定 and 反馈: the 已合格 lines in turn at these (核定, 整改) stages.
+STAGES = (("verified", "rectified"), ("pending", "rectifying"), ("stale", "sent"), ("pending", ""))
+
+
+def _staged(ctx: Context) -> Board:
+    """`_board` once 核定 and 反馈 began: each 已合格 line in turn 已核定 and 已整改; 待核定 (a change with
+    no reason) and 整改未完成 (three cells still missing); 核定表已过期 and 待整改; 待核定 alone."""
+    lines, k = [], 0
+    for line in _board(ctx).lines:
+        if line.state != "ok":
+            lines.append(line)
+            continue
+        review, feedback = STAGES[k % len(STAGES)]
+        k += 1
+        sheet = f"核定/2026_{line.code}_{line.township}_核定表.xlsx"
+        sent = f"反馈/报回/2026_{line.township}_反馈单.xlsx" if feedback else ""
+        found = {"stale": (issue(Code.REVIEW_STALE, file=sheet, sheet=META_SHEET, value=line.township,
+                                 detail="ab" * 6, expected="另一个文件"),),
+                 "pending": (issue(Code.REVIEW_UNSIGNED, file=sheet, sheet=REVIEW_SHEET, value="核查人"),)}
+        review_issues = found.get(review, ())
+        if k % len(STAGES) == 2:                  # a 核定分 changed with no 核定说明
+            review_issues = (issue(Code.REVIEW_REASON_MISSING, file=sheet, sheet=REVIEW_SHEET, cell="H9",
+                                   value="C01", detail=2, expected=3),) + review_issues
+        left = () if feedback != "rectifying" else (
+            issue(Code.FEEDBACK_MEASURE_MISSING, file=sent, sheet=FEEDBACK_SHEET, cell="F8", label="A01"),
+            issue(Code.FEEDBACK_DEADLINE_MISSING, file=sent, sheet=FEEDBACK_SHEET, cell="G9", label="B02",
+                  expected="2027-03-31"),
+            issue(Code.FEEDBACK_DEADLINE_INVALID, file=sent, sheet=FEEDBACK_SHEET, cell="G10", label="C01",
+                  value="下月底", expected="2027-03-31"))
+        lines.append(dataclasses.replace(
+            line, review=review, review_file=sheet, review_issues=review_issues,
+            reviewed_score=Decimal("90.25") if review == "verified" else None,
+            reviewer="王核查" if review == "verified" else "",
+            feedback=feedback, feedback_file=sent, feedback_issues=left))
+    return dataclasses.replace(_board(ctx), lines=lines)
 
 
 @pytest.fixture
@@ -192,6 +231,44 @@ def test_the_results_book_holds_the_board_the_issues_and_the_notices(ctx, tmp_pa
     assert [p.name for p in path.parent.iterdir()] == [RESULTS_NAME]     # nothing left beside it
 
 
+BOARD_HEADS = ["序号", "乡镇", "状态", "使用的文件", "收到时间", "得分", "等次", "填报人", "联系电话", "问题数"]
+
+
+@pytest.mark.parametrize("thirty", [False, True], ids=["9", "30"])
+def test_the_results_book_shows_the_核定_and_整改_stage_the_board_shows(ctx, tmp_path, thirty):
+    c = _thirty(ctx) if thirty else ctx
+    plain = _sheets(write_results(_board(c), c, tmp_path / "plain.xlsx", now=NOW))["核查情况"]
+    assert next(row for row in plain if row[0] == "序号") == BOARD_HEADS      # before 核定: as it was
+    board = _staged(c)
+    book = _sheets(write_results(board, c, tmp_path / RESULTS_NAME, now=NOW))
+    sheet = book["核查情况"]
+    head = next(k for k, row in enumerate(sheet) if row[0] == "序号")
+    assert board.stage_counts() and all(s in _text(sheet[:head]) for s in board.stage_counts())
+    heads = sheet[head]
+    assert heads == ["序号", "乡镇", "状态", "核定", "整改", "使用的文件", "收到时间", "自评得分", "等次", "核定得分",
+                     "填报人", "联系电话", "问题数"]
+    rows = [dict(zip(heads, row)) for row in sheet[head + 1:]]
+    assert [(r["乡镇"], r["状态"], r["核定"].split("\n")[0], r["整改"].split("\n")[0]) for r in rows] == [
+        (l.township, l.state_zh, l.review_zh, l.feedback_zh) for l in board.lines]
+    by = {r["乡镇"]: r for r in rows}
+    for line in board.lines:
+        row = by[line.township]
+        assert row["核定得分"] == (90.25 if line.review == "verified" else "")
+        assert ("1 处错误" in row["核定"]) == any(i.severity == "error" for i in line.review_issues)
+        assert ("3 处未完成" in row["整改"]) == (line.feedback == "rectifying")
+        if line.state != "missing":           # every issue of its return, 核定表 and 反馈单, as 问题清单 lists them
+            assert row["问题数"] == len(listed(line.issues + line.review_issues + line.feedback_issues))
+    issues = book["问题清单"]
+    listed_rows = issues[next(k for k, row in enumerate(issues) if row[0] == "乡镇") + 1:]
+    stale = next(l for l in board.lines if l.review == "stale")
+    assert [stale.township, stale.review_file, "整个文件", "", "C509", "警告"] in [r[:6] for r in listed_rows]
+    left = next(l for l in board.lines if l.feedback == "rectifying")
+    assert [(r[2], r[4]) for r in listed_rows if r[0] == left.township and r[1] == left.feedback_file] == [
+        (f"{FEEDBACK_SHEET} › F8", "V434"), (f"{FEEDBACK_SHEET} › G9", "V435"), (f"{FEEDBACK_SHEET} › G10", "V436")]
+    unexplained = [r[:6] for r in listed_rows if r[4] == "V420"]
+    assert unexplained and all(r[2] == f"{REVIEW_SHEET} › H9" and r[1].startswith("核定/") for r in unexplained)
+
+
 def test_a_suspect_setup_is_shown_first(ctx, tmp_path):
     board = _board(ctx, suspect=True)
     path = write_results(board, ctx, tmp_path / RESULTS_NAME, now=NOW)
@@ -215,8 +292,9 @@ def test_the_results_book_prints_with_titles_and_page_numbers(ctx, tmp_path):
     if not shutil.which("pdftotext"):
         pytest.skip("pdftotext (poppler-utils) not installed")
     books = {}
-    for label, c in (("9", ctx), ("30", _thirty(ctx))):
-        books[label] = write_results(_board(c, suspect=label == "9"), c, tmp_path / label / RESULTS_NAME, now=NOW)
+    for label, c in (("9", ctx), ("30", _thirty(ctx)), ("staged", _thirty(ctx))):
+        board = _staged(c) if label == "staged" else _board(c, suspect=label == "9")
+        books[label] = write_results(board, c, tmp_path / label / RESULTS_NAME, now=NOW)
     jobs = [{"in": str(p), "out": str(tmp_path / f"{label}.pdf"), "format": "pdf"} for label, p in books.items()]
     assert all(r["ok"] for r in lo.run_jobs(jobs))
     for label in books:
@@ -234,5 +312,7 @@ def test_the_results_book_prints_with_titles_and_page_numbers(ctx, tmp_path):
         assert sum(map(len, by_sheet.values())) == len(pages)
         numbers = [int(re.search(r"第 (\d+) 页", p).group(1)) for p in pages]
         assert numbers == list(range(1, len(pages) + 1))
-        if label == "30":
+        if label != "9":
             assert len(by_sheet["核查情况"]) >= 2 and "第30乡镇" in by_sheet["核查情况"][-1]
+        if label == "staged":                     # the 核定 and 整改 columns on every page
+            assert all("核定得分" in p and "整改" in p for p in by_sheet["核查情况"])

@@ -417,6 +417,12 @@ def test_feedback_through_the_page_generate_download_upload(client, rnd, tmp_pat
     page = client.get("/feedback").text
     assert "待整改 9" in page and Code.FEEDBACK_NOT_OURS in page           # the stray form in 反馈/, located
     assert "待整改" in client.get("/").text
+    assert client.post("/receive/check", headers=PAGE).status_code == 200    # 核查结果.xlsx as `check` writes it
+    book = tmp_path / "核查结果.xlsx"
+    book.write_bytes(client.get("/results/核查结果.xlsx").content)
+    sheet = CalamineWorkbook.from_path(str(book)).get_sheet_by_name("核查情况").to_python()
+    head = next(k for k, row in enumerate(sheet) if row[0] == "序号")
+    assert [row[sheet[head].index("整改")] for row in sheet[head + 1:]] == ["待整改"] * 9
 
 
 # -- the command -------------------------------------------------------------------------------------

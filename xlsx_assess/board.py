@@ -88,6 +88,10 @@ class TownshipLine:
     def review_zh(self) -> str:
         return STATE_ZH[self.review] if self.review else ""
 
+    @property
+    def feedback_zh(self) -> str:
+        return STATE_ZH[self.feedback] if self.feedback else ""
+
     def as_dict(self) -> dict:
         """The line as `check --json` gives it under "townships"."""
         out = {"code": self.code, "township": self.township, "state": self.state, "file": self.file,
@@ -111,10 +115,23 @@ class Board:
     reviews: "Reviews | None" = None             # the round's 核定表s, once `review` has made some
 
     def count(self, state: str) -> int:
-        """Lines in `state`; a 核定 stage ("pending", "verified", "stale") counts the 已合格 lines at it."""
+        """Lines in `state`; a 核定 stage ("pending", "verified", "stale") counts the 已合格 lines at it, a
+        反馈单 state ("sent", "rectifying", "rectified") the lines at it."""
         if state in REVIEW_STAGES:
             return sum(line.state == "ok" and line.review == state for line in self.lines)
+        if state in FEEDBACK_STATES:
+            return sum(line.feedback == state for line in self.lines)
         return sum(line.state == state for line in self.lines)
+
+    def stage_counts(self) -> list[str]:
+        """The 核定 and 整改 counts, a sentence each once that stage began (as the console and
+        核查结果.xlsx give them): 核定：已核定 3，待核定 5，核定表已过期 1。"""
+        out = []
+        if any(line.review for line in self.lines):
+            out.append("核定：" + "，".join(f"{STATE_ZH[k]} {self.count(k)}" for k in ("verified", "pending", "stale")) + "。")
+        if any(line.feedback for line in self.lines):
+            out.append("反馈单：" + "，".join(f"{STATE_ZH[k]} {self.count(k)}" for k in FEEDBACK_STATES) + "。")
+        return out
 
     @property
     def complete(self) -> bool:

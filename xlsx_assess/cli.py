@@ -822,14 +822,8 @@ def _render_board(board, skipped=(), history: bool = False, strays=()) -> None:
         out.append(f"? 核定/ 中无法使用的文件：{_plain(r.name)}（{' '.join(i.code for i in r.issues)}）\n", "yellow")
     out.append(f"共 {len(board.lines)} 个乡镇：已合格 {board.count('ok')}，需改正 {board.count('fix')}，"
                f"未收到 {board.count('missing')}。")
-    if any(line.review for line in board.lines):
-        out.append(f"\n核定：已核定 {board.count('verified')}，待核定 {board.count('pending')}，"
-                   f"核定表已过期 {board.count('stale')}。")
-    told = [line.feedback for line in board.lines if line.feedback]
-    if told:
-        from .board import FEEDBACK_STATES, STATE_ZH
-
-        out.append("\n反馈单：" + "，".join(f"{STATE_ZH[k]} {told.count(k)}" for k in FEEDBACK_STATES) + "。")
+    for counts in board.stage_counts():                   # 核定 and 反馈单, once each began
+        out.append("\n" + counts)
     _console().print(out, soft_wrap=True)
 
 
@@ -867,11 +861,9 @@ def _render_line(out, line, detail: bool = True, history: bool = False) -> None:
 
 def _render_feedback(out, line) -> None:
     """The township's 反馈单 under its line: 已整改, 待整改, or 整改未完成 with what is missing, located."""
-    from .board import STATE_ZH
-
     style = {"rectified": "green", "rectifying": "red", "sent": "yellow"}[line.feedback]
     what = f"，{len(line.feedback_issues)} 处未完成" if line.feedback == "rectifying" else ""
-    out.append(f"    反馈单 {STATE_ZH[line.feedback]}{what}  {_plain(line.feedback_file)}\n", style)
+    out.append(f"    反馈单 {line.feedback_zh}{what}  {_plain(line.feedback_file)}\n", style)
     if line.feedback_issues:
         out.append_text(_grid(("代码", "工作表", "单元格", "说明"), [
             [(i.code, SEVERITY_STYLE[i.severity]), i.sheet, i.cell, i.message] for i in line.feedback_issues[:SHOWN_ISSUES]],

@@ -419,9 +419,12 @@ def _receive(web: _Web, got: list) -> tuple:
 
 
 def _write_results(web: _Web, board, ctx) -> str:
-    """Rewrite 结果/核查结果.xlsx as `check` does; what went wrong ("" if nothing: held open in WPS, say)."""
+    """Rewrite 结果/核查结果.xlsx as `check` does (with the 反馈单s in 反馈/); what went wrong ("" if nothing:
+    held open in WPS, say)."""
+    from ..feedback import collect_feedback
     from ..results_book import write_results
 
+    board, _ = collect_feedback(web.rnd, ctx, board)
     try:
         write_results(board, ctx, web.rnd.results / RESULTS_BOOK)
     except AssessError as exc:
