@@ -328,6 +328,8 @@ def test_review_through_the_page_generate_download_upload(client, rnd, tmp_path)
     assert line["review"] == "verified" and line["reviewer"] == "王核查"
     status = {t["code"]: t for t in client.get("/api/status").json()["townships"]}
     assert status[code]["review"] == "verified"                    # the board from the ledger says so too
+    book = CalamineWorkbook.from_path(str(rnd.results / "核查结果.xlsx")).get_sheet_by_name("核查情况").to_python()
+    assert any("已核定" in row for row in book)                     # 核查结果.xlsx rewritten by the upload
     assert sum(t.get("review") == "pending" for t in status.values()) == 8
     page = client.get("/review").text
     assert "已核定 1" in page and "待核定 8" in page

@@ -352,7 +352,9 @@ async def _answer_upload(web: _Web, request: Request, receive, template: str, vi
     def work():
         ctx = web.context()
         with web.lock:
-            return receive(web.rnd, ctx, got, web.workers)
+            received = receive(web.rnd, ctx, got, web.workers)
+            _write_results(web, received[1], ctx)         # 核查结果.xlsx with the new stages (held open: next time)
+            return received
 
     try:
         received = await run_in_threadpool(work)
