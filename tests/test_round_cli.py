@@ -109,3 +109,15 @@ def test_a_good_file_resent_after_a_wrong_one_is_the_latest_again(small_ctx, tmp
     assert state() == "fix"
     shutil.copy(good, rnd.returned / "重发.xlsx")
     assert state() == "ok"
+
+
+def test_a_mistyped_round_inside_a_round_is_a_usage_error_not_this_round(tmp_path):
+    assert xa(tmp_path, "init", "本轮").returncode == 0
+    here = tmp_path / "本轮"
+    for command in ("status", "check", "review", "feedback", "serve"):
+        got = xa(here, command, "--round", "不存在", *(["--no-browser"] if command == "serve" else []))
+        assert got.returncode == 2 and "找不到“不存在”这个文件夹" in got.stderr, (command, got.stderr)
+    got = xa(tmp_path, "status")
+    assert got.returncode == 2 and "当前文件夹不在考核轮次中" in got.stderr and "要核查的文件" not in got.stderr
+    got = xa(tmp_path, "init")
+    assert got.returncode == 2 and "缺少新考核轮次的文件夹" in got.stderr and "xlsx-assess init 考核2026" in got.stderr

@@ -564,3 +564,66 @@ def test_a_review_or_feedback_upload_the_round_cannot_take_is_said_in_chinese(cl
         (folder / "网页上传").write_text("not a folder")             # a read-only share, say
         got = client.post(route, files=[("files", ("a.xlsx", b"x"))], headers=SCRIPT)
         assert got.status_code == 507 and "R302" in got.json()["error"], route
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+        except (OSError, ValueError):
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_one_ctrl_c_stops_the_page_and_its_helper(rnd):
+    """The helper, forked while uvicorn's signal handlers were in place, kept them: multiprocessing's
+    SIGTERM at exit only asked a copy of the server to stop, and the page waited for ever after Ctrl+C."""
+    import signal
+    import time
+    import urllib.request
+
+    from xlsx_assess.web import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "xlsx_assess", "serve", "--round", str(rnd.root), "--no-browser",
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)                 # its own group, as a terminal's
+    try:
+        sample = sorted(SAMPLES.glob("*.xlsx"))[0]
+        boundary = "xa-boundary"
+        body = (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="a.xlsx"\r\n\r\n'.encode()
+                + sample.read_bytes() + f"\r\n--{boundary}--\r\n".encode())
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/upload", data=body, method="POST",
+                                         headers={**SCRIPT, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=30) as answer:
+                    assert answer.status == 200
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, "the page did not start"
+                time.sleep(0.2)
+        helpers = _children(proc.pid)
+        assert helpers, "the upload started no helper"
+        os.killpg(proc.pid, signal.SIGINT)                           # Ctrl+C in the terminal
+        proc.wait(timeout=20)
+        time.sleep(0.5)
+        assert not [pid for pid in helpers if _running(pid)]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        proc.stdout.close()

@@ -164,7 +164,9 @@ MISSING_HINTS = {
     ("generate", "--out"): "请用 --out 指定考核表的输出文件夹，如 --out 考核表",
     ("check", "paths"): "请在命令后写上收回的文件或文件夹，如 xlsx-assess check 收回的表格",
     ("rank", "paths"): "请在命令后写上收回的文件或文件夹，如 xlsx-assess rank 收回的表格 --out 排名.xlsx",
+    ("init", "folder"): "请在命令后写上新考核轮次的文件夹名，如 xlsx-assess init 考核2026",
 }
+MISSING_WHAT = {("init", "folder"): "缺少新考核轮次的文件夹"}     # else: a missing option or files
 VALUE_HINTS = {"--workers": "应为正整数，如 --workers 2", "--year": "应为四位数的年份，如 --year 2026"}
 
 
@@ -198,7 +200,8 @@ def _usage_text(exc, command: str) -> str:
         return f"选项 {name}：{exc.message}" if name.startswith("-") else exc.message
     if isinstance(exc, CLICK_ERRORS.MissingParameter):
         hint = MISSING_HINTS.get((command, name)) or MISSING_HINTS.get((command, param.name if param else ""))
-        what = f"缺少必填选项 {name}" if name.startswith("-") else "缺少要处理的文件或文件夹"
+        what = f"缺少必填选项 {name}" if name.startswith("-") else MISSING_WHAT.get(
+            (command, param.name if param else ""), "缺少要处理的文件或文件夹")
         return f"{what}：{hint or '请补上后重试'}。"
     if isinstance(exc, CLICK_ERRORS.NoSuchOption):
         maybe = f"是不是要用 {'、'.join(sorted(exc.possibilities))}？" if exc.possibilities else ""
@@ -728,16 +731,20 @@ STATE_STYLE = {"ok": ("✔", "green"), "fix": ("✖", "red"), "missing": ("…",
 ROLE_ZH = {"used": "最新", "superseded": "已被更新文件替代", "duplicate": "重复", "other_version": "用了旧表"}
 
 
-def _round_or_exit(round_dir: Optional[Path]):
+def _round_or_exit(round_dir: Optional[Path], takes_files: bool = True):
     """The round named by --round, or the one holding the current folder; a usage error (exit 2) outside
-    any round."""
+    any round, or where --round names a folder that does not exist. `takes_files`: the command also works
+    on files given outside a round (the message says so)."""
     from .round import find_round
 
     rnd = find_round(round_dir) if round_dir else find_round()
     if rnd is None:
-        where = f"“{_plain(str(round_dir))}”不是考核轮次文件夹" if round_dir else "当前文件夹不在考核轮次中"
-        raise Usage(f"{where}：请给出要核查的文件或文件夹，或在考核轮次文件夹（由 xlsx-assess init 创建）中运行，"
-                    "或用 --round 指定。")
+        if round_dir and not Path(round_dir).exists():
+            where = f"找不到“{_plain(str(round_dir))}”这个文件夹"
+        else:
+            where = f"“{_plain(str(round_dir))}”不是考核轮次文件夹" if round_dir else "当前文件夹不在考核轮次中"
+        files = "请给出要核查的文件或文件夹，或" if takes_files else "请"
+        raise Usage(f"{where}：{files}在考核轮次文件夹（由 xlsx-assess init 创建）中运行，或用 --round 指定。")
     return rnd
 
 
@@ -788,7 +795,7 @@ def status(round_dir: Optional[Path] = RoundOpt, as_json: bool = JsonOpt) -> Non
     from .feedback import collect_feedback
     from .workflow import load_round_context, round_status
 
-    rnd = _round_or_exit(round_dir)
+    rnd = _round_or_exit(round_dir, takes_files=False)
     with _guard():
         ctx = load_round_context(rnd)
         board, strays = collect_feedback(rnd, ctx, round_status(rnd, ctx))    # and the 反馈单s in 反馈/
@@ -911,7 +918,7 @@ def feedback(round_dir: Optional[Path] = RoundOpt, workers: Optional[int] = Work
     from .round import FEEDBACK
     from .workflow import load_round_context
 
-    rnd = _round_or_exit(round_dir)
+    rnd = _round_or_exit(round_dir, takes_files=False)
     with _guard():
         ctx = load_round_context(rnd)
         with _progress("生成反馈单") as progress:
@@ -1018,7 +1025,7 @@ def review(
     """
     from .workflow import load_round_context, review_round
 
-    rnd = _round_or_exit(round_dir)
+    rnd = _round_or_exit(round_dir, takes_files=False)
     with _guard():
         ctx = load_round_context(rnd)
         with _progress("核查文件") as progress:
@@ -1044,12 +1051,7 @@ def serve(
     no_browser: bool = typer.Option(False, "--no-browser", help="不自动打开浏览器"),
 ) -> None:
     """在浏览器中操作本轮考核 Serve the round's page (needs: pip install .[web]); Ctrl+C to stop."""
-    from .round import find_round
-
-    rnd = find_round(round_dir) if round_dir else find_round()
-    if rnd is None:
-        where = f"“{_plain(str(round_dir))}”不是考核轮次文件夹" if round_dir else "当前文件夹不在考核轮次中"
-        raise Usage(f"{where}：请在考核轮次文件夹（由 xlsx-assess init 创建）中运行，或用 --round 指定。")
+    rnd = _round_or_exit(round_dir, takes_files=False)
     try:
         from .web import serve as run
     except ImportError as exc:

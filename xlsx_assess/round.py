@@ -76,8 +76,11 @@ class Round:
 
 def find_round(start: str | Path | None = None) -> Round | None:
     """The round holding `start` (default: the current folder): that folder or its nearest parent with
-    a round's marker; None outside any round."""
+    a round's marker; None outside any round, or where `start` does not exist (a mistyped --round inside
+    a round is not that round)."""
     here = Path(start or Path.cwd()).resolve()
+    if not here.exists():
+        return None
     for folder in (here, *here.parents):
         if (folder / STATE_DIR / MARKER).is_file():
             return Round(folder)

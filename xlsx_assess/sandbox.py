@@ -362,6 +362,7 @@ def _serve(conn, ours, parent: int) -> None:
     die_with_parent(parent)                     # killed with it, even while python-calamine reads
     ours.close()                                # the parent's end, inherited through fork
     _close_inherited(conn.fileno())
+    _plain_signals()
     _limit_memory()
     try:                                        # a crash here is reported as an issue: no backtrace on the console
         import faulthandler
@@ -411,6 +412,21 @@ def _close_inherited(keep: int) -> None:
         return
     os.closerange(3, keep)
     os.closerange(keep + 1, 65536)
+
+
+def _plain_signals() -> None:
+    """The helper's signals as a new program has them. A handler copied through the fork (uvicorn's, which
+    only asks its server to stop) made SIGTERM, multiprocessing's way of ending a daemon child at exit, do
+    nothing: after one Ctrl+C the page's process waited for ever on its helper. Ctrl+C itself is for the
+    process that started the helper, which ends it."""
+    import signal
+
+    try:
+        signal.set_wakeup_fd(-1)                # the copied one was closed with the rest
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except (ValueError, OSError, AttributeError):
+        pass
 
 
 def _limit_memory() -> None:
