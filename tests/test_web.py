@@ -627,3 +627,13 @@ def test_one_ctrl_c_stops_the_page_and_its_helper(rnd):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         proc.stdout.close()
+
+
+def test_no_such_page_and_a_button_address_opened_are_said_in_chinese(client):
+    r = client.get("/没有这页")
+    assert r.status_code == 404 and "找不到这个页面" in r.text and "回到本轮概况" in r.text
+    assert "Not Found" not in r.text
+    r = client.get("/api/nothing")
+    assert r.status_code == 404 and "找不到这个页面" in r.json()["error"]
+    r = client.get("/rank/run")                                  # a button's address typed in
+    assert r.status_code == 405 and "不能这样打开这个网址" in r.text

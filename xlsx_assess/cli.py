@@ -36,7 +36,8 @@ class _Formatter(CLICK_CORE.HelpFormatter):
         super().write_heading(HELP_WORDS.get(heading, heading))
 
     def write_dl(self, rows, *args, **kwargs) -> None:
-        super().write_dl([(first, _marked(second)) for first, second in rows], *args, **kwargs)
+        super().write_dl([(first.replace(" <list[Path]>", " <path>..."), _marked(second)) for first, second in rows],
+                         *args, **kwargs)
 
 
 def _marked(text: str) -> str:
@@ -66,6 +67,13 @@ class _Help:
 
 
 class _Command(_Help, TyperCommand):
+    def get_short_help_str(self, limit: int = 45) -> str:
+        """The command's line in the top help: its Chinese name only (the English is cut there; its own --help
+        has both)."""
+        first = super().get_short_help_str(limit=1000)
+        chinese = first.split(" ", 1)[0]
+        return chinese if chinese and not chinese.isascii() else super().get_short_help_str(limit)
+
     def parse_args(self, ctx, args):
         try:
             return super().parse_args(ctx, args)
@@ -76,7 +84,14 @@ class _Command(_Help, TyperCommand):
 
 class _Group(_Help, TyperGroup):
     """The top command: a usage error (a missing option, an unknown option or command, a bad value, a path
-    that does not exist) is told in Chinese with what to do, and exits 2."""
+    that does not exist) is told in Chinese with what to do, and exits 2. Its help lists the commands in
+    the order a round uses them."""
+
+    ORDER = ("init", "generate", "check", "status", "review", "rank", "feedback", "serve", "rubric", "codes")
+
+    def list_commands(self, ctx) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: self.ORDER.index(n) if n in self.ORDER else len(self.ORDER))
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
@@ -384,7 +399,7 @@ def generate(
 def check(
     paths: Optional[list[Path]] = typer.Argument(None, help="收回的文件、文件夹（含子文件夹）或 .zip 压缩包"
                                                            "（在考核轮次文件夹内可省略：核查 收回/）",
-                                                 metavar="[文件或文件夹]", callback=_existing, show_default=False),
+                                                 metavar="文件或文件夹", callback=_existing, show_default=False),
     rubric: Optional[Path] = RubricOpt,
     townships: Optional[Path] = TownshipsOpt,
     settings: Optional[Path] = SettingsOpt,
@@ -420,7 +435,7 @@ def check(
 def rank(
     paths: Optional[list[Path]] = typer.Argument(None, help="收回的文件、文件夹（含子文件夹）或 .zip 压缩包"
                                                            "（在考核轮次文件夹内可省略：排名 收回/ 和本轮收到过的文件）",
-                                                 metavar="[文件或文件夹]", callback=_existing, show_default=False),
+                                                 metavar="文件或文件夹", callback=_existing, show_default=False),
     out: Optional[Path] = typer.Option(None, "--out", help="排名工作簿 .xlsx（在考核轮次中不写：结果/排名.xlsx）",
                                        show_default=False),
     rubric: Optional[Path] = RubricOpt,

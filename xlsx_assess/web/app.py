@@ -126,7 +126,8 @@ def create_app(rnd: Round, token: str | None = None, limits: Limits | None = Non
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(_Guard, web=web)],
-                    exception_handlers={AssessError: lambda r, e: _assess_error(web, r, e)})
+                    exception_handlers={AssessError: lambda r, e: _assess_error(web, r, e),
+                                        HTTPException: lambda r, e: _http_error(web, r, e)})
     app.state.web = web
     return app
 
@@ -208,6 +209,18 @@ def _cross_site(request: Request) -> str:
         if f"{parts.scheme}://{parts.netloc}" != f"{request.url.scheme}://{request.headers.get('host', '')}":
             return "拒绝操作：请求来自其他网站。"
     return ""
+
+
+HTTP_ZH = {404: ("找不到这个页面", "网址可能输错了，或这个页面已不存在。请从上方的菜单进入。"),
+           405: ("不能这样打开这个网址", "这个网址只在页面上点按钮时使用。请从上方的菜单进入。")}
+
+
+def _http_error(web: _Web, request: Request, exc: HTTPException) -> Response:
+    """Starlette's own refusals (no such page, a GET to a button's address) in Chinese, as the page or JSON."""
+    title, message = HTTP_ZH.get(exc.status_code, ("无法完成请求", exc.detail or ""))
+    if request.url.path.startswith("/api/") or request.method not in SAFE_METHODS:
+        return JSONResponse({"error": f"{title}：{message}"}, exc.status_code, headers=exc.headers)
+    return web.page(request, "notfound.html", exc.status_code, title=title, message=message)
 
 
 def _assess_error(web: _Web, request: Request, exc: AssessError) -> Response:
