@@ -269,3 +269,29 @@ def test_threads_reading_through_one_helper_each_get_their_own_file():
     finally:
         box.stop()
     assert wrong == []
+
+
+def test_a_read_interrupted_leaves_no_answer_for_the_next(helper, monkeypatch):
+    """Ctrl+C caught by a script while a read was in flight: its answer stayed in the pipe, and every later
+    read got the one before it."""
+    def slow(data: bytes):
+        if data == b"slow":
+            time.sleep(1.0)
+            return {"慢": "visible"}, {"慢": [[1.0]]}
+        return stand_in(data)
+
+    monkeypatch.setattr(sandbox, "_calamine_values", slow)
+
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(KeyboardInterrupt):
+            helper.submit(b"slow").outcome()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before)
+    time.sleep(1.0)                                  # the interrupted read's answer would be in the pipe now
+    assert helper.submit(b"ok").outcome() == Values(*READ)

@@ -195,7 +195,10 @@ def test_the_limits_are_the_rounds_settings_as_they_are_now(rnd):
     wb[SETTINGS_SHEET][f"B{row['upload_max_files']}"].value = "很多"
     wb.save(rnd.setup)
     r = client.post("/api/upload", files=[("files", ("a.xlsx", b"x"))], headers=SCRIPT)
-    assert r.status_code >= 400 and "R201" in r.text and "网页上传文件数上限" in r.text
+    assert r.status_code == 507 and "R201" in r.json()["error"] and "网页上传文件数上限" in r.json()["error"]
+    for url in ("/api/upload", "/review/upload", "/feedback/upload"):      # the page gets one line, not a page
+        r = client.post(url, files=[("files", ("a.xlsx", b"x"))], headers=PAGE)
+        assert r.status_code == 507 and r.text.startswith('<p class="refused">') and "R201" in r.text, url
 
 
 def test_safe_names_are_never_paths():
@@ -636,4 +639,4 @@ def test_no_such_page_and_a_button_address_opened_are_said_in_chinese(client):
     r = client.get("/api/nothing")
     assert r.status_code == 404 and "找不到这个页面" in r.json()["error"]
     r = client.get("/rank/run")                                  # a button's address typed in
-    assert r.status_code == 405 and "不能这样打开这个网址" in r.text
+    assert r.status_code == 405 and "不能这样打开这个网址" in r.text and r.headers["allow"] == "POST"

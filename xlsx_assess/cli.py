@@ -36,8 +36,13 @@ class _Formatter(CLICK_CORE.HelpFormatter):
         super().write_heading(HELP_WORDS.get(heading, heading))
 
     def write_dl(self, rows, *args, **kwargs) -> None:
-        super().write_dl([(first.replace(" <list[Path]>", " <path>..."), _marked(second)) for first, second in rows],
-                         *args, **kwargs)
+        super().write_dl([(_metavar(first), _marked(second)) for first, second in rows], *args, **kwargs)
+
+
+def _metavar(first: str) -> str:
+    """typer's `<list[Path]>` for a repeated value as `<path>...` (once: `versions...` has its dots already)."""
+    return re.sub(r"(\.\.\.)? <list\[(\w+)\]>", lambda m: (m.group(1) or "") + f" <{m.group(2).lower()}>" + ("" if m.group(1) else "..."),
+                  first)
 
 
 def _marked(text: str) -> str:

@@ -97,8 +97,9 @@ def open_round(path: str | Path | None = None) -> Round:
     if found is None:
         from .issues import AssessError, Code, Report, issue
 
-        raise AssessError(Report([issue(Code.NOT_A_ROUND, value=str(Path(path or Path.cwd())),
-                                        detail="请先用 xlsx-assess init 创建考核轮次并在其中运行，或用 --round 指定考核轮次文件夹。")]))
+        detail = ("没有这个文件夹，请检查路径是否写对。" if path is not None and not Path(path).exists() else
+                  "请先用 xlsx-assess init 创建考核轮次并在其中运行，或用 --round 指定考核轮次文件夹。")
+        raise AssessError(Report([issue(Code.NOT_A_ROUND, value=str(Path(path or Path.cwd())), detail=detail)]))
     return found
 
 

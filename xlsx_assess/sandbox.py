@@ -296,6 +296,10 @@ class Helper:
         except (EOFError, OSError):
             self.stop()
             outcome = Died(_explain(pending.guard))
+        except BaseException:                # interrupted (Ctrl+C caught by a script): its answer would be
+            self._inflight = pending         # the next read's, so the helper goes with the read
+            self.stop()
+            raise
         pending._settle(outcome)
         self._send_next()
 

@@ -220,7 +220,9 @@ def _http_error(web: _Web, request: Request, exc: HTTPException) -> Response:
     title, message = HTTP_ZH.get(exc.status_code, ("无法完成请求", exc.detail or ""))
     if request.url.path.startswith("/api/") or request.method not in SAFE_METHODS:
         return JSONResponse({"error": f"{title}：{message}"}, exc.status_code, headers=exc.headers)
-    return web.page(request, "notfound.html", exc.status_code, title=title, message=message)
+    page = web.page(request, "notfound.html", exc.status_code, title=title, message=message)
+    page.headers.update(exc.headers or {})           # a 405's Allow
+    return page
 
 
 def _assess_error(web: _Web, request: Request, exc: AssessError) -> Response:
@@ -404,7 +406,10 @@ async def _uploaded(web: _Web, request: Request) -> "list[up.Upload] | Response"
     size = request.headers.get("content-length")
     if size is None or not size.isdigit():
         return _upload_refused(request, 411, "上传被拒绝：请求未说明大小。")
-    limits = web.limits
+    try:
+        limits = web.limits
+    except AssessError as exc:                                # 考核设置.xlsx unreadable now: one line, as below
+        return _upload_refused(request, 507, "上传未完成：" + _said(exc))
     if int(size) > limits.bytes:
         return _upload_refused(request, 413, f"上传被拒绝：一次最多上传 {limits.bytes // MB} MB，请分几次上传"
                                              "（上限可在考核设置.xlsx 的考核参数中修改）。")
