@@ -235,15 +235,12 @@ def _assess_error(web: _Web, request: Request, exc: AssessError) -> Response:
 # -- pages ---------------------------------------------------------------------------------------------
 
 def board_page(web: _Web, request: Request) -> Response:
-    from ..workflow import round_status
-
-    from ..board import STATE_ZH
     from ..feedback import collect_feedback
+    from ..workflow import round_status
 
     ctx = web.context()
     board, _ = collect_feedback(web.rnd, ctx, round_status(web.rnd, ctx))
-    return web.page(request, "board.html", board=board, ctx=ctx, counts=_counts(board), when=_when, roles=ROLE_ZH,
-                    feedback_zh=STATE_ZH)
+    return web.page(request, "board.html", board=board, ctx=ctx, counts=_counts(board), when=_when, roles=ROLE_ZH)
 
 
 def send_page(web: _Web, request: Request) -> Response:
@@ -579,22 +576,18 @@ def _workbooks(folder: Path) -> list[Path]:
 
 def _feedback_view(web: _Web, board, strays) -> dict:
     """The 整改 stage per township (`collect_feedback`'s board), for feedback.html and its parts."""
-    from ..board import STATE_ZH
+    from ..board import FEEDBACK_STATES
 
-    stages = {"rectified": 0, "rectifying": 0, "sent": 0, "none": 0}
-    for line in board.lines:
-        stages[line.feedback or "none"] += 1
-    return {"lines": board.lines, "stages": stages, "strays": strays, "sheets": _workbooks(web.rnd.feedback),
-            "zh": STATE_ZH}
+    stages = {k: board.count(k) for k in FEEDBACK_STATES} | {"none": sum(not line.feedback for line in board.lines)}
+    return {"lines": board.lines, "stages": stages, "strays": strays, "sheets": _workbooks(web.rnd.feedback)}
 
 
 def _review_view(web: _Web, board) -> dict:
     """The 核定 stage per township, for review.html and its parts."""
+    from ..board import REVIEW_STAGES
+
     lines = board.lines
-    stages = {"pending": 0, "verified": 0, "stale": 0}
-    for line in lines:
-        if line.state == "ok" and line.review in stages:
-            stages[line.review] += 1
+    stages = {k: board.count(k) for k in REVIEW_STAGES}
     filled_stale = any(line.review == "stale" for line in lines)
     chosen = set(map(id, board.reviews.chosen.values())) if board.reviews else set()
     others = [(r.name, r.township.name if r.township else "", [i for i in r.issues if i.severity == "error"])
