@@ -812,13 +812,12 @@ def status(round_dir: Optional[Path] = RoundOpt, as_json: bool = JsonOpt) -> Non
 
     退出码 exit code: 0 各乡镇均已合格 every township ok · 1 否则 otherwise · 2 不在考核轮次中 usage.
     """
-    from .feedback import collect_feedback
-    from .workflow import load_round_context, round_status
+    from .workflow import load_round_context, round_board
 
     rnd = _round_or_exit(round_dir, takes_files=False)
     with _guard():
         ctx = load_round_context(rnd)
-        board, strays = collect_feedback(rnd, ctx, round_status(rnd, ctx))    # and the 反馈单s in 反馈/
+        board, strays = round_board(rnd, ctx)                              # with the 反馈单s in 反馈/
     if as_json:
         _print_json({"townships": [dict(line.as_dict(), history=[f.as_dict() for f in line.history])
                                    for line in board.lines],

@@ -501,7 +501,8 @@ def _os_reason(exc: OSError) -> str:
     }.get(exc.errno, exc.strerror or type(exc).__name__)
 
 
-def _skip_reason(name: str) -> str:
+def skip_reason(name: str) -> str:
+    """Why a file of this name is not a return to check ("" if it is one): lock files, hidden and system files."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     low = base.lower()
     if "__MACOSX/" in name.replace("\\", "/") or low.startswith("._"):
@@ -518,7 +519,7 @@ def _skip_reason(name: str) -> str:
 
 
 def _consider(path: Path, name: str, cands, skipped, explicit: bool) -> None:
-    reason = _skip_reason(name)
+    reason = skip_reason(name)
     if reason:
         skipped.append(Skipped(name, reason))
         return
@@ -621,7 +622,7 @@ def _consider_member(path: Path, name: str, zf: zipfile.ZipFile, index: int, inf
                      route: tuple[int, ...], cands: list[Candidate], skipped: list[Skipped], budget: _Budget) -> None:
     inner = member_name(info)
     member = f"{name} › {inner}"
-    reason = _skip_reason(member)
+    reason = skip_reason(member)
     suffix = Path(inner).suffix.lower()
     if not reason and suffix not in WORKBOOK_SUFFIXES | ARCHIVE_SUFFIXES:
         reason = "不是表格文件（扩展名 " + (suffix or "无") + "）"

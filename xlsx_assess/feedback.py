@@ -439,6 +439,7 @@ def collect_feedback(rnd: "Round", ctx: "Context", board):
     import os
     from dataclasses import replace
 
+    from .collect import skip_reason
     from .feedback_book import check_feedback, read_latest
 
     latest = read_latest(rnd)
@@ -449,7 +450,7 @@ def collect_feedback(rnd: "Round", ctx: "Context", board):
     for top, _, files in os.walk(rnd.feedback):
         for f in sorted(files):
             path = Path(top) / f
-            if f.startswith(("~$", ".")) or path.suffix.lower() not in WORKBOOK_SUFFIXES:
+            if skip_reason(f) or path.suffix.lower() not in WORKBOOK_SUFFIXES:
                 continue
             _keep(rnd, path)
             got = check_feedback(rnd, path, str(path.relative_to(rnd.root)), ctx.settings.year)

@@ -728,8 +728,10 @@ def review_files(folder: Path) -> list[Path]:
     """The workbooks in 核定/ (and its subfolders), not the lock files WPS and Excel leave (~$…)."""
     if not folder.is_dir():
         return []
+    from .collect import skip_reason
+
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in (".xlsx", ".xlsm")
-                  and not p.name.startswith(("~$", ".~")))
+                  and not skip_reason(p.name))
 
 
 def check_reviews(paths: Iterable[Path], ctx, accepted: Mapping[str, SelfAssessed], names=None) -> list[ReviewResult]:

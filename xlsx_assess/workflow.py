@@ -349,6 +349,13 @@ def round_status(rnd, ctx: Context) -> Board:
         return _reviews_from_ledger(board, ledger) if rnd.reviews.is_dir() else board
 
 
+def round_board(rnd, ctx: Context):
+    """(board, strays): `round_status` with the 反馈单s in 反馈/ collected, as `status` and the page show it."""
+    from .feedback import collect_feedback
+
+    return collect_feedback(rnd, ctx, round_status(rnd, ctx))
+
+
 _REVIEW_RANK = {"verified": 3, "pending": 2, "error": 1, "stale": 0}
 
 

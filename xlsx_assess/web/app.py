@@ -34,6 +34,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import __version__
+from ..clock import local_text
 from ..issues import AssessError, Code
 from ..results_book import RESULTS_NAME as RESULTS_BOOK
 from ..round import RANKING_BOOK, RESULTS as RESULTS_DIR, Round
@@ -85,10 +86,9 @@ class _Web:
 
         return load_round_context(self.rnd)
 
-    @property
-    def limits(self) -> Limits:
-        """The upload limits: the round's settings as they are now (考核参数), unless the app was given its own."""
-        return self.fixed_limits or Limits.of(self.context().settings)
+    def limits(self, ctx) -> Limits:
+        """The upload limits: the round's settings (考核参数, `ctx` as just loaded), unless the app was given its own."""
+        return self.fixed_limits or Limits.of(ctx.settings)
 
     def page(self, request: Request, name: str, status: int = 200, **values) -> HTMLResponse:
         html = self.env.get_template(name).render(pages=PAGES, here=request.url.path, version=__version__,
@@ -132,16 +132,16 @@ def create_app(rnd: Round, token: str | None = None, limits: Limits | None = Non
     return app
 
 
-def _endpoint(fn, web: _Web, **kw):
-    """A route's endpoint (a plain function, as Starlette wants): `fn(web, request, **kw)`."""
+def _endpoint(fn, web: _Web):
+    """A route's endpoint (a plain function, as Starlette wants): `fn(web, request)`."""
     import inspect
 
     if inspect.iscoroutinefunction(fn):
         async def endpoint(request: Request) -> Response:
-            return await fn(web, request, **kw)
+            return await fn(web, request)
     else:
         def endpoint(request: Request) -> Response:
-            return fn(web, request, **kw)
+            return fn(web, request)
     return endpoint
 
 
@@ -235,17 +235,15 @@ def _assess_error(web: _Web, request: Request, exc: AssessError) -> Response:
 # -- pages ---------------------------------------------------------------------------------------------
 
 def board_page(web: _Web, request: Request) -> Response:
-    from ..feedback import collect_feedback
-    from ..workflow import round_status
+    from ..workflow import round_board
 
-    ctx = web.context()
-    board, _ = collect_feedback(web.rnd, ctx, round_status(web.rnd, ctx))
-    return web.page(request, "board.html", board=board, ctx=ctx, counts=_counts(board), when=_when, roles=ROLE_ZH)
+    board, _ = round_board(web.rnd, web.context())
+    return web.page(request, "board.html", board=board, counts=_counts(board), when=_when, roles=ROLE_ZH)
 
 
 def send_page(web: _Web, request: Request) -> Response:
     ctx = web.context()
-    return web.page(request, "send.html", ctx=ctx, forms=_forms(web.rnd), message=None)
+    return web.page(request, "send.html", ctx=ctx, forms=_workbooks(web.rnd.sent), message=None)
 
 
 def receive_page(web: _Web, request: Request) -> Response:
@@ -253,7 +251,7 @@ def receive_page(web: _Web, request: Request) -> Response:
 
     ctx = web.context()
     board = round_status(web.rnd, ctx)
-    return web.page(request, "receive.html", limits=web.limits, notices=_notices(board, ctx),
+    return web.page(request, "receive.html", limits=web.limits(ctx), notices=_notices(board, ctx),
                     has_results=(web.rnd.results / RESULTS_BOOK).is_file())
 
 
@@ -267,7 +265,7 @@ def review_page(web: _Web, request: Request) -> Response:
     ctx = web.context()
     with web.lock:                              # what `check` says now, the 核定表s' located issues included
         _, board = check_round(web.rnd, ctx, workers=web.workers)
-    return web.page(request, "review.html", limits=web.limits, **_review_view(web, board))
+    return web.page(request, "review.html", limits=web.limits(ctx), **_review_view(web, board))
 
 
 def feedback_page(web: _Web, request: Request) -> Response:
@@ -278,7 +276,7 @@ def feedback_page(web: _Web, request: Request) -> Response:
     with web.lock:                              # what `check` says now: the 反馈单s sent back included
         _, board = check_round(web.rnd, ctx, workers=web.workers)
         board, strays = collect_feedback(web.rnd, ctx, board)
-    return web.page(request, "feedback.html", limits=web.limits, **_feedback_view(web, board, strays))
+    return web.page(request, "feedback.html", limits=web.limits(ctx), **_feedback_view(web, board, strays))
 
 
 # -- actions (POST: the guard has checked where they come from) ----------------------------------------
@@ -295,7 +293,7 @@ def generate(web: _Web, request: Request) -> Response:
         except AssessError as exc:
             message, ok = _said(exc), False
             other_version = any(i.code == Code.FORMS_FROM_OTHER_RUBRIC for i in exc.report.issues)
-    return web.page(request, "_forms.html", forms=_forms(web.rnd), message=message, ok=ok,
+    return web.page(request, "_forms.html", forms=_workbooks(web.rnd.sent), message=message, ok=ok,
                     other_version=other_version)
 
 
@@ -324,14 +322,14 @@ def review_generate(web: _Web, request: Request) -> Response:
 def feedback_generate(web: _Web, request: Request) -> Response:
     """`feedback` from the page: rank as `rank` does and write a 反馈单 per ranked township into 反馈/."""
     from ..feedback import collect_feedback, feedback_round
-    from ..workflow import round_status
+    from ..workflow import round_board
 
     ctx = web.context()
     with web.lock:
         try:
             run = feedback_round(web.rnd, ctx, workers=web.workers)
         except AssessError as exc:
-            board, strays = collect_feedback(web.rnd, ctx, round_status(web.rnd, ctx))
+            board, strays = round_board(web.rnd, ctx)
             return web.page(request, "_feedback.html", **_feedback_view(web, board, strays), message=_said(exc),
                             ok=False)
         board, strays = collect_feedback(web.rnd, ctx, run.board)
@@ -343,7 +341,7 @@ def feedback_generate(web: _Web, request: Request) -> Response:
 async def feedback_upload(web: _Web, request: Request) -> Response:
     """反馈单s sent back: kept by content, placed in 反馈/网页上传/…, collected as `check` does, each answered."""
     return await _answer_upload(web, request, up.receive_feedback, "_feedback_verdicts.html",
-                                lambda answers, board, strays: _feedback_view(web, board, strays))
+                                lambda answers, board, strays: _feedback_view(web, board, strays), collected=True)
 
 
 async def review_upload(web: _Web, request: Request) -> Response:
@@ -352,31 +350,23 @@ async def review_upload(web: _Web, request: Request) -> Response:
                                 lambda answers, board: _review_view(web, board))
 
 
-async def _answer_upload(web: _Web, request: Request, receive, template: str, view) -> Response:
-    """An upload of 核定表s or 反馈单s: `receive` (from web/uploads.py) keeps, places and checks them under
-    the page's lock; the page gets `template` with `view(*received)`, a script the files, counts and board."""
+async def _answer_upload(web: _Web, request: Request, receive, template: str, view, collected: bool = False
+                         ) -> Response:
+    """An upload of 核定表s or 反馈单s: `receive` (from web/uploads.py) keeps, places and checks them (its board
+    `collected`: with 反馈/ read already); the page gets `template` with `view(*received)`, a script the files,
+    counts and board."""
     from starlette.concurrency import run_in_threadpool
 
     got = await _uploaded(web, request)
     if isinstance(got, Response):
         return got
-
-    def work():
-        ctx = web.context()
-        with web.lock:
-            received = receive(web.rnd, ctx, got, web.workers)
-            _write_results(web, received[1], ctx)         # 核查结果.xlsx with the new stages (held open: next time)
-            return received
-
     try:
-        received = await run_in_threadpool(work)
+        received, _ = await run_in_threadpool(_received, web, *got, receive, collected)
     except AssessError as exc:                                # the round cannot be written (R302)
         return _upload_refused(request, 507, "上传未完成：" + _said(exc))
-    answers, board = received[0], received[1]
     if request.headers.get("hx-request") == "true":
-        return web.page(request, template, answers=answers, **view(*received))
-    return JSONResponse({"files": [a.as_dict() for a in answers], "counts": _counts(board),
-                         "townships": [line.as_dict() for line in board.lines]})
+        return web.page(request, template, answers=received[0], **view(*received))
+    return _upload_json(*received[:2])
 
 
 async def api_upload(web: _Web, request: Request) -> Response:
@@ -386,27 +376,32 @@ async def api_upload(web: _Web, request: Request) -> Response:
     if isinstance(got, Response):
         return got
     try:
-        answers, board, ctx, unwritten = await run_in_threadpool(_receive, web, got)
+        (answers, board), unwritten = await run_in_threadpool(_received, web, *got, up.receive)
     except AssessError as exc:                                # the round cannot be written (R302)
         return _upload_refused(request, 507, "上传未完成：" + _said(exc))
     if request.headers.get("hx-request") == "true":
-        return web.page(request, "_verdicts.html", answers=answers, notices=_notices(board, ctx),
+        return web.page(request, "_verdicts.html", answers=answers, notices=_notices(board, got[0]),
                         counts=_counts(board), unwritten=unwritten)
+    return _upload_json(answers, board, results=None if unwritten else f"{RESULTS_DIR}/{RESULTS_BOOK}",
+                        results_error=unwritten or None)
+
+
+def _upload_json(answers, board, **extra) -> JSONResponse:
     return JSONResponse({"files": [a.as_dict() for a in answers], "counts": _counts(board),
-                         "townships": [line.as_dict() for line in board.lines],
-                         "results": None if unwritten else f"{RESULTS_DIR}/{RESULTS_BOOK}",
-                         "results_error": unwritten or None})
+                         "townships": [line.as_dict() for line in board.lines], **extra})
 
 
-async def _uploaded(web: _Web, request: Request) -> "list[up.Upload] | Response":
-    """The request's files (multipart, field `files`) within the limits, or the refusal to answer with."""
+async def _uploaded(web: _Web, request: Request) -> "tuple[object, list[up.Upload]] | Response":
+    """(the round's context, the request's files: multipart, field `files`) within the limits, or the refusal
+    to answer with."""
     size = request.headers.get("content-length")
     if size is None or not size.isdigit():
         return _upload_refused(request, 411, "上传被拒绝：请求未说明大小。")
     try:
-        limits = web.limits
+        ctx = web.context()
     except AssessError as exc:                                # 考核设置.xlsx unreadable now: one line, as below
         return _upload_refused(request, 507, "上传未完成：" + _said(exc))
+    limits = web.limits(ctx)
     if int(size) > limits.bytes:
         return _upload_refused(request, 413, f"上传被拒绝：一次最多上传 {limits.bytes // MB} MB，请分几次上传"
                                              "（上限可在考核设置.xlsx 的考核参数中修改）。")
@@ -419,29 +414,28 @@ async def _uploaded(web: _Web, request: Request) -> "list[up.Upload] | Response"
         files = [f for f in form.getlist("files") if hasattr(f, "read")]
         if not files:
             return _upload_refused(request, 400, "上传被拒绝：没有收到文件（表单字段应为 files）。")
-        got = [up.Upload(f.filename or "", await f.read()) for f in files]
+        got = [up.Upload(f.filename or "", await f.read()) for f in files]    # no more than Content-Length said
     finally:
         await form.close()
-    if sum(len(u.data) for u in got) > limits.bytes:
-        return _upload_refused(request, 413, "上传被拒绝：文件总大小超过上限，请分几次上传。")
-    return got
+    return ctx, got
 
 
-def _receive(web: _Web, got: list) -> tuple:
-    ctx = web.context()
+def _received(web: _Web, ctx, got: list, receive, collected: bool = False) -> tuple:
+    """`receive` (from web/uploads.py) keeps, places and checks the uploads under the page's lock, and
+    核查结果.xlsx is rewritten: (what `receive` gave, what went wrong writing the book)."""
     with web.lock:
-        answers, board = up.receive(web.rnd, ctx, got, web.workers)
-        unwritten = _write_results(web, board, ctx)
-    return answers, board, ctx, unwritten
+        received = receive(web.rnd, ctx, got, web.workers)
+        return received, _write_results(web, received[1], ctx, collected)
 
 
-def _write_results(web: _Web, board, ctx) -> str:
-    """Rewrite 结果/核查结果.xlsx as `check` does (with the 反馈单s in 反馈/); what went wrong ("" if nothing:
-    held open in WPS, say)."""
+def _write_results(web: _Web, board, ctx, collected: bool = False) -> str:
+    """Rewrite 结果/核查结果.xlsx as `check` does (with the 反馈单s in 反馈/, read here unless the board is
+    `collected` already); what went wrong ("" if nothing: held open in WPS, say)."""
     from ..feedback import collect_feedback
     from ..results_book import write_results
 
-    board, _ = collect_feedback(web.rnd, ctx, board)
+    if not collected:
+        board, _ = collect_feedback(web.rnd, ctx, board)
     try:
         write_results(board, ctx, web.rnd.results / RESULTS_BOOK)
     except AssessError as exc:
@@ -487,7 +481,7 @@ def rank_run(web: _Web, request: Request) -> Response:
 # -- downloads -----------------------------------------------------------------------------------------
 
 def forms_zip(web: _Web, request: Request) -> Response:
-    return _zip_download(_forms(web.rnd), f"{web.context().settings.year}年考核表.zip",
+    return _zip_download(_workbooks(web.rnd.sent), f"{web.context().settings.year}年考核表.zip",
                          "下发/ 中还没有考核表，请先生成。")
 
 
@@ -544,12 +538,9 @@ def _attachment(name: str) -> str:
 # -- the API -------------------------------------------------------------------------------------------
 
 def api_status(web: _Web, request: Request) -> Response:
-    from ..workflow import round_status
+    from ..workflow import round_board
 
-    from ..feedback import collect_feedback
-
-    ctx = web.context()
-    board, _ = collect_feedback(web.rnd, ctx, round_status(web.rnd, ctx))
+    board, _ = round_board(web.rnd, web.context())
     return JSONResponse({"townships": [line.as_dict() for line in board.lines], "counts": _counts(board),
                          "setup_suspect": board.setup_suspect.as_dict() if board.setup_suspect else None})
 
@@ -561,17 +552,15 @@ def _counts(board) -> dict:
             "missing": board.count("missing")}
 
 
-def _forms(rnd: Round) -> list[Path]:
-    return _workbooks(rnd.sent)
-
-
 def _workbooks(folder: Path) -> list[Path]:
     """The .xlsx files directly in `folder` (下发/, 核定/: what was generated there; not the lock files WPS and
     Excel leave, nor the subfolders such as 核定/网页上传/)."""
     if not folder.is_dir():
         return []
+    from ..collect import skip_reason
+
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".xlsx"
-                  and not p.name.startswith(("~$", ".")))
+                  and not skip_reason(p.name))
 
 
 def _feedback_view(web: _Web, board, strays) -> dict:
@@ -588,12 +577,11 @@ def _review_view(web: _Web, board) -> dict:
 
     lines = board.lines
     stages = {k: board.count(k) for k in REVIEW_STAGES}
-    filled_stale = any(line.review == "stale" for line in lines)
     chosen = set(map(id, board.reviews.chosen.values())) if board.reviews else set()
     others = [(r.name, r.township.name if r.township else "", [i for i in r.issues if i.severity == "error"])
               for r in (board.reviews.results if board.reviews else []) if id(r) not in chosen and r.errors]
-    return {"board": board, "lines": lines, "stages": stages, "waiting": sum(line.state != "ok" for line in lines),
-            "reviews": _workbooks(web.rnd.reviews), "filled_stale": filled_stale, "others": others}
+    return {"lines": lines, "stages": stages, "waiting": sum(line.state != "ok" for line in lines),
+            "reviews": _workbooks(web.rnd.reviews), "others": others}
 
 
 def _notices(board, ctx) -> list[tuple]:
@@ -604,13 +592,7 @@ def _notices(board, ctx) -> list[tuple]:
 
 
 def _when(t: dt.datetime | None) -> str:
-    if t is None:
-        return ""
-    local = t.astimezone()
-    off = local.utcoffset() or dt.timedelta()
-    sign = "+" if off >= dt.timedelta() else "-"
-    minutes = abs(int(off.total_seconds())) // 60
-    return f"{local:%Y-%m-%d %H:%M}（UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}）"
+    return "" if t is None else local_text(t)
 
 
 def _ranking_view(web: _Web) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 UPLOAD_DIR = "网页上传"                   # inside 收回/
@@ -212,8 +212,6 @@ def review_answers(uploads: list[Upload], board, ctx) -> list[Answer]:
 
 def answers(uploads: list[Upload], coll, ctx) -> list[Answer]:
     """Each upload's verdict from the batch just checked: its result, its members' (a zip), or its skip."""
-    from ..scoring import show
-
     decimals = ctx.settings.score_decimals
     by_name: dict[str, list] = {}
     for r in coll.results:
@@ -223,7 +221,7 @@ def answers(uploads: list[Upload], coll, ctx) -> list[Answer]:
         skipped.setdefault(_outer(s.name), []).append(s)
     out = []
     for up in uploads:
-        found = [_answer(up.given, r, decimals, show) for r in by_name.get(up.stored_as, [])]
+        found = [_answer(up.given, r, decimals) for r in by_name.get(up.stored_as, [])]
         found += [Answer(up.given, s.name, up.sha256, "skipped", issues=[_issue(s.issue)])
                   for s in skipped.get(up.stored_as, [])]
         whole = [a for a in found if a.stored_as == up.stored_as]
@@ -246,19 +244,19 @@ def _outer(name: str) -> str:
     return name.split(" › ", 1)[0]
 
 
-def _answer(given: str, r, decimals: int, show) -> Answer:
+def _answer(given: str, r, decimals: int) -> Answer:
+    from ..scoring import show
+
     sc = r.scores
-    return Answer(given, r.name, r.sha256 if hasattr(r, "sha256") else "", r.status,
+    return Answer(given, r.name, r.sha256, r.status,
                   r.township.name if r.township else "",
                   show(sc.final, decimals) if sc is not None and r.accepted else "", bool(r.accepted),
                   [_issue(i) for i in r.report])
 
 
 def _issue(i) -> dict:
-    where = " › ".join(p for p in (i.sheet, i.cell) if p)
-    if i.line is not None:
-        where = " › ".join(p for p in (where, f"第 {i.line} 行") if p)
-    return dict(i.as_dict(), where=where)
+    """An issue as the page lists it: located within its file (the file is the verdict's own)."""
+    return dict(i.as_dict(), where=replace(i, file="").where)
 
 
 def _worst(statuses: list[str]) -> str:
