@@ -452,8 +452,8 @@ def collect_feedback(rnd: "Round", ctx: "Context", board):
             path = Path(top) / f
             if skip_reason(f) or path.suffix.lower() not in WORKBOOK_SUFFIXES:
                 continue
-            _keep(rnd, path)
-            got = check_feedback(rnd, path, str(path.relative_to(rnd.root)), ctx.settings.year)
+            got = check_feedback(rnd, path, str(path.relative_to(rnd.root)), ctx.settings.year, latest,
+                                 data=_keep(rnd, path))
             (found.setdefault(got.code, []) if got.code else strays).append(got)
     lines = []
     for line in board.lines:
@@ -464,17 +464,21 @@ def collect_feedback(rnd: "Round", ctx: "Context", board):
     return replace(board, lines=lines), strays
 
 
-def _keep(rnd: "Round", path: Path) -> None:
-    """Keep a returned 反馈单 by content in the round, as every file received is kept (best effort: one
-    that cannot be read, or is larger than any workbook we read, is reported by its check instead)."""
+def _keep(rnd: "Round", path: Path) -> bytes | None:
+    """Keep a returned 反馈单 by content in the round, as every file received is kept; its bytes, for its check
+    (best effort: None for one that cannot be read, or is larger than any workbook we read, which its check
+    then reads and reports)."""
     from .container import MAX_FILE_BYTES
     from .ledger import keep_bytes
 
     try:
         if path.stat().st_size <= MAX_FILE_BYTES:
-            keep_bytes(rnd.files, path.read_bytes())
+            data = path.read_bytes()
+            keep_bytes(rnd.files, data)
+            return data
     except OSError:
         pass
+    return None
 
 
 def _feedback_state(checks: list) -> dict:

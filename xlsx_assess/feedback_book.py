@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .scoring import number_format
 from .feedback import TownshipFeedback
-from .checks import cell_text, same_value, check_sheets   # a cell compared and shown, sheets checked, as for the form
+from .checks import cell_text, check_sheets, read_identity, same_value   # as for the form
 from .issues import Code, Issue, issue
-from .layout import FEEDBACK_MARK, OTHER_BOOK_SHEETS, CellSpec, Validation, a1, position
+from .layout import FEEDBACK_MARK, META_SHEET, OTHER_BOOK_SHEETS, CellSpec, Validation, a1, position
 
 if TYPE_CHECKING:
     from .reader import Returned
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from .settings import Settings
 
 SHEET = OTHER_BOOK_SHEETS[0]           # "反馈单": the reader reads it (layout.READ_SHEETS)
-META_SHEET = "_identity"
 SHEETS = (SHEET, META_SHEET)
 IDENTITY_KEYS = ("xa_form", "xa_township_code", "xa_township", "xa_year", "xa_feedback_id", "xa_tool_version")
 HEADERS = ("编号", "失分指标", "分值", "自评", "核定", "扣分", "失分原因", "整改措施", "整改时限", "责任人")
@@ -354,17 +353,18 @@ def is_feedback(ret: "Returned") -> bool:
 
 
 def read_feedback_identity(ret: "Returned") -> dict[str, str]:
-    sheet = {str(r[0]): cell_text(r[1]) for r in ret.values.get(META_SHEET, [])[1:] if len(r) >= 2}
-    props = {k: v for k, v in ret.properties.items() if k in IDENTITY_KEYS}
+    props, sheet = read_identity(ret, IDENTITY_KEYS)
     return sheet or props
 
 
-def check_feedback(rnd: "Round", path: Path, name: str, year: int) -> FeedbackCheck:
+def check_feedback(rnd: "Round", path: Path, name: str, year: int, latest: dict[str, str] | None = None,
+                   data: bytes | None = None) -> FeedbackCheck:
     """Check one file of 反馈/: a 反馈单 of a township (its `code`), or a file of no township with what
-    is wrong with it (unreadable: the reader's issues; another workbook: V430)."""
+    is wrong with it (unreadable: the reader's issues; another workbook: V430). `latest`: the round's latest
+    反馈单 per township (`read_latest`, read here if not given); `data`: the file's bytes, if read already."""
     from .reader import read_returned
 
-    ret = read_returned(path, name)                  # the reader's limits hold: size, zip bombs, encryption
+    ret = read_returned(path, name, data)            # the reader's limits hold: size, zip bombs, encryption
     out = FeedbackCheck(name, mtime=path.stat().st_mtime)
     if not ret.readable:
         out.issues += ret.issues
@@ -372,8 +372,8 @@ def check_feedback(rnd: "Round", path: Path, name: str, year: int) -> FeedbackCh
     if not is_feedback(ret):
         out.issues.append(issue(Code.FEEDBACK_NOT_OURS, file=name, detail="这不是反馈单，而是考核表或其他工作簿"))
         return out
-    ident = read_feedback_identity(ret)
-    props = {k: v for k, v in ret.properties.items() if k in IDENTITY_KEYS}
+    props, sheet = read_identity(ret, IDENTITY_KEYS)
+    ident = sheet or props
     out.feedback_id = ident.get("xa_feedback_id", "")
     record = read_record(rnd, out.feedback_id)
     differ = [k for k in IDENTITY_KEYS[:-1] if props and props.get(k) != ident.get(k)]
@@ -387,7 +387,7 @@ def check_feedback(rnd: "Round", path: Path, name: str, year: int) -> FeedbackCh
     if ret.sha256 == record["sha256"]:
         out.untouched = True
         return out
-    if read_latest(rnd).get(out.code) != out.feedback_id:
+    if (latest if latest is not None else read_latest(rnd)).get(out.code) != out.feedback_id:
         out.issues.append(issue(Code.FEEDBACK_STALE, file=name, sheet=SHEET))
     if check_sheets(ret, lambda code, **fields: out.issues.append(issue(code, file=name, **fields)), SHEETS, SHEET):
         out.issues += _structure(ret, record, name) + _inputs(ret, record, name, year)
