@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from .collect import Collection
     from .ledger import Ledger
 
-STATES = ("ok", "fix", "missing", "pending", "verified")
 STATE_ZH = {"ok": "已合格", "fix": "需改正", "missing": "未收到", "pending": "待核定", "verified": "已核定",
             "stale": "核定表已过期"}
 # Once the round has 核定表s (核定/), an 已合格 line is also 待核定 (no valid, signed 核定表 for its

@@ -106,7 +106,7 @@ def township_feedback(ranking: "Ranking", coll: "Collection", ctx: "Context", ve
         code = str(row.乡镇代码)
         res = coll.results[accepted[code]]
         mine = verdicts.get(code, {})
-        own = self_scores(ctx, res.entries, mine)
+        own = res.scores.subtotals                   # the accepted return's, which every verdict's 自评分 is
         categories = tuple(CategoryLine(c, float(stats["满分"].get(c, 0)), own.get(c, 0.0),
                                         float(cats.get(code, {}).get(c, 0)), float(stats["县平均"].get(c, 0)),
                                         float(stats["最高"].get(c, 0)))
@@ -117,23 +117,11 @@ def township_feedback(ranking: "Ranking", coll: "Collection", ctx: "Context", ve
     return out
 
 
-def self_scores(ctx: "Context", entries, verdicts: Mapping[str, LineVerdict]) -> dict[str, float]:
-    """Each category's 小计 as the township assessed itself (a verdict's self_score where there is one,
-    else what its file holds), scored by the county's rule: whatever the ranking itself rests on."""
-    from .scoring import score
-
-    values = {i.id: (verdicts[i.id].self_score if i.id in verdicts else entries.values.get(i.id))
-              for i in ctx.rubric.items if i.kind != "zero"}
-    zero = ctx.rubric.zero
-    zeroed = verdicts[zero.id].self_score == 1 if zero is not None and zero.id in verdicts else entries.zeroed
-    return score(ctx.rubric, values, zeroed, ctx.settings).subtotals
-
-
 def _changed(v: LineVerdict) -> bool:
+    """The 核定分 differs from the 自评分 (a blank counts as 0, as `review.changed` has it)."""
     from .scoring import exact
 
-    return v.verified_score is not None and exact(v.verified_score) != exact(v.self_score or 0.0) or (
-        v.verified_score is None and bool(v.self_score))
+    return exact(v.verified_score or 0.0) != exact(v.self_score or 0.0)
 
 
 def _category_rows(ranking: "Ranking") -> dict[str, dict]:
@@ -182,12 +170,9 @@ TOP_LOST = 5
 
 @dataclass(frozen=True)
 class Notice:
-    """The draft of the county's notice: paragraphs, then the lines lost most, as a table."""
+    """The draft of the county's notice: (heading, text) paragraphs, the lines lost most among them."""
 
-    title: str
     paragraphs: tuple[tuple[str, str], ...]
-    lost_header: tuple[str, ...] = ("编号", "内容", "指标", "分值", "全县失分合计", "失分乡镇数")
-    lost_rows: tuple[tuple, ...] = field(default_factory=tuple)
 
 
 def draft_notice(rk: "Ranking", grades: tuple[str, ...] | None = None) -> Notice:
@@ -216,7 +201,7 @@ def draft_notice(rk: "Ranking", grades: tuple[str, ...] | None = None) -> Notice
         paragraphs.insert(len(order) + 1, ("主要失分项目", f"全县失分最多的 {len(rows)} 项：\n{shown}"))
     paragraphs.append(("整改要求", "请各乡镇对照考核结果反馈单逐项整改，在反馈单中填写每个失分项目的整改措施、整改时限和责任人，"
                                 "盖章后报回县政务公开办。"))
-    return Notice(rk.heading.title("结果通报"), tuple(paragraphs), lost_rows=tuple(rows))
+    return Notice(tuple(paragraphs))
 
 
 def county_losses(rk: "Ranking", top: int = TOP_LOST) -> list[tuple]:
@@ -388,16 +373,15 @@ class FeedbackRun:
     kept: list[Path] = field(default_factory=list)      # returns found under a 反馈单's name, moved to 反馈/报回/
 
 
-def feedback_round(rnd: "Round", ctx: "Context", progress=None, workers: int | None = None,
-                   verdicts: Verdicts | None = None) -> FeedbackRun:
+def feedback_round(rnd: "Round", ctx: "Context", progress=None, workers: int | None = None) -> FeedbackRun:
     """Rank the round as `rank` does (its ranking, whatever it rests on) and write a 反馈单 per ranked
     township into 反馈/, recording each (for `check`) and the results told (for next year's round)."""
     from .feedback_book import (feedback_file_name, issued_sha256s, keep_aside, read_latest, record_feedback,
                                 record_latest, write_feedback)
-    from .writer import check_writable
     from .issues import AssessError, Code, Report, issue
     from .ranking import rank_townships
     from .workflow import align_collection, check_round
+    from .writer import check_writable
 
     coll, board = check_round(rnd, ctx, progress, workers, every_file=True)
     if not board.count("ok"):
@@ -405,8 +389,7 @@ def feedback_round(rnd: "Round", ctx: "Context", progress=None, workers: int | N
     align_collection(coll, board, ctx)
     ranking = rank_townships(coll, ctx, reviews=board.reviews.done if board.reviews else None)   # as `rank` ranks
     last = last_year_results(rnd)
-    told = township_feedback(ranking, coll, ctx, verdicts if verdicts is not None else verdicts_of(board.reviews,
-                                                                                                  ctx.rubric), last)
+    told = township_feedback(ranking, coll, ctx, verdicts_of(board.reviews, ctx.rubric), last)
     check_writable(rnd.feedback, folder=True)
     paths = [rnd.feedback / feedback_file_name(fb, ctx.settings.year) for fb in told]
     for path in paths:

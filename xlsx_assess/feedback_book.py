@@ -173,7 +173,11 @@ FEEDBACK_STYLES = {
 
 
 def feedback_file_name(fb: TownshipFeedback, year: int) -> str:
-    return re.sub(r'[\\/:*?"<>|\x00-\x1f]', "_", f"{year}_{fb.code}_{fb.township}_反馈单") + ".xlsx"
+    """`2026_410927100_城关镇_反馈单.xlsx`, as `review.review_file_name` names a 核定表."""
+    from .settings import Township
+    from .writer import file_name
+
+    return file_name(Township(fb.code, fb.township), year)[:-len(".xlsx")] + "_反馈单.xlsx"
 
 
 def write_feedback(fb: TownshipFeedback, s: "Settings", path: Path, made: dt.datetime | None = None) -> FeedbackLayout:
@@ -189,7 +193,8 @@ def write_feedback(fb: TownshipFeedback, s: "Settings", path: Path, made: dt.dat
 def _write(lay: FeedbackLayout, fb: TownshipFeedback, s: "Settings", target, made: dt.datetime | None) -> None:
     import xlsxwriter
 
-    from .writer import FONT, FORMATS, PROTECT_OPTIONS, WORKBOOK_OPTIONS, print_setup, row_height
+    from .writer import (FONT, FORMATS, PROTECT_OPTIONS, WORKBOOK_OPTIONS, print_setup, row_height, validation_options,
+                         write_cell)
 
     wb = xlsxwriter.Workbook(target, WORKBOOK_OPTIONS)
     wb.set_properties({"title": f"{s.county}{s.year}年度考核结果反馈单 — {fb.township}", "subject": s.title,
@@ -204,9 +209,9 @@ def _write(lay: FeedbackLayout, fb: TownshipFeedback, s: "Settings", target, mad
                for k, v in styles.items()}
     ws, meta = wb.add_worksheet(SHEET), wb.add_worksheet(META_SHEET)
     for cell in lay.cells:
-        _write_cell(ws, cell, formats[cell.style])
+        write_cell(ws, cell, formats[cell.style], {})
         if cell.validation is not None:
-            ws.data_validation(cell.row, cell.col, cell.row, cell.col, _validation_options(cell.validation))
+            ws.data_validation(cell.row, cell.col, cell.row, cell.col, validation_options(cell.validation, cell.ref))
     for col, width in enumerate(WIDTHS):
         ws.set_column(col, col, width)
     ws.set_row(0, 30)
@@ -229,29 +234,6 @@ def _write(lay: FeedbackLayout, fb: TownshipFeedback, s: "Settings", target, mad
         sheet.protect("", PROTECT_OPTIONS)
     ws.activate()
     wb.close()
-
-
-def _write_cell(ws, cell: CellSpec, fmt) -> None:
-    if cell.merge_to:
-        ws.merge_range(cell.row, cell.col, cell.merge_to[0], cell.merge_to[1], "", fmt)
-    if isinstance(cell.value, str) and cell.value:
-        ws.write_string(cell.row, cell.col, cell.value, fmt)
-    elif isinstance(cell.value, (int, float)) and not isinstance(cell.value, bool):
-        ws.write_number(cell.row, cell.col, cell.value, fmt)
-    elif not cell.merge_to:
-        ws.write_blank(cell.row, cell.col, None, fmt)
-
-
-def _validation_options(v: Validation) -> dict:
-    opts: dict[str, Any] = {"input_title": v.title[:32], "input_message": v.prompt[:255], "error_title": "填写有误",
-                            "error_message": v.error[:255], "error_type": "stop"}
-    if v.kind == "date":
-        opts.update(validate="date", criteria="between", minimum=dt.date(int(v.minimum), 1, 1),
-                    maximum=dt.date(int(v.maximum), 12, 31))
-    else:
-        opts.update(validate="length", criteria="between", minimum=int(v.minimum), maximum=int(v.maximum),
-                    ignore_blank=True)
-    return opts
 
 
 # -- the round's record of what it sent -------------------------------------------------------------

@@ -27,7 +27,6 @@ from .settings import Settings, Township
 REVIEW_SHEETS = (REVIEW_SHEET, META_SHEET)
 REVIEW_MARK = "xlsx-assess-review"          # xa_form of a 核定表 (a form's is layout.FORM_MARK)
 REVIEW_KEYS = (*IDENTITY_KEYS, "xa_return_sha256")
-FOLDER = "核定"                              # in the round: where `review` writes and `check` reads
 
 
 @dataclass(frozen=True)
@@ -69,10 +68,6 @@ class ReviewLayout:
     breaks: list[int] = field(default_factory=list)             # rows that start a printed page
     identity: dict[str, str] = field(default_factory=dict)
     shared: dict = field(default_factory=dict, repr=False)           # what the writer derives once
-
-    @property
-    def return_sha256(self) -> str:
-        return self.own.sha256
 
     def score_cell(self, item_id: str) -> str:
         return a1(self.item_rows[item_id], C_SCORE)
@@ -732,17 +727,6 @@ def review_files(folder: Path) -> list[Path]:
 
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in (".xlsx", ".xlsm")
                   and not skip_reason(p.name))
-
-
-def check_reviews(paths: Iterable[Path], ctx, accepted: Mapping[str, SelfAssessed], names=None) -> list[ReviewResult]:
-    """Check every 核定表 in `paths`; `names` (path -> how to show it) defaults to the path."""
-    from .reader import read_returned
-
-    out = []
-    for path in paths:
-        ret = read_returned(path, (names or {}).get(path, str(path)))
-        out.append(check_review(ret, ctx, accepted))
-    return out
 
 
 def chosen_reviews(results: Iterable[ReviewResult]) -> dict[str, ReviewResult]:

@@ -345,7 +345,8 @@ def validation_options(v: Validation, top_left: str) -> dict:
     elif v.kind == "length":
         opts.update(validate="length", criteria="between", minimum=int(v.minimum), maximum=int(v.maximum))
     elif v.kind == "date":
-        opts.update(validate="date", criteria="between", minimum=dt.date(2000, 1, 1), maximum=dt.date(2100, 12, 31))
+        opts.update(validate="date", criteria="between", minimum=dt.date(int(v.minimum or 2000), 1, 1),
+                    maximum=dt.date(int(v.maximum or 2100), 12, 31))          # years; none given: any date
     return opts
 
 
