@@ -262,11 +262,12 @@ def check_returned(ret: Returned, ctx: Context) -> FileResult:
     res.report.extend(ret.issues)
     if not ret.readable:
         return res
-    township = _check_identity(ret, ctx, res)
-    if township is None:
+    found = _check_identity(ret, ctx, res)
+    if found is None:
         return res
+    township, made = found
     res.township = township
-    lay = ctx.layout(township.code, _made_from(ret, ctx))
+    lay = ctx.layout(township.code, made)
     if not _check_sheets(ret, res):
         return res
     _check_locked(ret, lay, res)
@@ -318,7 +319,9 @@ def claimed_township(ret: Returned, ctx: Context, add, mark: str = FORM_MARK,
     return ident, township
 
 
-def _check_identity(ret: Returned, ctx: Context, res: FileResult) -> Township | None:
+def _check_identity(ret: Returned, ctx: Context, res: FileResult) -> tuple[Township, Rubric] | None:
+    """The township a return is from and the rubric it is checked against (`_made_from`); None for a file
+    of no township, or of another year or rubric (its issues added)."""
     ident, township = claimed_township(ret, ctx, res.add)
     if township is None:
         return None
@@ -326,7 +329,7 @@ def _check_identity(ret: Returned, ctx: Context, res: FileResult) -> Township | 
     if ident.get("xa_year") != str(ctx.settings.year):
         res.add(Code.WRONG_YEAR, sheet=META_SHEET, value=ident.get("xa_year", "?"), expected=ctx.settings.year)
         return _other_version(res, township, "year:" + ident.get("xa_year", "?"))
-    made = _made_from(ret, ctx, ident)
+    made = _made_from(ident, ctx)
     if made is None:
         sha = ident.get("xa_rubric_sha256", "?")
         old = ctx.versions.get(sha)
@@ -341,15 +344,12 @@ def _check_identity(ret: Returned, ctx: Context, res: FileResult) -> Township | 
     other = _named_in_file_name(ret.name, ctx)
     if other is not None and other.code != code:
         res.add(Code.FILE_NAME_DISAGREES, value=other.name, expected=township.name)
-    return township
+    return township, made
 
 
-def _made_from(ret: Returned, ctx: Context, ident: dict[str, str] | None = None) -> Rubric | None:
-    """The rubric a return is checked against: the current one, or the version it was made from where that
-    differs in wording only; None for any other."""
-    if ident is None:
-        props, sheet = read_identity(ret)
-        ident = sheet or props
+def _made_from(ident: dict[str, str], ctx: Context) -> Rubric | None:
+    """The rubric a return (its identity `ident`) is checked against: the current one, or the version it was
+    made from where that differs in wording only; None for any other."""
     sha = ident.get("xa_rubric_sha256")
     if sha == ctx.rubric.fingerprint:
         return ctx.rubric

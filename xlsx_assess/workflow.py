@@ -255,7 +255,10 @@ def review_round(rnd, ctx: Context, refresh: bool = False, progress: Progress | 
                 lay = review_layout(ctx.rubric, t, ctx.settings, own, carried(lay, there.earlier))
             write_review(lay, path)
         done.append(ReviewAction(t.code, t.name, action, path))
-    _, board = check_round(rnd, ctx, None, workers)
+    from .ledger import Ledger
+
+    with Ledger.of_round(rnd) as ledger:                          # the 核定表s as now written: read again,
+        board = _with_round_reviews(rnd, ctx, coll, board, ledger)  # the returns' checks stand
     return board, done
 
 
