@@ -249,7 +249,8 @@ def test_init_makes_the_round_and_refuses_to_make_it_twice(ctx, tmp_path):
     marker = read_marker(rnd)
     assert marker["year"] == ctx.settings.year and marker["tool"] == "xlsx-assess" and "+" in marker["created"]
     assert load_round_context(rnd) == ctx
-    assert find_round(rnd.returned / "some" / "where") is None or find_round(rnd.returned) == rnd
+    assert find_round(rnd.returned) == rnd and find_round(rnd.root) == rnd
+    assert find_round(rnd.returned / "some" / "where") is None              # a path that is not there
     with pytest.raises(AssessError) as exc:
         init_round(rnd.root)
     assert [i.code for i in exc.value.report.issues] == ["R206"]
