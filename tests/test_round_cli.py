@@ -121,3 +121,17 @@ def test_a_mistyped_round_inside_a_round_is_a_usage_error_not_this_round(tmp_pat
     assert got.returncode == 2 and "当前文件夹不在考核轮次中" in got.stderr and "要核查的文件" not in got.stderr
     got = xa(tmp_path, "init")
     assert got.returncode == 2 and "缺少新考核轮次的文件夹" in got.stderr and "xlsx-assess init 考核2026" in got.stderr
+
+
+def test_issues_under_the_board_wrap_at_the_console_width(tmp_path):
+    assert xa(tmp_path, "init", "本轮").returncode == 0
+    here = tmp_path / "本轮"
+    rnd = open_round(here)
+    ctx = load_round_context(rnd)
+    item = next(i for i in ctx.rubric.items if i.kind == "base")
+    clean(ctx, ctx.townships[0], rnd.returned, "错.xlsx", **{item.id: item.points + 5})
+    got = subprocess.run([sys.executable, "-m", "xlsx_assess", "check"], cwd=here, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "COLUMNS": "80"}, timeout=600)
+    grid = [line for line in got.stdout.splitlines() if line.startswith("    ")]
+    assert any("V403" in line for line in grid)
+    assert max(map(len, grid)) <= 80, grid

@@ -585,9 +585,7 @@ def _file_lines(out, coll, decimals: int, width: int, brief: bool) -> None:
                                       f"  最终得分 {show(r.scores.final, decimals)}" if r.accepted else "", "\n"))
         shown = [i for i in r.report if not brief or i.severity == "error"]
         if shown:
-            out.append_text(_grid(("代码", "工作表", "单元格", "说明"), [
-                [(i.code, SEVERITY_STYLE[i.severity]), i.sheet, i.cell, i.message] for i in shown[:SHOWN_ISSUES]],
-                indent="    ", width=width))
+            out.append_text(_issue_grid(shown, "    ", width))
             if len(shown) > SHOWN_ISSUES:
                 out.append(f"    … 另有 {len(shown) - SHOWN_ISSUES} 条，完整清单见 --json 或排名工作簿的“问题清单”。\n")
     for s in coll.skipped:
@@ -708,6 +706,13 @@ def _render_ranking(rk) -> None:
     table = _grid(list(shown.columns), rows, right=numeric)
     table.rstrip()
     _console().print("排名", table, sep="\n", soft_wrap=True)
+
+
+def _issue_grid(issues, indent: str, width: int):
+    """Located issues as a table under a line (at most SHOWN_ISSUES), the 说明 wrapped to `width`."""
+    return _grid(("代码", "工作表", "单元格", "说明"), [
+        [(i.code, SEVERITY_STYLE[i.severity]), i.sheet, i.cell, i.message] for i in list(issues)[:SHOWN_ISSUES]],
+        indent=indent, width=width)
 
 
 def _grid(header, rows, indent: str = "", right: frozenset[int] | set[int] = frozenset(), width: int = 0):
@@ -832,11 +837,11 @@ def _render_board(board, skipped=(), history: bool = False, strays=()) -> None:
     """One line per township (state, file, score or what is wrong, 填报人 电话); its files when `history`."""
     from rich.text import Text
 
-    out = Text()
+    out, width = Text(), _console().width
     if board.setup_suspect is not None:
         out.append(f"✖ {board.setup_suspect.code} {_plain(board.setup_suspect.message)}\n", "bold red")
     for line in board.lines:
-        _render_line(out, line, detail=board.setup_suspect is None, history=history)
+        _render_line(out, line, width, detail=board.setup_suspect is None, history=history)
     for f in board.unassigned:
         out.append(f"? 无法确定所属乡镇：{_plain(f.name)}（{' '.join(f.issue_codes)}）\n", "yellow")
     for s in skipped:
@@ -861,7 +866,7 @@ def _render_history(out, line) -> None:
                    f" · {ROLE_ZH.get(f.role, f.role)}{score}{also}\n", "dim")
 
 
-def _render_line(out, line, detail: bool = True, history: bool = False) -> None:
+def _render_line(out, line, width: int, detail: bool = True, history: bool = False) -> None:
     from rich.text import Text
 
     mark, style = STATE_STYLE[line.state]
@@ -873,33 +878,29 @@ def _render_line(out, line, detail: bool = True, history: bool = False) -> None:
                                   f"  {_plain(line.file)}  " if line.file else "  ", what,
                                   f"  {_plain(contact)}" if contact else "", "\n"))
     if line.review:
-        _render_review(out, line, detail)
+        _render_review(out, line, width, detail)
     if history:
         _render_history(out, line)
     if line.feedback:
-        _render_feedback(out, line)
+        _render_feedback(out, line, width)
     if detail and line.state == "fix":
         shown = [i for i in line.issues if i.severity != "info"] or list(line.issues)
-        out.append_text(_grid(("代码", "工作表", "单元格", "说明"), [
-            [(i.code, SEVERITY_STYLE[i.severity]), i.sheet, i.cell, i.message] for i in shown[:SHOWN_ISSUES]],
-            indent="    "))
+        out.append_text(_issue_grid(shown, "    ", width))
 
 
-def _render_feedback(out, line) -> None:
+def _render_feedback(out, line, width: int) -> None:
     """The township's 反馈单 under its line: 已整改, 待整改, or 整改未完成 with what is missing, located."""
     style = {"rectified": "green", "rectifying": "red", "sent": "yellow"}[line.feedback]
     what = f"，{len(line.feedback_issues)} 处未完成" if line.feedback == "rectifying" else ""
     out.append(f"    反馈单 {line.feedback_zh}{what}  {_plain(line.feedback_file)}\n", style)
     if line.feedback_issues:
-        out.append_text(_grid(("代码", "工作表", "单元格", "说明"), [
-            [(i.code, SEVERITY_STYLE[i.severity]), i.sheet, i.cell, i.message] for i in line.feedback_issues[:SHOWN_ISSUES]],
-            indent="      "))
+        out.append_text(_issue_grid(line.feedback_issues, "      ", width))
 
 
 REVIEW_STYLE = {"pending": ("…", "yellow"), "verified": ("✔", "green"), "stale": ("✖", "red")}
 
 
-def _render_review(out, line, detail: bool) -> None:
+def _render_review(out, line, width: int, detail: bool) -> None:
     """The 核定 stage under an 已合格 line: 已核定 with the score on 核定分, 待核定, or 核定表已过期."""
     mark, style = REVIEW_STYLE[line.review]
     errors = sum(i.severity == "error" for i in line.review_issues)
@@ -912,9 +913,7 @@ def _render_review(out, line, detail: bool) -> None:
 
     shown = [i for i in line.review_issues if i.code not in (Code.REVIEW_STALE, Code.REVIEW_UNSIGNED)]
     if detail and shown:
-        out.append_text(_grid(("代码", "工作表", "单元格", "说明"), [
-            [(i.code, SEVERITY_STYLE[i.severity]), i.sheet, i.cell, i.message] for i in shown[:SHOWN_ISSUES]],
-            indent="      "))
+        out.append_text(_issue_grid(shown, "      ", width))
 
 
 def _when_text(t) -> str:
