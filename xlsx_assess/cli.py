@@ -984,9 +984,8 @@ def _generate_in_round(round_dir, force: bool, only, password, given: tuple):
     from .round import generate_round, load_round_context, open_round
 
     if any(v is not None for v in given):
-        _console(stderr=True).print("[red]在考核轮次中生成考核表不用 --rubric、--townships、--settings、--year："
-                                    "请修改 考核设置.xlsx；或用 --out 指定输出目录。[/]")
-        raise typer.Exit(2)
+        raise Usage("在考核轮次中生成考核表不用 --rubric、--townships、--settings、--year：请修改 考核设置.xlsx；"
+                    "或用 --out 指定输出目录。")
     rnd = open_round(round_dir)
     with _progress("生成考核表") as progress:
         done = generate_round(rnd, force, only, password, progress)
@@ -1000,8 +999,7 @@ def _rubric_diff(paths: list[Path]) -> None:
 
     con = _console()
     if len(paths) != 2:
-        _console(stderr=True).print("[red]用法：xlsx-assess rubric diff 旧版本 新版本（CSV、考核设置.xlsx 或考核轮次文件夹）[/]")
-        raise typer.Exit(2)
+        raise Usage("请写成 xlsx-assess rubric diff 旧版本 新版本（CSV、考核设置.xlsx 或考核轮次文件夹）。")
     with _guard():
         read = [read_any_rubric(p) for p in paths]
     for _, report in read:
