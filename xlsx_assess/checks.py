@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from . import scoring
+from .scoring import cell_text
 from .changes import compatible, describe, diff_rubrics
 from .issues import Code, Issue, Report, issue, status_of
 from .layout import (COL_EVIDENCE, COL_NOTE, COL_SCORE, FEEDBACK_MARK, FORM_MARK, FORM_SHEET, GUIDE_SHEET, IDENTITY_KEYS, META_SHEET, SHEETS, CellSpec,
@@ -723,15 +724,6 @@ def same_value(expected: Any, actual: Any) -> bool:
         return isinstance(actual, (int, float)) and not isinstance(actual, bool) and math.isclose(
             float(actual), float(expected), abs_tol=1e-9)
     return cell_text(actual) == str(expected)
-
-
-def cell_text(value: Any) -> str:
-    """A cell's value as its text: blank for none, 2.0 as "2" (what a returned file is compared and shown by)."""
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def _show(value: Any, width: int = 40) -> str:

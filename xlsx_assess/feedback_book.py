@@ -23,14 +23,14 @@ from .scoring import number_format
 from .feedback import TownshipFeedback
 from .checks import cell_text, check_sheets, read_identity, same_value   # as for the form
 from .issues import Code, Issue, issue
-from .layout import FEEDBACK_MARK, META_SHEET, OTHER_BOOK_SHEETS, CellSpec, Validation, a1, position
+from .layout import FEEDBACK_MARK, FEEDBACK_SHEET, META_SHEET, CellSpec, Validation, a1, position
 
 if TYPE_CHECKING:
     from .reader import Returned
     from .round import Round
     from .settings import Settings
 
-SHEET = OTHER_BOOK_SHEETS[0]           # "反馈单": the reader reads it (layout.READ_SHEETS)
+SHEET = FEEDBACK_SHEET                 # "反馈单": the reader reads it (layout.READ_SHEETS)
 SHEETS = (SHEET, META_SHEET)
 IDENTITY_KEYS = ("xa_form", "xa_township_code", "xa_township", "xa_year", "xa_feedback_id", "xa_tool_version")
 HEADERS = ("编号", "失分指标", "分值", "自评", "核定", "扣分", "失分原因", "整改措施", "整改时限", "责任人")

@@ -26,7 +26,6 @@ SHEETS = (GUIDE_SHEET, FORM_SHEET, META_SHEET)
 REVIEW_SHEET = "核定表"            # the 核定表 (review.py), sent out and read back like a form
 FEEDBACK_SHEET = "反馈单"          # the 反馈单 (feedback_book.py), sent out and read back like a form
 FEEDBACK_MARK = "feedback"        # xa_form of a 反馈单 (FORM_MARK is the form's)
-OTHER_BOOK_SHEETS = (FEEDBACK_SHEET,)
 # Every sheet the reader reads the values and the structure of: the form's and those of the other
 # workbooks the tool sends out and reads back (add a new one here).
 READ_SHEETS = (*SHEETS, REVIEW_SHEET, FEEDBACK_SHEET)
@@ -127,7 +126,6 @@ class FormLayout:
     phone_cell: str = ""
     date_cell: str = ""
     last_row: int = 0
-    sign_row: int = 0
     running_cell: str = ""               # the last running count: how many lines are missing or invalid
     heights: dict[int, float] = field(default_factory=dict)   # form row -> height (points), from its texts
     breaks: list[int] = field(default_factory=list)           # form rows that start a printed page
@@ -599,7 +597,6 @@ def _lay_signatures(lay: FormLayout, put, row: int) -> None:
         merge_to=(row + 2, COL_CRITERION))
     for k, h in enumerate(SIGN_HEIGHTS):
         lay.heights[row + k] = h
-    lay.sign_row = row
     lay.last_row = row + len(SIGN_HEIGHTS) - 1
 
 

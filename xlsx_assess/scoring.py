@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .rubric import Rubric, format_points
 
@@ -177,7 +177,7 @@ def line_state(kind: str, raw, points: float, decimals: int) -> int:
 
     `raw` is the cell as a spreadsheet holds it: a number, text, or None for an empty cell."""
     if kind == "zero":
-        text = "" if raw is None else _cell_text(raw).strip(" ")
+        text = cell_text(raw).strip(" ")
         return 0 if text in (YES, NO) else 1 if text == "" else 2
     if type(raw) in (int, float):
         return 0 if 0 <= raw <= points and fits(float(raw), decimals) else 2
@@ -186,8 +186,13 @@ def line_state(kind: str, raw, points: float, decimals: int) -> int:
     return 2
 
 
-def _cell_text(raw) -> str:
-    return str(int(raw)) if isinstance(raw, float) and raw.is_integer() else str(raw)
+def cell_text(value: Any) -> str:
+    """A cell's value as its text: blank for none, 2.0 as "2" (what a returned file is compared and shown by)."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 # -- the same rules as formulas -------------------------------------------------------------------

@@ -259,15 +259,9 @@ class Setup:
         return Context(self.rubric, self.settings, self.townships)
 
 
-def load_setup_book(path: str | Path, year: int | None = None):
-    """The Context a setup workbook holds (the settings' year replaced by `year`); AssessError if unusable."""
-    setup = read_setup_book(path)
-    ctx = setup.context()
-    if year is not None:
-        from dataclasses import replace
-
-        ctx = replace(ctx, settings=ctx.settings.with_year(year))
-    return ctx
+def load_setup_book(path: str | Path):
+    """The Context a setup workbook holds; AssessError if unusable."""
+    return read_setup_book(path).context()
 
 
 def read_setup_book(path: str | Path) -> Setup:
