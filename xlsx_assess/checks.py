@@ -529,12 +529,21 @@ def _check_structure(ret: Returned, lay: FormLayout, res: FileResult) -> None:
     form = ret.xml.get(FORM_SHEET)
     if form is None:
         return
-    inputs = _plan(lay).form_inputs
-    unvalidated = form.unvalidated(inputs.keys())
-    missing = [ref for cell, ref in inputs.items() if cell in unvalidated]
+    check_validations(form, FORM_SHEET, _plan(lay).form_inputs, res.add)
+
+
+def removed_validations(sheet_xml, inputs: Mapping[tuple[int, int], str]) -> list[str]:
+    """The input cells (position -> ref, in their order) whose data validation is gone from `sheet_xml`."""
+    unvalidated = sheet_xml.unvalidated(inputs.keys())
+    return [ref for cell, ref in inputs.items() if cell in unvalidated]
+
+
+def check_validations(sheet_xml, sheet: str, inputs: Mapping[tuple[int, int], str], add) -> None:
+    """VALIDATION_REMOVED, at the first input cell of `sheet` whose data validation is gone, naming them."""
+    missing = removed_validations(sheet_xml, inputs)
     if missing:
         shown = "、".join(missing[:5]) + (f" 等 {len(missing)} 个单元格" if len(missing) > 5 else "")
-        res.add(Code.VALIDATION_REMOVED, sheet=FORM_SHEET, cell=missing[0], detail=shown)
+        add(Code.VALIDATION_REMOVED, sheet=sheet, cell=missing[0], detail=shown)
 
 
 # -- values ---------------------------------------------------------------------------------------

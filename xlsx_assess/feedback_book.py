@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .scoring import number_format
 from .feedback import TownshipFeedback
-from .checks import cell_text, check_sheets, read_identity, same_value   # as for the form
+from .checks import cell_text, check_sheets, read_identity, removed_validations, same_value   # as for the form
 from .issues import Code, Issue, issue
 from .layout import FEEDBACK_MARK, FEEDBACK_SHEET, META_SHEET, CellSpec, Validation, a1, position
 
@@ -391,7 +391,7 @@ def _structure(ret: "Returned", record: dict, name: str) -> list[Issue]:
         if not xml.protected:
             found.append(issue(Code.FEEDBACK_PROTECTION_REMOVED, file=name, sheet=SHEET, detail="工作表保护已被取消"))
         inputs = {position(ref): ref for line in record["lines"] for ref in line[2:]}
-        missing = sorted(inputs[c] for c in xml.unvalidated(set(inputs)))
+        missing = sorted(removed_validations(xml, inputs))
         if missing:
             found.append(issue(Code.FEEDBACK_PROTECTION_REMOVED, file=name, sheet=SHEET, cell=missing[0],
                                detail="这些单元格的数据有效性已被删除：" + "、".join(missing[:5])))

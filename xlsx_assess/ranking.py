@@ -11,7 +11,7 @@ from .clock import local_text
 from .collect import Collection
 from .checks import Context
 from .issues import SEVERITY_ZH
-from .rubric import format_points
+from .rubric import format_points, shown_points
 from .scoring import PLACES_ZH, number_format
 
 if TYPE_CHECKING:
@@ -194,7 +194,7 @@ class _Details:
         self.count += 1
         values, zeroed = (rev.decided.values, rev.decided.zeroed) if rev is not None else (r.entries.values, r.scores.zeroed)
         if rev is not None:
-            self.changes.update({(item.id, town.code): f"{town.name}：{_point(own)}→{_point(new)}（{why}）"
+            self.changes.update({(item.id, town.code): f"{town.name}：{shown_points(own)}→{shown_points(new)}（{why}）"
                                  for item, own, new, why in rev.changes})
         for k, item in enumerate(self.items):
             if item.kind == "zero":
@@ -249,10 +249,6 @@ class _Details:
                 for k, item in enumerate(self.items)
                 for j, (t, n) in enumerate(zip(self.towns, self.notes)) if item.id in n]
         return pd.DataFrame.from_records(rows, columns=["编号", "一级指标", "二级指标", "乡镇", "得分", "分值", "扣分说明"])
-
-
-def _point(v) -> str:
-    return "（空）" if v is None else v if isinstance(v, str) else format_points(v)
 
 
 def _clip(text: str, room: int) -> str:

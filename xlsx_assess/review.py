@@ -21,7 +21,7 @@ from . import __version__, scoring
 from .issues import Code, Issue, issue
 from .layout import (IDENTITY_KEYS, META_SHEET, NOTE_MAX, REVIEW_SHEET, CellSpec, Validation, a1, cell_ranges,
                      page_points, paginate, position, row_height, score_validation)
-from .rubric import Item, Rubric, format_points
+from .rubric import Item, Rubric, format_points, shown_points
 from .settings import Settings, Township
 
 REVIEW_SHEETS = (REVIEW_SHEET, META_SHEET)
@@ -562,12 +562,10 @@ def _structure(ret, lay: ReviewLayout, res: ReviewResult) -> None:
     sheet = ret.xml[REVIEW_SHEET]
     if not sheet.protected:
         res.add(Code.PROTECTION_REMOVED, sheet=REVIEW_SHEET)
+    from .checks import check_validations
+
     inputs = {(c.row, c.col): c.ref for c in lay.inputs() if c.sheet == REVIEW_SHEET}
-    unvalidated = sheet.unvalidated(inputs.keys())
-    missing = [ref for cell, ref in inputs.items() if cell in unvalidated]
-    if missing:
-        shown = "、".join(missing[:5]) + (f" 等 {len(missing)} 个单元格" if len(missing) > 5 else "")
-        res.add(Code.VALIDATION_REMOVED, sheet=REVIEW_SHEET, cell=missing[0], detail=shown)
+    check_validations(sheet, REVIEW_SHEET, inputs, res.add)
 
 
 def _read_decided(ret, lay: ReviewLayout, own: SelfAssessed, res: ReviewResult) -> Decided:
@@ -598,7 +596,7 @@ def _read_decided(ret, lay: ReviewLayout, own: SelfAssessed, res: ReviewResult) 
             res.changes.append((item, own.shown(item), _decided_shown(item, dec), reason))
             if not reason:
                 res.add(Code.REVIEW_REASON_MISSING, sheet=REVIEW_SHEET, cell=reason_ref, value=item.id,
-                        detail=_shown_text(_decided_shown(item, dec)), expected=_shown_text(own.shown(item)))
+                        detail=shown_points(_decided_shown(item, dec)), expected=shown_points(own.shown(item)))
     dec.reviewer = cell_text(ret.value(REVIEW_SHEET, *position(lay.reviewer_cell))).strip()
     date = ret.value(REVIEW_SHEET, *position(lay.date_cell))
     dec.date = date.isoformat()[:10] if isinstance(date, (dt.date, dt.datetime)) else cell_text(date).strip()
@@ -630,10 +628,6 @@ def _decided_shown(item: Item, dec: Decided):
     if item.kind == "zero":
         return scoring.YES if dec.zeroed else scoring.NO
     return dec.values.get(item.id)
-
-
-def _shown_text(v) -> str:
-    return "（空）" if v is None else v if isinstance(v, str) else format_points(v)
 
 
 def _score(raw: Any, item: Item, decimals: int, ref: str, res: ReviewResult) -> float | None:

@@ -143,6 +143,11 @@ def format_points(value: float) -> str:
     return f"{value:.10g}"
 
 
+def shown_points(value: float | str | None) -> str:
+    """A score as a message shows it: points as `format_points`, text as typed, nothing as （空）."""
+    return "（空）" if value is None else value if isinstance(value, str) else format_points(value)
+
+
 def rubric_csv(rubric: Rubric) -> bytes:
     """The rubric as a CSV that loads back to an equal rubric (same fingerprint): UTF-8 with a BOM, so
     Excel on Chinese Windows opens it right."""
