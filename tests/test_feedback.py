@@ -4,6 +4,7 @@ the notice's counts; last year beside this year in a round made --from the previ
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import random
@@ -102,7 +103,9 @@ def test_a_feedback_form_is_locked_validated_identified_and_prints_like_the_form
     validated = " ".join(re.findall(r'<dataValidation [^>]*sqref="([^"]+)"', xml))
     for _, _, measure, deadline, owner in lay.lines:
         assert measure in validated and deadline in validated and owner in validated
-    assert 'type="date"' in xml
+    year = ctx.settings.year                            # a deadline from 1 January of the year to its third year after
+    assert re.search(rf'type="date"[^>]*>\s*<formula1>{(dt.date(year, 1, 1) - dt.date(1899, 12, 30)).days}</formula1>'
+                     rf'\s*<formula2>{(dt.date(year + 3, 12, 31) - dt.date(1899, 12, 30)).days}</formula2>', xml)
     # the file sent back untouched is recognised as such: 待整改, no issues
     got = check_feedback(rnd, path, path.name, ctx.settings.year)
     assert got.untouched and got.code == fb.code and not got.issues
@@ -395,7 +398,7 @@ def test_the_feedback_form_renders_on_a4_with_its_header_on_every_page(returned)
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     pages = [p for p in text.split("\f") if p.strip()]
     fb, _ = run.written[0]
-    assert f"第 1 页，共 {len(pages)} 页" in re.sub(r"\s+", " ", pages[0]) or "第 1 页" in pages[0]
+    assert f"第1页，共{len(pages)}页" in re.sub(r"\s+", "", pages[0])
     assert "考核结果反馈单" in pages[0] and fb.township in pages[0] and "完善" in pages[0]
     for page in pages:
         assert "整改措施" in page and "责任人" in page        # the table's header repeated on every page

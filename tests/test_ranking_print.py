@@ -228,17 +228,19 @@ def test_the_heading_drops_county_form_and_parenthesis_from_the_title(ctx):
 
 
 def test_a_ranking_written_before_its_sheets_changed_is_still_told_by_its_content(tmp_path):
-    """The input folder may hold last year's ranking (six sheets): it is still not read as a return."""
+    """The input folder may hold last year's ranking (six sheets), or one written before the 考核结果通报: it is
+    still not read as a return."""
     import xlsxwriter
 
-    from xlsx_assess.ranking import EARLIER_SHEETS
+    from xlsx_assess.ranking import EARLIER_SHEETS, ISSUE12_SHEETS
 
-    path = tmp_path / "旧排名.xlsx"
-    wb = xlsxwriter.Workbook(path)
-    for name in EARLIER_SHEETS:
-        wb.add_worksheet(name)
-    wb.close()
-    assert is_ranking_workbook(path)
+    for k, sheets in enumerate((EARLIER_SHEETS, ISSUE12_SHEETS)):
+        path = tmp_path / f"旧排名{k}.xlsx"
+        wb = xlsxwriter.Workbook(path)
+        for name in sheets:
+            wb.add_worksheet(name)
+        wb.close()
+        assert is_ranking_workbook(path), sheets
 
 
 def test_every_row_has_its_height_set_and_no_hash_makes_a_row_tall(nine_xlsx):
