@@ -367,3 +367,14 @@ def test_a_setting_changed_after_the_forms_went_out_is_r209_naming_it(small_ctx,
     generate_round(rnd, force=True)
     assert {p: p.read_bytes() for p in rnd.sent.iterdir()} != before
     generate_round(rnd)                                      # what was sent is now the new setup
+
+
+def test_every_number_setting_is_validated_in_the_workbook():
+    from xlsx_assess.setup_book import _setting_rule
+
+    for row in SETTING_ROWS:
+        if row.kind in ("int", "number", "severity"):
+            rule = _setting_rule(row)
+            assert rule is not None and rule["error_title"] == row.label, row.key
+    rule = _setting_rule(next(r for r in SETTING_ROWS if r.key == "upload_max_files"))
+    assert (rule["validate"], rule["minimum"], rule["maximum"]) == ("integer", 1, 100_000)

@@ -18,7 +18,8 @@ from typing import Any
 
 from .issues import AssessError, Code, Refused, Report, issue
 from .rubric import KIND_ZH, RUBRIC_COLUMNS, Column, Headers, Rubric, Table, format_points, parse_points
-from .settings import (MAX_CAP, MAX_ROSTER_TEXT, ROSTER_COLUMNS, TEXT_LIMITS, YEARS, Settings, Township,
+from .scoring import MAX_DECIMALS
+from .settings import (MAX_CAP, MAX_ROSTER_TEXT, ROSTER_COLUMNS, TEXT_LIMITS, WHOLE_LIMITS, YEARS, Settings, Township,
                        settings_from_data, townships_from_table)
 
 RUBRIC_SHEET, ROSTER_SHEET, SETTINGS_SHEET, HELP_SHEET = "评分细则", "乡镇名单", "考核参数", "说明"
@@ -206,12 +207,13 @@ def _setting_rule(row: SettingRow) -> dict | None:
     if row.key == "year":
         return {"validate": "integer", "criteria": "between", "minimum": YEARS[0], "maximum": YEARS[1],
                 "error_title": row.label, "error_message": f"请填 {YEARS[0]} 到 {YEARS[1]} 之间的年份，如 2026。"}
-    if row.key == "score_decimals":
-        return {"validate": "integer", "criteria": "between", "minimum": 0, "maximum": 4,
-                "error_title": row.label, "error_message": "请填 0 到 4 之间的整数。"}
+    if row.key == "score_decimals" or row.key in WHOLE_LIMITS:
+        low, high = (0, MAX_DECIMALS) if row.key == "score_decimals" else WHOLE_LIMITS[row.key][1:]
+        return {"validate": "integer", "criteria": "between", "minimum": low, "maximum": high,
+                "error_title": row.label, "error_message": f"请填 {low} 到 {high} 之间的整数。"}
     if row.kind == "severity":
-        return {"validate": "list", "source": ["警告", "错误"], "error_title": row.label,
-                "error_message": "请从下拉列表选择“警告”或“错误”。"}
+        return {"validate": "list", "source": list(SEVERITY_KEYS), "error_title": row.label,
+                "error_message": "请从下拉列表选择" + "或".join(f"“{k}”" for k in SEVERITY_KEYS) + "。"}
     if row.kind == "number":
         return {"validate": "decimal", "criteria": "between", "minimum": 0, "maximum": MAX_CAP,
                 "error_title": row.label, "error_message": f"请填 0 到 {MAX_CAP:g} 之间的数。"}
